@@ -1,0 +1,1 @@
+"""Brokers: where orders go. The engine only knows the ``Broker`` protocol in base.py."""

@@ -1,0 +1,24 @@
+"""The feed interface: warm-up history first, then closed bars as they happen."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from engine.models import Bar
+
+
+class DataError(ValueError):
+    """Bad market data from a file or a source: the message names the row/field and the fix."""
+
+
+class Feed(Protocol):
+    def warmup(self) -> Sequence[Bar]:
+        """Closed bars before the live part, used only to prime the indicators."""
+        ...
+
+    def bars(self) -> AsyncIterator[Bar]:
+        """Closed bars in time order; ends when the source is exhausted or the feed is stopped."""
+        ...
+
+    def stop(self) -> None: ...
