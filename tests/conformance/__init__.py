@@ -1,0 +1,1 @@
+"""Checks every Broker implementation must pass, run against a per-broker harness."""
