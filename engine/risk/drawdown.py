@@ -1,0 +1,62 @@
+"""Daily drawdown breaker: HALT once equity has fallen ``max_drawdown`` below the day's start."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from engine.models import TradingState
+from engine.risk.base import BreakerStatus
+from engine.risk.latch import Latch
+
+WARNING_FRACTION = 0.8
+"""Show a warning once the drawdown reaches this fraction of the limit."""
+
+_EPS = 1e-12  # 95,000 against 100,000 must count as exactly 5%, whatever the binary noise
+
+
+class DrawdownBreaker(Latch):
+    """Measures (day start - equity) / day start; trips at or beyond the limit."""
+
+    name = "drawdown"
+    state = TradingState.HALTED
+
+    def __init__(self, max_drawdown: float) -> None:
+        super().__init__()
+        if not 0 < max_drawdown < 1:
+            raise ValueError(f"max_drawdown must be in (0, 1) (got {max_drawdown!r})")
+        self.max_drawdown = max_drawdown
+        self.day_start_equity: float | None = None
+        self.drawdown = 0.0  # the latest measured fraction; 0 when equity is at or above start
+
+    def start_day(self, starting_equity: float) -> None:
+        """Measure from a new day's starting equity (a trip from an earlier day stays latched)."""
+        self.day_start_equity = starting_equity
+        self.drawdown = 0.0
+
+    def on_equity(self, equity: float, now: datetime) -> bool:
+        """Record the latest equity; True only when this update trips the breaker."""
+        start = self.day_start_equity
+        if start is None or start <= 0:
+            return False
+        drawdown = (start - equity) / start
+        self.drawdown = drawdown if drawdown > 0.0 else 0.0
+        if self.tripped or drawdown < self.max_drawdown - _EPS:
+            return False
+        reason = (
+            f"drawdown {drawdown:.1%} ≥ {self.max_drawdown:.1%} of day's starting equity "
+            f"${start:,.2f}"
+        )
+        return self.trip(now, reason)
+
+    def status(self, now: datetime) -> BreakerStatus:
+        return BreakerStatus(
+            name=self.name,
+            tripped=self.tripped,
+            state=self.state,
+            reason=self.reason,
+            tripped_at=self.tripped_at,
+            value=self.drawdown * 100.0,
+            threshold=self.max_drawdown * 100.0,
+            unit="%",
+            warning=self.drawdown >= WARNING_FRACTION * self.max_drawdown - _EPS,
+        )

@@ -1,0 +1,94 @@
+"""The RSI/SMA mean-reversion rule: buy an oversold dip in an uptrend, sell when overbought.
+
+The strategy only reads closed bars and returns a ``SignalEvaluated`` with every condition of
+the rule, so the journal and the console can show *why* it acted or held. It never sizes against
+the broker or sends orders itself: the engine does that through the risk gate.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from engine.config import StrategyConfig
+from engine.events import SignalEvaluated
+from engine.indicators import RSI, SMA
+from engine.models import Bar, floor_qty
+
+FLAT_EPSILON = 1e-12
+"""A position smaller than this (binary residue of fills) counts as flat."""
+
+
+class RsiSmaStrategy:
+    """Buy when RSI < oversold and close > SMA while flat; sell everything when RSI > overbought."""
+
+    __slots__ = ("_cfg", "_rsi", "_sma")
+
+    def __init__(self, cfg: StrategyConfig) -> None:
+        self._cfg = cfg
+        self._rsi = RSI(cfg.rsi_period, cfg.rsi_method)
+        self._sma = SMA(cfg.sma_period)
+
+    @property
+    def config(self) -> StrategyConfig:
+        return self._cfg
+
+    @property
+    def rsi(self) -> float | None:
+        return self._rsi.value
+
+    @property
+    def sma(self) -> float | None:
+        return self._sma.value
+
+    @property
+    def ready(self) -> bool:
+        """Both indicators have a value (after ``cfg.warmup_bars`` closes)."""
+        return self._rsi.ready and self._sma.ready
+
+    def reset(self) -> None:
+        self._rsi.reset()
+        self._sma.reset()
+
+    def warm(self, bar: Bar) -> None:
+        """Prime the indicators with a historical bar; no decision is made."""
+        close = bar.close
+        self._rsi.update(close)
+        self._sma.update(close)
+
+    def evaluate(self, bar: Bar, position_qty: float, *, ts: datetime) -> SignalEvaluated:
+        """Update the indicators with this closed bar, then apply the rule (strict inequalities)."""
+        cfg = self._cfg
+        close = bar.close
+        rsi = self._rsi.update(close)
+        sma = self._sma.update(close)
+        oversold = rsi is not None and rsi < cfg.rsi_oversold
+        overbought = rsi is not None and rsi > cfg.rsi_overbought
+        above = sma is not None and close > sma
+        flat = abs(position_qty) < FLAT_EPSILON
+        if rsi is None or sma is None:
+            action = "hold"  # not warmed up: the rule needs both indicators
+        elif oversold and above and flat:
+            action = "buy"
+        elif overbought and position_qty > 0 and not flat:
+            action = "sell"
+        else:
+            action = "hold"
+        return SignalEvaluated(
+            ts=ts,
+            symbol=bar.symbol,
+            bar_ts=bar.ts,
+            close=close,
+            rsi=rsi,
+            sma=sma,
+            action=action,
+            rsi_oversold=oversold,
+            close_above_sma=above,
+            flat=flat,
+            rsi_overbought=overbought,
+        )
+
+    def entry_qty(self, equity: float, close: float) -> float:
+        """Shares for an entry: ``position_pct`` of equity at ``close``, floored to 9 decimals."""
+        if not close > 0 or not equity > 0:
+            return 0.0
+        return floor_qty(self._cfg.position_pct * equity / close)
