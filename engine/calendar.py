@@ -1,0 +1,273 @@
+"""NYSE regular sessions (holidays, half days, DST) from exchange-calendars' XNYS.
+
+exchange-calendars pulls in pandas (~0.5 s, ~70 MB), so it is imported only when a schedule is
+first needed. Its default range is about 20 years back and 1 year ahead and raises
+``DateOutOfBounds`` outside it, so schedules are built with explicit, generously padded bounds and
+rebuilt (shared by every ``MarketCalendar`` in the process) whenever a query reaches past them.
+
+XNYS answers for any date from 1900 to 2199 with today's rules: 09:30-16:00 America/New_York and
+13:00 on half days. That is historically loose (before October 1985 the NYSE opened at 10:00)
+but fine for the synthetic generator, which only needs a realistic grid; a start date of 1975
+(a million 5-minute bars ends around 2026) works. Dates outside that window raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import numpy as np
+
+from engine.feeds.bars import datetime_from_ns, ns_from_datetime
+
+EARLIEST = date(1900, 1, 1)
+LATEST = date(2199, 12, 31)
+
+_NS_PER_SEC = 1_000_000_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_DAWN = datetime.min.replace(tzinfo=UTC)
+_PAD_DAYS = 5 * 366  # each rebuild covers five extra years either side: rebuilds stay rare
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One regular trading session; ``open`` and ``close`` are tz-aware UTC."""
+
+    day: date
+    open: datetime
+    close: datetime
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """Sessions as parallel arrays: epoch day numbers and open/close epoch nanoseconds."""
+
+    lo: int  # first covered epoch day (inclusive)
+    hi: int  # last covered epoch day (inclusive)
+    days: np.ndarray
+    open_ns: np.ndarray
+    close_ns: np.ndarray
+
+    def covers(self, lo: int, hi: int) -> bool:
+        return self.lo <= lo and hi <= self.hi
+
+
+_lock = threading.Lock()
+_shared: _Schedule | None = None
+
+
+def _epoch_day(day: date) -> int:
+    return day.toordinal() - _EPOCH_ORDINAL
+
+
+def _from_epoch_day(n: int) -> date:
+    return date.fromordinal(n + _EPOCH_ORDINAL)
+
+
+def _check_range(day: date) -> None:
+    if not EARLIEST <= day <= LATEST:
+        raise ValueError(
+            f"date {day.isoformat()} is outside the supported market calendar "
+            f"({EARLIEST.isoformat()} to {LATEST.isoformat()}); pick a date inside it"
+        )
+
+
+def _build(lo: int, hi: int) -> _Schedule:
+    """Ask exchange-calendars for XNYS between two epoch days (both inclusive)."""
+    import exchange_calendars as xcals  # lazy: pulls in pandas
+    import pandas as pd
+
+    first, last = _from_epoch_day(lo), _from_epoch_day(hi)
+    with warnings.catch_warnings():
+        # exchange-calendars 4.13 on pandas 3 triggers pandas' own deprecation warnings.
+        warnings.simplefilter("ignore", category=pd.errors.Pandas4Warning)
+        cal = xcals.get_calendar("XNYS", start=first.isoformat(), end=last.isoformat())
+        schedule = cal.schedule
+        days = pd.DatetimeIndex(schedule.index).as_unit("ns").asi8 // (86_400 * _NS_PER_SEC)
+        opens = pd.DatetimeIndex(schedule["open"]).as_unit("ns").asi8
+        closes = pd.DatetimeIndex(schedule["close"]).as_unit("ns").asi8
+    return _Schedule(
+        lo,
+        hi,
+        np.ascontiguousarray(days, dtype=np.int64),
+        np.ascontiguousarray(opens, dtype=np.int64),
+        np.ascontiguousarray(closes, dtype=np.int64),
+    )
+
+
+def _schedule_covering(lo: int, hi: int) -> _Schedule:
+    """The process-wide schedule, rebuilt wider (padded) when ``[lo, hi]`` is not inside it."""
+    global _shared
+    current = _shared
+    if current is not None and current.covers(lo, hi):
+        return current
+    with _lock:
+        current = _shared
+        if current is not None and current.covers(lo, hi):
+            return current
+        if current is not None:
+            lo, hi = min(lo, current.lo), max(hi, current.hi)
+        lo = max(lo - _PAD_DAYS, _epoch_day(EARLIEST))
+        hi = min(hi + _PAD_DAYS, _epoch_day(LATEST))
+        _shared = _build(lo, hi)
+        return _shared
+
+
+def _as_ns(now: datetime) -> int:
+    if now.tzinfo is None:
+        raise ValueError(f"{now!r} is naive; pass a timezone-aware (UTC) datetime")
+    return ns_from_datetime(now)
+
+
+class MarketCalendar:
+    """NYSE sessions. Give ``start``/``end`` to pay the build cost up front for that range."""
+
+    def __init__(self, start: date | None = None, end: date | None = None) -> None:
+        # The last answered stretch [lo, hi) of constant state and its session (None = closed):
+        # the risk gate asks is_open() once per bar, and bars mostly fall in the same stretch.
+        self._stretch: tuple[datetime, datetime, Session | None] | None = None
+        if start is not None or end is not None:
+            first = start if start is not None else end
+            last = end if end is not None else start
+            assert first is not None and last is not None
+            if last < first:
+                raise ValueError(f"calendar end {last} is before its start {first}")
+            _check_range(first)
+            _check_range(last)
+            _schedule_covering(_epoch_day(first), _epoch_day(last))
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    def _session(self, sched: _Schedule, i: int) -> Session:
+        return Session(
+            _from_epoch_day(int(sched.days[i])),
+            datetime_from_ns(int(sched.open_ns[i])),
+            datetime_from_ns(int(sched.close_ns[i])),
+        )
+
+    def sessions(self, start: date, end: date) -> list[Session]:
+        """Sessions with ``start <= day <= end`` (holidays absent, half days close early)."""
+        _check_range(start)
+        _check_range(end)
+        if end < start:
+            return []
+        lo, hi = _epoch_day(start), _epoch_day(end)
+        sched = _schedule_covering(lo, hi)
+        i0 = int(np.searchsorted(sched.days, lo, side="left"))
+        i1 = int(np.searchsorted(sched.days, hi, side="right"))
+        return [self._session(sched, i) for i in range(i0, i1)]
+
+    def sessions_from(self, start: date, count: int) -> list[Session]:
+        """The next ``count`` sessions on or after ``start``."""
+        if count < 0:
+            raise ValueError(f"count must be >= 0, got {count}")
+        _check_range(start)
+        lo = _epoch_day(start)
+        span = count * 7 // 5 + 30  # calendar days that surely hold `count` sessions
+        while True:
+            hi = min(lo + span, _epoch_day(LATEST))
+            sched = _schedule_covering(lo, hi)
+            i0 = int(np.searchsorted(sched.days, lo, side="left"))
+            i1 = int(np.searchsorted(sched.days, hi, side="right"))
+            if i1 - i0 >= count:
+                return [self._session(sched, i) for i in range(i0, i0 + count)]
+            if hi >= _epoch_day(LATEST):
+                raise ValueError(
+                    f"fewer than {count} sessions between {start} and {LATEST}; ask for fewer"
+                )
+            span *= 2
+
+    @staticmethod
+    def bar_starts(sessions: list[Session], timeframe_seconds: int) -> np.ndarray:
+        """Start-labelled bar starts covering ``[open, close)`` of each session, epoch ns.
+
+        A session whose length is not a multiple of the timeframe ends with a short last bar.
+        """
+        opens, closes = session_bounds_ns(sessions)
+        return grid_ns(opens, closes, timeframe_seconds)
+
+    # -- point-in-time questions ----------------------------------------------------------------
+
+    def _around(self, now: datetime) -> tuple[_Schedule, int, int]:
+        t = _as_ns(now)
+        day = _epoch_day(now.astimezone(UTC).date())
+        _check_range(_from_epoch_day(day))
+        sched = _schedule_covering(day - 10, day + 30)
+        # Index of the last session that opened at or before `now`.
+        i = int(np.searchsorted(sched.open_ns, t, side="right")) - 1
+        return sched, i, t
+
+    def session_for(self, now: datetime) -> Session | None:
+        """The regular session in progress at ``now`` (open <= now < close), else None."""
+        stretch = self._stretch
+        if stretch is not None and now.tzinfo is not None and stretch[0] <= now < stretch[1]:
+            return stretch[2]
+        sched, i, t = self._around(now)
+        if i >= 0 and t < int(sched.close_ns[i]):
+            session = self._session(sched, i)
+            self._stretch = (session.open, session.close, session)
+            return session
+        lo = datetime_from_ns(int(sched.close_ns[i])) if i >= 0 else _DAWN
+        self._stretch = (lo, datetime_from_ns(int(sched.open_ns[_next(sched, i)])), None)
+        return None
+
+    def is_open(self, now: datetime) -> bool:
+        """True while a regular session is in progress (open <= now < close)."""
+        return self.session_for(now) is not None
+
+    def next_open(self, now: datetime) -> datetime:
+        """The first session open strictly after ``now``."""
+        sched, i, _ = self._around(now)
+        return datetime_from_ns(int(sched.open_ns[_next(sched, i)]))
+
+    def next_close(self, now: datetime) -> datetime:
+        """The first session close strictly after ``now`` (today's close while open)."""
+        sched, i, t = self._around(now)
+        if i >= 0 and t < int(sched.close_ns[i]):
+            return datetime_from_ns(int(sched.close_ns[i]))
+        return datetime_from_ns(int(sched.close_ns[_next(sched, i)]))
+
+
+def _next(sched: _Schedule, i: int) -> int:
+    if i + 1 >= len(sched.days):
+        raise ValueError(f"no session after {LATEST.isoformat()} in the market calendar")
+    return i + 1
+
+
+def session_bounds_ns(sessions: list[Session]) -> tuple[np.ndarray, np.ndarray]:
+    """Open and close of each session as int64 epoch nanoseconds."""
+    opens = np.fromiter((ns_from_datetime(s.open) for s in sessions), np.int64, len(sessions))
+    closes = np.fromiter((ns_from_datetime(s.close) for s in sessions), np.int64, len(sessions))
+    return opens, closes
+
+
+def bars_per_session(opens: np.ndarray, closes: np.ndarray, timeframe_seconds: int) -> np.ndarray:
+    """How many start-labelled bars fit in each ``[open, close)`` (a short last bar counts)."""
+    if timeframe_seconds <= 0:
+        raise ValueError(f"timeframe_seconds must be positive, got {timeframe_seconds}")
+    step = timeframe_seconds * _NS_PER_SEC
+    return np.asarray(-((opens - closes) // step), dtype=np.int64)  # ceil division
+
+
+def grid_ns(opens: np.ndarray, closes: np.ndarray, timeframe_seconds: int) -> np.ndarray:
+    """Vectorised bar-start grid: each ``open + k*timeframe`` below ``close``, per session."""
+    counts = bars_per_session(opens, closes, timeframe_seconds)
+    total = int(counts.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    first_index = np.cumsum(counts) - counts
+    k = np.arange(total, dtype=np.int64) - np.repeat(first_index, counts)
+    return np.repeat(opens, counts) + k * (timeframe_seconds * _NS_PER_SEC)
+
+
+__all__ = [
+    "EARLIEST",
+    "LATEST",
+    "MarketCalendar",
+    "Session",
+    "bars_per_session",
+    "grid_ns",
+    "session_bounds_ns",
+]

@@ -1,0 +1,137 @@
+"""NYSE sessions: holidays, half days, DST, the 5-minute grid and point-in-time questions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from engine.calendar import MarketCalendar, Session
+from engine.feeds.bars import BarArrays
+
+CAL = MarketCalendar(date(2023, 1, 1), date(2025, 12, 31))
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+def test_holiday_is_absent() -> None:
+    days = [s.day for s in CAL.sessions(date(2024, 7, 1), date(2024, 7, 8))]
+    assert days == [date(2024, 7, d) for d in (1, 2, 3, 5, 8)]
+
+
+def test_normal_day_has_78_five_minute_bars() -> None:
+    sessions = CAL.sessions(date(2024, 3, 12), date(2024, 3, 12))
+    grid = CAL.bar_starts(sessions, 300)
+    assert len(grid) == 78
+    stamps = BarArrays("X", grid, *([np.ones(78)] * 5)).timestamps()
+    assert stamps[0] == utc(2024, 3, 12, 13, 30)
+    assert stamps[-1] == utc(2024, 3, 12, 19, 55)  # start-labelled: the last bar ends at close
+
+
+def test_half_day_closes_at_1300_eastern() -> None:
+    (session,) = CAL.sessions(date(2024, 11, 29), date(2024, 11, 29))
+    assert session.open == utc(2024, 11, 29, 14, 30)
+    assert session.close == utc(2024, 11, 29, 18, 0)
+    assert len(CAL.bar_starts([session], 300)) == 42
+
+
+def test_dst_shifts_the_utc_open() -> None:
+    before, after = CAL.sessions(date(2024, 3, 8), date(2024, 3, 11))
+    assert (before.day, before.open) == (date(2024, 3, 8), utc(2024, 3, 8, 14, 30))
+    assert (after.day, after.open) == (date(2024, 3, 11), utc(2024, 3, 11, 13, 30))
+    assert after.close == utc(2024, 3, 11, 20, 0)
+    assert after.open.tzinfo is not None
+
+
+def test_grid_spans_sessions_and_skips_nights() -> None:
+    sessions = CAL.sessions(date(2024, 11, 27), date(2024, 12, 2))  # Thanksgiving + half day
+    grid = CAL.bar_starts(sessions, 300)
+    assert len(grid) == 78 + 42 + 78
+    assert np.all(np.diff(grid) > 0)
+    assert np.all(grid % (300 * 10**9) == 0)
+
+
+def test_uneven_timeframe_keeps_a_short_last_bar() -> None:
+    sessions = CAL.sessions(date(2024, 3, 12), date(2024, 3, 12))
+    assert len(CAL.bar_starts(sessions, 3600)) == 7  # 09:30 ... 15:30 (that one is 30 minutes)
+
+
+def test_sessions_from_counts_forward_over_holidays() -> None:
+    sessions = CAL.sessions_from(date(2024, 7, 4), 3)  # the holiday itself is skipped
+    assert [s.day for s in sessions] == [date(2024, 7, 5), date(2024, 7, 8), date(2024, 7, 9)]
+    assert CAL.sessions_from(date(2024, 7, 5), 1)[0].day == date(2024, 7, 5)
+    assert CAL.sessions_from(date(2024, 7, 5), 0) == []
+
+
+def test_weekend_is_closed_and_points_to_monday() -> None:
+    saturday = utc(2024, 3, 9, 16, 0)
+    assert not CAL.is_open(saturday)
+    assert CAL.session_for(saturday) is None
+    assert CAL.next_open(saturday) == utc(2024, 3, 11, 13, 30)
+    assert CAL.next_close(saturday) == utc(2024, 3, 11, 20, 0)
+
+
+def test_friday_session_edges() -> None:
+    just_open = utc(2024, 3, 8, 14, 30)
+    last_minute = utc(2024, 3, 8, 20, 59)
+    at_close = utc(2024, 3, 8, 21, 0)
+    assert CAL.is_open(just_open) and CAL.is_open(last_minute)
+    assert not CAL.is_open(at_close)  # [open, close)
+    assert not CAL.is_open(just_open - timedelta(microseconds=1))
+    assert CAL.next_close(last_minute) == at_close
+    assert CAL.next_open(just_open) == utc(2024, 3, 11, 13, 30)  # strictly after
+    session = CAL.session_for(last_minute)
+    assert session == Session(date(2024, 3, 8), just_open, at_close)
+
+
+def test_naive_time_is_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        CAL.is_open(datetime(2024, 3, 8, 15, 0))
+
+
+def test_far_history_and_future_extend_the_calendar() -> None:
+    """A million 5-minute bars from 1975 reach ~2026; both ends must answer."""
+    cal = MarketCalendar()
+    old = cal.sessions(date(1975, 1, 2), date(1975, 1, 3))
+    assert [s.day for s in old] == [date(1975, 1, 2), date(1975, 1, 3)]
+    assert cal.sessions(date(2075, 7, 4), date(2075, 7, 4)) == []  # still a holiday
+    assert len(cal.sessions_from(date(1975, 1, 2), 12_900)) == 12_900
+
+
+def test_out_of_range_dates_get_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="outside the supported market calendar"):
+        CAL.sessions(date(1850, 1, 1), date(1850, 2, 1))
+
+
+def test_decades_of_grid_are_fast() -> None:
+    cal = MarketCalendar(date(1990, 1, 1), date(2025, 12, 31))
+    started = time.perf_counter()
+    sessions = cal.sessions(date(1990, 1, 1), date(2025, 12, 31))
+    grid = cal.bar_starts(sessions, 300)
+    elapsed = time.perf_counter() - started
+    assert len(sessions) > 9000 and len(grid) > 700_000
+    assert elapsed < 1.0
+
+
+def test_importing_the_calendar_does_not_import_pandas() -> None:
+    code = "import sys, engine.calendar; sys.exit(1 if 'pandas' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_cached_answers_match_the_session_table_minute_by_minute() -> None:
+    """is_open/session_for remember the last stretch; walking back and forth must not fool it."""
+    cal = MarketCalendar()
+    sessions = CAL.sessions(date(2024, 11, 26), date(2024, 12, 3))  # holiday + half day
+    start = utc(2024, 11, 26)
+    moments = [start + timedelta(minutes=m) for m in range(0, 8 * 24 * 60, 7)]
+    moments += moments[::-3]  # and backwards in time
+    for now in moments:
+        expected = next((s for s in sessions if s.open <= now < s.close), None)
+        assert cal.session_for(now) == expected
+        assert cal.is_open(now) is (expected is not None)
