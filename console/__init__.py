@@ -1,0 +1,1 @@
+"""tapewatch's front end: the Textual console and the command line."""

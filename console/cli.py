@@ -1,0 +1,303 @@
+"""The ``tapewatch`` command line: one entry point, subcommands, one-line errors.
+
+Heavy imports (textual, pandas, alpaca-py) happen inside the subcommand that needs them, so
+``tapewatch --help`` answers at once. Every user error is one line on stderr and exit status 2;
+an unexpected failure is one line pointing at the log file, never a traceback on the screen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import NoReturn
+
+from engine import __version__
+
+USAGE_ERROR = 2
+PROG = "tapewatch"
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(USAGE_ERROR)
+
+
+def _add_strategy_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("strategy")
+    g.add_argument("--symbol", default="SPY", help="ticker to trade (default SPY)")
+    g.add_argument(
+        "--timeframe", default="5Min", help="bar length: 1Min, 5Min, 15Min, 1Hour (default 5Min)"
+    )
+    g.add_argument(
+        "--cash",
+        type=float,
+        default=100_000.0,
+        help="starting cash for simulation (default 100000)",
+    )
+    g.add_argument("--rsi-period", type=int, default=14, help="RSI look-back in bars (default 14)")
+    g.add_argument("--sma-period", type=int, default=50, help="SMA look-back in bars (default 50)")
+    g.add_argument(
+        "--rsi-oversold", type=float, default=30.0, help="buy below this RSI (default 30)"
+    )
+    g.add_argument(
+        "--rsi-overbought", type=float, default=70.0, help="sell above this RSI (default 70)"
+    )
+    g.add_argument(
+        "--rsi-method", choices=("sma", "wilder"), default="sma", help="RSI averaging (default sma)"
+    )
+    g.add_argument(
+        "--position-pct",
+        type=float,
+        default=0.02,
+        help="entry size as a fraction of equity (default 0.02)",
+    )
+    g.add_argument(
+        "--max-drawdown",
+        type=float,
+        default=0.05,
+        help="halt at this drawdown from the day's start (default 0.05)",
+    )
+    g.add_argument(
+        "--slippage-bps",
+        type=float,
+        default=0.0,
+        help="simulated slippage in basis points (default 0)",
+    )
+    g.add_argument(
+        "--commission",
+        type=float,
+        default=0.0,
+        help="simulated commission per order in $ (default 0)",
+    )
+    g.add_argument(
+        "--commission-per-share",
+        type=float,
+        default=0.0,
+        help="simulated commission per share in $ (default 0)",
+    )
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        help="where the journal and logs live (default: $TAPEWATCH_DATA_DIR or XDG data dir)",
+    )
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="A terminal trading console for an RSI/SMA strategy on Alpaca. "
+        "With no command it opens the console (the offline demo when no credentials are stored).",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    demo = sub.add_parser(
+        "demo", help="the offline demo: synthetic bars against a simulated broker"
+    )
+    demo.add_argument("--headless", action="store_true", help="no screen: log decisions to stdout")
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=60.0,
+        help="replay speed, × real time (default 60: a 5-minute bar every 5 s)",
+    )
+    demo.add_argument("--seed", type=int, default=7, help="synthetic market seed (default 7)")
+    demo.add_argument("--theme", help="console theme (see themes/)")
+    _add_strategy_flags(demo)
+    _add_data_dir(demo)
+
+    bt = sub.add_parser("backtest", help="run the strategy over history, no sleeping")
+    src = bt.add_mutually_exclusive_group()
+    src.add_argument(
+        "--data", type=Path, help="CSV or Parquet bars: timestamp,open,high,low,close,volume"
+    )
+    src.add_argument(
+        "--synthetic", action="store_true", help="synthetic bars (the default when no --data)"
+    )
+    bt.add_argument("--seed", type=int, default=7, help="synthetic market seed (default 7)")
+    bt.add_argument(
+        "--start", type=_date, default=date(2024, 1, 2), help="first day, YYYY-MM-DD (synthetic)"
+    )
+    bt.add_argument(
+        "--end", type=_date, default=date(2024, 12, 31), help="last day, YYYY-MM-DD (synthetic)"
+    )
+    bt.add_argument(
+        "--bars", type=int, help="exactly this many synthetic bars from --start (instead of --end)"
+    )
+    bt.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    bt.add_argument("--trades", type=Path, help="write every fill to this CSV file")
+    bt.add_argument(
+        "--compare", help="threshold pairs OVERBOUGHT/OVERSOLD to compare, e.g. 70/30,75/25"
+    )
+    _add_strategy_flags(bt)
+
+    sandbox = sub.add_parser(
+        "sandbox", help="a local Alpaca-compatible server on 127.0.0.1 for practice and tests"
+    )
+    sandbox.add_argument(
+        "--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks one)"
+    )
+    sandbox.add_argument("--seed", type=int, default=7, help="market seed (default 7)")
+    sandbox.add_argument(
+        "--bar-interval",
+        type=float,
+        default=60.0,
+        help="real seconds between 1-minute bars (default 60)",
+    )
+    return parser
+
+
+def _engine_config(args: argparse.Namespace) -> object:
+    from engine.config import EngineConfig, ExecutionConfig, RiskConfig, StrategyConfig
+
+    return EngineConfig(
+        strategy=StrategyConfig(
+            symbol=args.symbol,
+            timeframe=args.timeframe,
+            rsi_period=args.rsi_period,
+            sma_period=args.sma_period,
+            rsi_oversold=args.rsi_oversold,
+            rsi_overbought=args.rsi_overbought,
+            rsi_method=args.rsi_method,
+            position_pct=args.position_pct,
+        ),
+        execution=ExecutionConfig(
+            slippage_bps=args.slippage_bps,
+            commission_per_order=args.commission,
+            commission_per_share=args.commission_per_share,
+        ),
+        risk=RiskConfig(max_drawdown=args.max_drawdown),
+        starting_cash=args.cash,
+    ).validate()
+
+
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from console.backtest_cli import run_backtest_command
+
+    return run_backtest_command(args, _engine_config(args))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    config = _engine_config(args)
+    if not args.speed > 0:
+        raise UsageError(f"--speed must be positive (got {args.speed:g}); e.g. 60")
+    if args.headless:
+        from console.demo_cli import run_demo_headless
+
+        return run_demo_headless(args, config)
+    from console.launch import launch_console
+
+    return launch_console(args, demo=True, config=config)
+
+
+def _cmd_console(args: argparse.Namespace) -> int:
+    from console.launch import launch_console
+
+    return launch_console(args, demo=False, config=None)
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from engine.sandbox.server import SandboxConfig, run_sandbox
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be 0-65535 (got {args.port})")
+    if not args.bar_interval > 0:
+        raise UsageError("--bar-interval must be positive seconds, e.g. 60")
+    return run_sandbox(
+        SandboxConfig(port=args.port, seed=args.seed, bar_interval=args.bar_interval)
+    )
+
+
+COMMANDS = {
+    None: _cmd_console,
+    "demo": _cmd_demo,
+    "backtest": _cmd_backtest,
+    "sandbox": _cmd_sandbox,
+}
+
+
+def _log_path() -> Path:
+    from engine.config import data_dir
+
+    return data_dir() / "logs" / "tapewatch.log"
+
+
+def _record_crash() -> str:
+    """Write the traceback to the log file; return where, for the one-line message."""
+    path = _log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        logger = logging.getLogger("tapewatch.crash")
+        handler = logging.FileHandler(path)
+        logger.addHandler(handler)
+        logger.exception("unexpected error")
+        handler.close()
+        logger.removeHandler(handler)
+        return str(path)
+    except OSError:
+        return "the log (unwritable)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from engine.config import ConfigError
+    from engine.feeds.base import DataError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = COMMANDS[args.command]
+    try:
+        code = handler(args)
+    except (UsageError, ConfigError, DataError) as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback on screen
+        known = _known_error(exc)
+        if known is not None:
+            sys.stderr.write(f"{PROG}: error: {known}\n")
+            return USAGE_ERROR
+        where = _record_crash()
+        sys.stderr.write(
+            f"{PROG}: internal error: {type(exc).__name__}: {exc} (details in {where})\n"
+        )
+        return 1
+    return code
+
+
+def _known_error(exc: Exception) -> str | None:
+    """Errors users cause that live in optional modules (journal, credentials…)."""
+    from engine.journal import JournalError
+
+    if isinstance(exc, JournalError):
+        return str(exc)
+    return None
+
+
+def _entry() -> None:
+    os.environ.setdefault("PYTHONFAULTHANDLER", "0")
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,631 @@
+"""The trading engine: closed bars in, decisions through the risk gate, orders to the broker.
+
+One engine serves backtest, demo, paper and live alike; they differ only in the feed, broker,
+clock and journal plugged in (see engine/wiring.py). The per-bar path is kept lean because the
+backtester drives it a million times. Commands (pause, resume, flatten, reset, switch) are the
+only way in from outside; events and ``state`` are the only way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from engine.brokers.base import Broker, BrokerError, DuplicateClientOrderId
+from engine.bus import EventBus, Subscription
+from engine.config import EngineConfig
+from engine.clock import Clock
+from engine.events import (
+    BarClosed,
+    BreakerChanged,
+    DayStarted,
+    EquitySnapshot,
+    Event,
+    Notice,
+    OperatorAction,
+    OrderFilled,
+    OrderIntended,
+    OrderSubmitted,
+    OrderUpdated,
+    RiskDenied,
+    SessionStarted,
+    SessionStopped,
+    SignalEvaluated,
+    TradingStateChanged,
+)
+from engine.feeds.base import Feed
+from engine.latency import LatencyRecorder
+from engine.models import (
+    Bar,
+    Intent,
+    Mode,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    Side,
+    TradingState,
+    client_order_id,
+)
+from engine.operator import operator_identity
+from engine.portfolio import PortfolioState, apply_fill, rebuild
+from engine.risk.gate import RiskGate
+from engine.state import EngineState, OrderRow
+from engine.strategy import RsiSmaStrategy
+
+log = logging.getLogger("tapewatch.engine")
+
+ET = ZoneInfo("America/New_York")
+
+# Kinds written to the journal. Everything else is published but not persisted.
+JOURNALED = frozenset(
+    {
+        "session_started",
+        "session_stopped",
+        "bar",
+        "signal",
+        "intent",
+        "risk_denied",
+        "order_submitted",
+        "order_updated",
+        "fill",
+        "breaker",
+        "trading_state",
+        "day_started",
+        "equity",
+        "operator",
+    }
+)
+
+
+class JournalLike(Protocol):
+    def append(self, event: Event) -> int: ...
+
+    def events(
+        self, *, after_seq: int = 0, kinds: Iterable[str] | None = None
+    ) -> Iterable[tuple[int, Event]]: ...
+
+
+class EngineCommandError(Exception):
+    """A command was refused; the message says why and what to do instead."""
+
+
+def _always_open(_: datetime) -> bool:
+    return True
+
+
+class Engine:
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        clock: Clock,
+        broker: Broker,
+        journal: JournalLike | None = None,
+        mode: Mode = Mode.BACKTEST,
+        account: str = "",
+        endpoint: str = "",
+        in_session: Callable[[datetime], bool] = _always_open,
+        latency: LatencyRecorder | None = None,
+        who: str | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.broker = broker
+        self.journal = journal
+        self.mode = mode
+        self.latency = latency or LatencyRecorder()
+        self.who = who or operator_identity()
+        strat = config.strategy
+        self.symbol = strat.symbol
+        self.timeframe = strat.tf
+        self.strategy = RsiSmaStrategy(strat)
+        self.gate = RiskGate(config.risk, self.timeframe.seconds, in_session)
+        self.bus = EventBus()
+        if journal is not None:
+            self.bus.add_sink(self._journal_sink)
+        self.portfolio = PortfolioState(cash=config.starting_cash, positions={})
+        self.state = EngineState(
+            mode=mode,
+            account=account,
+            endpoint=endpoint,
+            symbol=self.symbol,
+            timeframe=self.timeframe.label,
+        )
+        self._in_flight: dict[str, float] = {}  # client_order_id -> perf_counter at ack
+        self._submit_started: dict[str, float] = {}
+        self._next_day_boundary: datetime | None = None
+        self._stale_margin = timedelta(seconds=config.risk.stale_bars * self.timeframe.seconds)
+        self._feed: Feed | None = None
+        self._stopping = False
+        self._started = False
+        self._busy = False
+        broker.set_listener(self._on_broker_event)
+
+    # ------------------------------------------------------------------ plumbing
+    def subscribe(self, maxsize: int = 4096) -> Subscription:
+        return self.bus.subscribe(maxsize)
+
+    def _journal_sink(self, event: Event) -> None:
+        if event.kind in JOURNALED and self.journal is not None:
+            self.journal.append(event)
+
+    def _emit(self, event: Event) -> None:
+        self.bus.publish(event)
+
+    def _emit_breakers(self, changes: list[BreakerChanged]) -> None:
+        if not changes:
+            return
+        before = self.state.trading_state
+        for change in changes:
+            self._emit(change)
+        after = self.gate.state
+        self.state.paused = self.gate.operator_pause.status(self.clock.now()).tripped
+        if after != before:
+            self.state.trading_state = after
+            reason = changes[-1].reason
+            self._emit(TradingStateChanged(ts=self.clock.now(), old=before, new=after, reason=reason))
+        self.state.touch()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, *, starting_cash: float | None = None) -> None:
+        """Restore what the journal knows (portfolio, breakers, day), then announce the session."""
+        now = self.clock.now()
+        account = await self.broker.get_account()
+        cash = starting_cash if starting_cash is not None else account.cash
+        restored = self._restore_from_journal()
+        if not restored:
+            self.portfolio = PortfolioState(cash=cash, positions={})
+        self._emit(
+            SessionStarted(
+                ts=now,
+                mode=self.mode.value,
+                account=self.state.account,
+                starting_cash=cash,
+                symbol=self.symbol,
+                timeframe=self.timeframe.label,
+            )
+        )
+        await self._resolve_in_flight_intents()
+        self.state.cash = account.cash
+        self.state.equity = account.equity
+        if not self.gate.day_start_equity:
+            self.gate.start_day("", account.equity)
+        self.state.day_start_equity = self.gate.day_start_equity or 0.0
+        self.state.trading_state = self.gate.state
+        self.state.paused = self.gate.operator_pause.status(now).tripped
+        self.state.running = True
+        self._started = True
+        self.state.touch()
+
+    def _restore_from_journal(self) -> bool:
+        if self.journal is None:
+            return False
+        events = [event for _, event in self.journal.events()]
+        if not events:
+            return False
+        self.portfolio = rebuild(events)
+        breakers = [e for e in events if isinstance(e, BreakerChanged)]
+        self.gate.restore(breakers)
+        days = [e for e in events if isinstance(e, DayStarted)]
+        if days:
+            self.gate.start_day(days[-1].day, days[-1].starting_equity)
+            self._day = days[-1].day
+        return True
+
+    async def _resolve_in_flight_intents(self) -> None:
+        """After a restart, settle every intent the journal left open against the broker."""
+        if self.journal is None:
+            return
+        outcome: dict[str, OrderStatus | None] = {}
+        requests: dict[str, OrderRequest] = {}
+        for _, event in self.journal.events(
+            kinds=("intent", "order_submitted", "order_updated", "fill")
+        ):
+            if isinstance(event, OrderIntended):
+                requests[event.request.client_order_id] = event.request
+                outcome.setdefault(event.request.client_order_id, None)
+            elif isinstance(event, OrderSubmitted | OrderUpdated | OrderFilled):
+                outcome[event.order.client_order_id] = event.order.status
+        for cid, status in outcome.items():
+            if status is not None and not status.is_open:
+                continue
+            try:
+                order = await self.broker.get_order_by_client_id(cid)
+            except BrokerError as exc:
+                self._emit(Notice(ts=self.clock.now(), level="warning", message=f"{cid}: {exc}"))
+                continue
+            if order is None:
+                order = Order(
+                    order_id="",
+                    client_order_id=cid,
+                    symbol=requests[cid].symbol if cid in requests else "",
+                    side=requests[cid].side if cid in requests else Side.BUY,
+                    qty=requests[cid].qty if cid in requests else 0.0,
+                    status=OrderStatus.REJECTED,
+                    reason="never reached the broker (stopped before submit); not resent",
+                )
+                self._emit(OrderUpdated(ts=self.clock.now(), order=order))
+            elif order.status.is_open:
+                self._in_flight[cid] = time.perf_counter()
+            else:
+                self._emit(OrderUpdated(ts=self.clock.now(), order=order))
+
+    async def run(self, feed: Feed) -> None:
+        """Warm up from the feed's history, then trade each closed bar until the feed ends."""
+        self._feed = feed
+        if not self._started:
+            await self.start()
+        self.warm(feed.warmup())
+        async for bar in feed.bars():
+            if self._stopping:
+                break
+            await self.on_bar(bar)
+
+    def warm(self, bars: Iterable[Bar]) -> None:
+        """Prime the indicators (and the charts) from history: no orders, nothing journaled."""
+        strategy = self.strategy
+        state = self.state
+        for bar in bars:
+            strategy.warm(bar)
+            state.bars.append(bar)
+            state.rsi.append(strategy.rsi)
+            state.sma.append(strategy.sma)
+            self.gate.on_bar(bar.ts + self.timeframe.delta)
+        state.touch()
+
+    async def stop(self, reason: str = "stopped") -> None:
+        """Stop taking bars; no new orders after this returns. Pending orders are left as they are."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._feed is not None:
+            self._feed.stop()
+        while self._busy:  # let the bar in hand finish so the journal stays consistent
+            await asyncio.sleep(0.005)
+        self.state.running = False
+        self._emit(SessionStopped(ts=self.clock.now(), reason=reason))
+        self.state.touch()
+        self.bus.close()
+
+    # ------------------------------------------------------------------ the bar path
+    async def on_bar(self, bar: Bar) -> None:
+        if bar.symbol != self.symbol or self._stopping:
+            return
+        self._busy = True
+        try:
+            await self._process_bar(bar)
+        finally:
+            self._busy = False
+
+    async def _process_bar(self, bar: Bar) -> None:
+        started = time.perf_counter()
+        now = self.clock.now()
+        boundary = self._next_day_boundary
+        if boundary is None or bar.ts >= boundary:
+            self._roll_day(bar, now)
+        broker = self.broker
+        await broker.on_bar(bar)
+        account = await broker.get_account()
+        equity = account.equity
+        state = self.state
+        state.cash = account.cash
+        state.equity = equity
+        gate = self.gate
+        close_time = bar.ts + self.timeframe.delta
+        gate.on_bar(close_time)
+        changes = gate.on_equity(equity, now)
+        if changes:
+            self._emit_breakers(changes)
+        self._emit(BarClosed(ts=now, bar=bar))
+        position = self.portfolio.positions.get(self.symbol)
+        position_qty = position.qty if position is not None else 0.0
+        signal = self.strategy.evaluate(bar, position_qty, ts=now)
+        state.bars.append(bar)
+        state.rsi.append(signal.rsi)
+        state.sma.append(signal.sma)
+        state.last_signal = signal
+        state.positions = {p.symbol: p for p in account.positions}
+        self._emit(signal)
+        if signal.action != "hold":
+            request = self._request_for(signal, bar, position_qty, equity)
+            if request is not None:
+                self.latency.record("bar_to_decision", time.perf_counter() - started)
+                await self._route(request, position_qty)
+        else:
+            self.latency.record("bar_to_decision", time.perf_counter() - started)
+        self._emit(
+            EquitySnapshot(
+                ts=now,
+                cash=account.cash,
+                equity=equity,
+                day_start_equity=gate.day_start_equity or 0.0,
+                positions=account.positions,
+            )
+        )
+        self.clock.call_at(close_time + self._stale_margin + _EPSILON, self._check_stale)
+        state.touch()
+
+    def _roll_day(self, bar: Bar, now: datetime) -> None:
+        local = bar.ts.astimezone(ET)
+        day = local.date()
+        midnight = datetime(day.year, day.month, day.day, tzinfo=ET) + timedelta(days=1)
+        self._next_day_boundary = midnight.astimezone(UTC)
+        label = day.isoformat()
+        if getattr(self, "_day", None) == label:
+            return
+        self._day = label
+        equity = self.state.equity or self.portfolio.cash
+        self.gate.start_day(label, equity)
+        self.state.day_start_equity = equity
+        self._emit(DayStarted(ts=now, day=label, starting_equity=equity))
+
+    def _check_stale(self) -> None:
+        if self._stopping:
+            return
+        changes = self.gate.check_staleness(self.clock.now())
+        if changes:
+            self._emit_breakers(changes)
+
+    def _request_for(
+        self, signal: SignalEvaluated, bar: Bar, position_qty: float, equity: float
+    ) -> OrderRequest | None:
+        name = self.config.strategy_name
+        if signal.action == "buy":
+            qty = self.strategy.entry_qty(equity, bar.close)
+            if qty <= 0:
+                self._emit(
+                    Notice(ts=signal.ts, level="warning", message="entry size rounds to zero")
+                )
+                return None
+            return OrderRequest(
+                client_order_id=client_order_id(name, self.symbol, bar.ts, Intent.ENTRY),
+                symbol=self.symbol,
+                side=Side.BUY,
+                qty=qty,
+                intent=Intent.ENTRY,
+                bar_ts=bar.ts,
+                estimated_price=bar.close,
+            )
+        return OrderRequest(
+            client_order_id=client_order_id(name, self.symbol, bar.ts, Intent.EXIT),
+            symbol=self.symbol,
+            side=Side.SELL,
+            qty=position_qty,
+            intent=Intent.EXIT,
+            bar_ts=bar.ts,
+            estimated_price=bar.close,
+        )
+
+    async def _route(self, request: OrderRequest, position_qty: float) -> Order | None:
+        decision = self.gate.check(request, position_qty)
+        now = self.clock.now()
+        if not decision.allowed:
+            self._emit(
+                RiskDenied(ts=now, request=request, breaker=decision.breaker, reason=decision.reason)
+            )
+            self.state.orders.appendleft(
+                OrderRow(
+                    time=now,
+                    client_order_id=request.client_order_id,
+                    side=request.side.value,
+                    qty=request.qty,
+                    symbol=request.symbol,
+                    status="denied",
+                    reason=decision.reason,
+                    intent=request.intent.value,
+                )
+            )
+            return None
+        return await self._submit(request)
+
+    async def _submit(self, request: OrderRequest) -> Order | None:
+        """Journal the intent, then send; an unknown outcome is looked up, never resent."""
+        now = self.clock.now()
+        if self._stopping:
+            self._emit(Notice(ts=now, level="info", message=f"stopping: {request.client_order_id} not sent"))
+            return None
+        self._emit(OrderIntended(ts=now, request=request))
+        cid = request.client_order_id
+        row = OrderRow(
+            time=now,
+            client_order_id=cid,
+            side=request.side.value,
+            qty=request.qty,
+            symbol=request.symbol,
+            status="new",
+            intent=request.intent.value,
+        )
+        self.state.orders.appendleft(row)
+        self.state.in_flight += 1
+        sent = time.perf_counter()
+        order: Order | None
+        try:
+            order = await self.broker.submit_order(request)
+        except DuplicateClientOrderId:
+            order = await self._lookup(cid)
+        except BrokerError as exc:
+            self._emit(
+                Notice(ts=self.clock.now(), level="warning", message=f"{cid}: {exc}; looking it up")
+            )
+            order = await self._lookup(cid)
+        ack = time.perf_counter()
+        latency = ack - sent
+        self.latency.record("submit_to_ack", latency)
+        row.latency = latency
+        if order is None:
+            row.status = "unknown"
+            row.reason = "outcome unknown; will be resolved against the broker"
+            self.state.in_flight -= 1
+            self.state.touch()
+            return None
+        self._emit(OrderSubmitted(ts=self.clock.now(), order=order, latency=latency))
+        if order.status.is_open:
+            self._in_flight[cid] = ack
+        else:
+            self.state.in_flight -= 1
+        self._apply_order_to_row(row, order)
+        self.state.touch()
+        return order
+
+    async def _lookup(self, cid: str) -> Order | None:
+        try:
+            return await self.broker.get_order_by_client_id(cid)
+        except BrokerError as exc:
+            self._emit(Notice(ts=self.clock.now(), level="error", message=f"{cid}: {exc}"))
+            return None
+
+    @staticmethod
+    def _apply_order_to_row(row: OrderRow, order: Order) -> None:
+        row.status = order.status.value
+        if order.filled_avg_price is not None:
+            row.fill_price = order.filled_avg_price
+        if order.reason:
+            row.reason = order.reason
+
+    def _on_broker_event(self, event: Event) -> None:
+        """Order updates and fills from the broker (SimBroker inline, Alpaca from its stream)."""
+        if isinstance(event, OrderFilled):
+            apply_fill(self.portfolio, event.fill)
+            acked = self._in_flight.pop(event.order.client_order_id, None)
+            if acked is not None:
+                self.latency.record("ack_to_fill", time.perf_counter() - acked)
+                self.state.in_flight = max(0, self.state.in_flight - 1)
+        elif isinstance(event, OrderUpdated) and not event.order.status.is_open:
+            if self._in_flight.pop(event.order.client_order_id, None) is not None:
+                self.state.in_flight = max(0, self.state.in_flight - 1)
+        order = getattr(event, "order", None)
+        if isinstance(order, Order):
+            row = self.state.order_row(order.client_order_id)
+            if row is not None:
+                self._apply_order_to_row(row, order)
+        self._emit(event)
+        self.state.touch()
+
+    # ------------------------------------------------------------------ commands
+    def _operator(self, action: str, who: str | None, detail: str = "") -> None:
+        self._emit(
+            OperatorAction(ts=self.clock.now(), action=action, who=who or self.who, detail=detail)
+        )
+
+    async def pause(self, who: str | None = None) -> None:
+        """No new entries from now on; exits and flatten still go through."""
+        self._operator("pause", who)
+        self._emit_breakers(self.gate.pause(self.clock.now(), "paused by operator"))
+
+    async def resume(self, who: str | None = None) -> None:
+        self._operator("resume", who)
+        self._emit_breakers(self.gate.resume(self.clock.now()))
+
+    async def reset_breaker(self, who: str | None = None, name: str | None = None) -> None:
+        """Re-arm tripped breakers (one by name, or all): an explicit, journaled decision."""
+        try:
+            changes = self.gate.reset(self.clock.now(), name)
+        except KeyError as exc:
+            raise EngineCommandError(str(exc).strip("'\"")) from None
+        self._operator("reset_breaker", who, name or "all")
+        self._emit_breakers(changes)
+
+    def preview_flatten(self) -> list[OrderRequest]:
+        """The exact orders flatten would send now (for the confirmation modal)."""
+        now = self.clock.now()
+        stamp = getattr(self.journal, "last_seq", 0) if self.journal is not None else 0
+        requests = []
+        for symbol, pos in sorted(self.portfolio.positions.items()):
+            if abs(pos.qty) < 1e-12:
+                continue
+            side = Side.SELL if pos.qty > 0 else Side.BUY
+            last = self.state.positions.get(symbol)
+            price = last.last_price if last is not None and last.last_price else pos.last_price
+            cid = client_order_id(self.config.strategy_name, symbol, now, Intent.FLATTEN)
+            requests.append(
+                OrderRequest(
+                    client_order_id=f"{cid}-{stamp}",
+                    symbol=symbol,
+                    side=side,
+                    qty=abs(pos.qty),
+                    intent=Intent.FLATTEN,
+                    bar_ts=now,
+                    estimated_price=price or None,
+                )
+            )
+        return requests
+
+    async def flatten(self, who: str | None = None) -> list[Order]:
+        """Cancel open orders and close every position; works even when HALTED."""
+        requests = self.preview_flatten()
+        self._operator("flatten", who, f"{len(requests)} order(s)")
+        try:
+            cancelled = await self.broker.cancel_all_orders()
+        except BrokerError as exc:
+            self._emit(Notice(ts=self.clock.now(), level="error", message=f"cancel failed: {exc}"))
+            cancelled = []
+        for order in cancelled:
+            if self._in_flight.pop(order.client_order_id, None) is not None:
+                self.state.in_flight = max(0, self.state.in_flight - 1)
+        sent: list[Order] = []
+        for request in requests:
+            order = await self._submit(request)
+            if order is not None:
+                sent.append(order)
+        self.state.touch()
+        return sent
+
+    async def switch_account(
+        self,
+        *,
+        mode: Mode,
+        broker: Broker,
+        account: str,
+        endpoint: str,
+        who: str | None = None,
+    ) -> None:
+        """Trade another account from now on. Refused while HALTED or with orders in flight."""
+        if self.gate.state is TradingState.HALTED:
+            raise EngineCommandError("trading is HALTED: reset the breaker before switching accounts")
+        if self._in_flight:
+            raise EngineCommandError("orders are in flight: wait until they settle, then switch")
+        self._operator("switch_account", who, f"{self.mode.value} -> {mode.value} {account}")
+        old = self.broker
+        self.broker = broker
+        broker.set_listener(self._on_broker_event)
+        self.mode = mode
+        self.state.mode = mode
+        self.state.account = account
+        self.state.endpoint = endpoint
+        snapshot = await broker.get_account()
+        self.portfolio = PortfolioState(
+            cash=snapshot.cash, positions={p.symbol: p for p in snapshot.positions}
+        )
+        self.state.cash = snapshot.cash
+        self.state.equity = snapshot.equity
+        self.state.positions = {p.symbol: p for p in snapshot.positions}
+        self.state.touch()
+        if old is not broker:
+            await old.close()
+
+    def set_speed(self, speed: float) -> float | None:
+        """Demo pacing (bars per real bar interval); returns the speed now in force."""
+        feed = self._feed
+        setter = getattr(feed, "set_speed", None)
+        if setter is None:
+            return None
+        setter(speed)
+        self.state.speed = getattr(feed, "speed", speed)
+        self.state.touch()
+        return self.state.speed
+
+
+_EPSILON = timedelta(milliseconds=1)
+
+
+async def cancel_quietly(task: asyncio.Task[object]) -> None:
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+        pass

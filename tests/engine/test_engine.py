@@ -1,0 +1,266 @@
+"""The engine's bar path end to end on a SimClock: signals, risk gate, fills, journal."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from engine.brokers.sim import SimBroker
+from engine.config import RiskConfig
+from engine.events import (
+    BreakerChanged,
+    Event,
+    OperatorAction,
+    OrderFilled,
+    OrderIntended,
+    OrderUpdated,
+    RiskDenied,
+    SignalEvaluated,
+)
+from engine.journal import Journal
+from engine.models import Bar, Intent, OrderRequest, OrderStatus, Side, TradingState, floor_qty
+from engine.portfolio import rebuild
+from tests.helpers import STEP, bars_from_closes, feed_bars, make_engine, small_config
+
+# Rises (SMA below price), dips 3 bars (RSI(3) = 0 < 30 while close > SMA(5)): BUY on the last dip.
+ENTRY = [100, 101, 102, 103, 104, 110, 109.5, 109, 108.8]
+# Three rises: RSI(3) = 100 > 70: SELL.
+EXIT = [109.6, 110.4, 111.0]
+
+
+def collect(engine) -> list[Event]:  # type: ignore[no-untyped-def]
+    seen: list[Event] = []
+    engine.bus.add_sink(seen.append)
+    return seen
+
+
+def fills(events: list[Event]) -> list[OrderFilled]:
+    return [e for e in events if isinstance(e, OrderFilled)]
+
+
+async def test_buy_signal_fills_at_the_next_bars_open() -> None:
+    engine, broker, clock = make_engine()
+    events = collect(engine)
+    await engine.start()
+    bars = bars_from_closes([*ENTRY, 109.2])
+    await feed_bars(engine, clock, bars[: len(ENTRY)])
+    signal = [e for e in events if isinstance(e, SignalEvaluated)][-1]
+    assert signal.action == "buy"
+    assert signal.rsi_oversold and signal.close_above_sma and signal.flat
+    assert fills(events) == []  # not on the signal bar
+    assert engine.state.in_flight == 1
+    await feed_bars(engine, clock, bars[len(ENTRY) :])
+    (fill,) = fills(events)
+    assert fill.fill.price == bars[-1].open
+    assert fill.fill.qty == floor_qty(0.02 * 100_000 / 108.8)
+    assert engine.portfolio.positions["SPY"].qty == fill.fill.qty
+    assert engine.state.in_flight == 0
+
+
+async def test_sell_signal_exits_the_whole_position() -> None:
+    engine, broker, clock = make_engine()
+    events = collect(engine)
+    await engine.start()
+    await feed_bars(engine, clock, bars_from_closes([*ENTRY, *EXIT, 111.5]))
+    sides = [f.fill.side for f in fills(events)]
+    assert sides == [Side.BUY, Side.SELL]
+    assert "SPY" not in engine.portfolio.positions
+    assert broker.position_qty("SPY") == 0
+
+
+def verify_next_bar_execution(bars: list[Bar], events: list[Event]) -> None:
+    """Every fill happened at the open of the bar right after the bar that caused it."""
+    index = {bar.ts: i for i, bar in enumerate(bars)}
+    intents = {e.request.client_order_id: e.request for e in events if isinstance(e, OrderIntended)}
+    for event in fills(events):
+        request = intents[event.fill.client_order_id]
+        assert request.bar_ts is not None
+        nxt = bars[index[request.bar_ts] + 1]
+        assert event.ts > nxt.ts, "filled when the signal bar closed: look-ahead"
+        assert event.fill.price == nxt.open, "filled at a price before the next open: look-ahead"
+
+
+class SameBarBroker(SimBroker):
+    """An injected look-ahead: fills at the signal bar's own close, the classic backtest bug."""
+
+    async def submit_order(self, request: OrderRequest):  # type: ignore[no-untyped-def]
+        order = await super().submit_order(request)
+        assert request.estimated_price is not None
+        bar = Bar(request.symbol, self._clock.now(), request.estimated_price, request.estimated_price,
+                  request.estimated_price, request.estimated_price, 1.0)
+        await self.on_bar(bar)
+        return order
+
+
+async def test_execution_is_next_bar_and_an_injected_look_ahead_is_caught() -> None:
+    bars = bars_from_closes([*ENTRY, *EXIT, 111.5, 112.0], gap=0.01)
+    engine, broker, clock = make_engine()
+    events = collect(engine)
+    await engine.start()
+    await feed_bars(engine, clock, bars)
+    assert len(fills(events)) == 2
+    verify_next_bar_execution(bars, events)
+
+    cheat_engine, _, cheat_clock = make_engine()
+    cheat = SameBarBroker(100_000.0, cheat_engine.config.execution, clock=cheat_clock)
+    cheat_engine.broker = cheat
+    cheat.set_listener(cheat_engine._on_broker_event)
+    cheat_events = collect(cheat_engine)
+    await cheat_engine.start()
+    await feed_bars(cheat_engine, cheat_clock, bars)
+    assert fills(cheat_events), "the cheat must trade for the check to mean anything"
+    with pytest.raises(AssertionError, match="look-ahead"):
+        verify_next_bar_execution(bars, cheat_events)
+
+
+async def test_pause_blocks_entries_but_not_exits() -> None:
+    engine, broker, clock = make_engine()
+    events = collect(engine)
+    await engine.start()
+    await feed_bars(engine, clock, bars_from_closes([*ENTRY, 109.2]))
+    assert broker.position_qty("SPY") > 0
+    await engine.pause()
+    assert engine.gate.state is TradingState.REDUCING
+    assert engine.state.paused
+    bars = bars_from_closes([*ENTRY, 109.2, *EXIT, 111.5], start=engine.clock.now() - STEP * 10)
+    await feed_bars(engine, clock, bars[len(ENTRY) + 1 :])
+    assert broker.position_qty("SPY") == 0, "the exit went through while paused"
+    # A fresh entry signal while paused is denied with a reason.
+    later = bars_from_closes(ENTRY, start=engine.clock.now() + STEP)
+    await feed_bars(engine, clock, later)
+    denied = [e for e in events if isinstance(e, RiskDenied)]
+    assert denied and denied[-1].request.intent is Intent.ENTRY
+    assert "pause" in denied[-1].reason.lower()
+    assert engine.state.orders[0].status == "denied"
+    await engine.resume()
+    assert engine.gate.state is TradingState.ACTIVE
+    ops = [e.action for e in events if isinstance(e, OperatorAction)]
+    assert ops == ["pause", "resume"]
+
+
+async def test_journal_rebuild_equals_the_live_state(tmp_path: Path) -> None:
+    from datetime import date
+
+    from engine.calendar import MarketCalendar
+    from engine.feeds.synthetic import generate
+
+    config = replace(
+        small_config(rsi_period=5, sma_period=10, position_pct=0.5, rsi_oversold=45.0, rsi_overbought=55.0),
+        risk=RiskConfig(max_drawdown=0.5),
+    )
+    journal = Journal(tmp_path / "j.sqlite3")
+    bars = list(generate("SPY", seed=3, start=date(2024, 3, 4), n_bars=2000).iter_bars())
+    engine, broker, clock = make_engine(
+        config, journal=journal, start=bars[0].ts, in_session=MarketCalendar().is_open
+    )
+    events = collect(engine)
+    await engine.start()
+    await feed_bars(engine, clock, bars)
+    assert len(fills(events)) > 20
+    rebuilt = rebuild(e for _, e in journal.events())
+    assert rebuilt.cash == broker.cash
+    assert set(rebuilt.positions) == set(broker.portfolio.positions)
+    for symbol, pos in broker.portfolio.positions.items():
+        assert rebuilt.positions[symbol].qty == pos.qty
+        assert rebuilt.positions[symbol].avg_entry_price == pos.avg_entry_price
+    kinds = {e.kind for _, e in journal.events()}
+    assert {"session_started", "bar", "signal", "intent", "order_submitted", "fill", "equity", "day_started"} <= kinds
+    journal.close()
+
+
+async def crash_into_halt(engine, clock) -> list[Bar]:  # type: ignore[no-untyped-def]
+    """Enter with the whole account, then fall 10%: the drawdown breaker halts trading."""
+    bars = bars_from_closes([*ENTRY, 109.0, 98.0, 97.0])
+    await feed_bars(engine, clock, bars)
+    return bars
+
+
+async def test_drawdown_halts_persists_across_restart_and_needs_a_journaled_reset(tmp_path: Path) -> None:
+    config = small_config(position_pct=1.0)
+    path = tmp_path / "journal.sqlite3"
+    journal = Journal(path)
+    engine, broker, clock = make_engine(config, journal=journal)
+    await engine.start()
+    bars = await crash_into_halt(engine, clock)
+    assert engine.gate.state is TradingState.HALTED
+    tripped = journal.last("breaker")
+    assert isinstance(tripped, BreakerChanged) and tripped.tripped and tripped.name == "drawdown"
+    await engine.stop("test")
+    journal.close()
+
+    # Restart: a new engine over the same journal comes back HALTED, not silently re-armed.
+    journal2 = Journal(path)
+    engine2, broker2, clock2 = make_engine(config, journal=journal2, start=clock.now())
+    await engine2.start()
+    assert engine2.gate.state is TradingState.HALTED
+    assert engine2.state.trading_state is TradingState.HALTED
+    assert engine2.gate.day_start_equity == pytest.approx(100_000.0)
+    await engine2.reset_breaker()
+    assert engine2.gate.state is TradingState.ACTIVE
+    tail = [e for _, e in journal2.events()][-3:]
+    assert any(isinstance(e, OperatorAction) and e.action == "reset_breaker" for e in tail)
+    assert any(isinstance(e, BreakerChanged) and not e.tripped for e in tail)
+    journal2.close()
+    del bars
+
+
+async def test_flatten_closes_positions_even_when_halted() -> None:
+    engine, broker, clock = make_engine(small_config(position_pct=1.0))
+    events = collect(engine)
+    await engine.start()
+    bars = await crash_into_halt(engine, clock)
+    assert engine.gate.state is TradingState.HALTED
+    preview = engine.preview_flatten()
+    assert [(r.side, r.qty) for r in preview] == [(Side.SELL, broker.position_qty("SPY"))]
+    await engine.flatten()
+    nxt = bars_from_closes([97.0, 97.5], start=bars[-1].ts + STEP)
+    await feed_bars(engine, clock, nxt[1:])
+    assert broker.position_qty("SPY") == 0
+    assert fills(events)[-1].fill.side is Side.SELL
+    assert not [e for e in events if isinstance(e, RiskDenied) and e.request.intent is Intent.FLATTEN]
+
+
+async def test_stale_data_goes_reducing_during_the_session() -> None:
+    engine, broker, clock = make_engine(
+        replace(small_config(), risk=RiskConfig(stale_bars=2))
+    )
+    events = collect(engine)
+    await engine.start()
+    bars = bars_from_closes([100, 101, 102])
+    await feed_bars(engine, clock, bars)
+    assert engine.gate.state is TradingState.ACTIVE
+    clock.advance_to(bars[-1].ts + STEP * 3 + STEP / 2)  # 2.5 intervals with no bar
+    assert engine.gate.state is TradingState.REDUCING
+    assert any(isinstance(e, BreakerChanged) and e.name == "stale" and e.tripped for e in events)
+
+
+async def test_an_intent_journaled_but_never_sent_is_not_resent_after_restart(tmp_path: Path) -> None:
+    from engine.events import SessionStarted
+    from tests.helpers import T0
+
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    request = OrderRequest("tw-x-SPY-1-entry", "SPY", Side.BUY, 1.0, Intent.ENTRY, T0, 100.0)
+    journal.append(SessionStarted(ts=T0, mode="DEMO", account="DEMO", starting_cash=100_000.0, symbol="SPY", timeframe="5Min"))
+    journal.append(OrderIntended(ts=T0, request=request))  # the process died right here
+    engine, broker, clock = make_engine(journal=journal)
+    await engine.start()
+    assert await broker.open_orders() == []
+    resolved = journal.last("order_updated")
+    assert isinstance(resolved, OrderUpdated)
+    assert resolved.order.client_order_id == request.client_order_id
+    assert resolved.order.status is OrderStatus.REJECTED
+    assert "not resent" in resolved.order.reason
+    journal.close()
+
+
+async def test_a_slow_subscriber_loses_oldest_events_not_the_engine() -> None:
+    engine, broker, clock = make_engine()
+    sub = engine.subscribe(maxsize=5)
+    await engine.start()
+    await feed_bars(engine, clock, bars_from_closes([100 + i * 0.1 for i in range(20)]))
+    assert sub.pending() == 5
+    assert sub.dropped > 0
+    assert engine.state.bars[-1].close == pytest.approx(101.9)
