@@ -1,0 +1,176 @@
+"""Everything one sandbox knows, wired together: market, account, faults, limits, streams.
+
+The handlers and the ticker all run on the server's one event loop, so the state needs no
+locks. Order execution is scheduled here (accepted -> new on the next loop turn, fill after
+``fill_delay``) because it needs the loop and the ``hold_fills`` fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from engine.sandbox.accounts import Account
+from engine.sandbox.auth import KeyPolicy
+from engine.sandbox.config import SandboxConfig
+from engine.sandbox.data_stream import DataStreamHub
+from engine.sandbox.faults import Faults
+from engine.sandbox.market import Market, start_minute
+from engine.sandbox.orders import IdSource, Order
+from engine.sandbox.ratelimit import RateLimiter
+from engine.sandbox.trade_stream import TradeStreamHub
+from engine.sandbox.wire import ApiError
+
+_COUNTERS = (
+    "rest_requests",
+    "rate_limited",
+    "lost_order_responses",
+    "data_connections",
+    "trade_connections",
+)
+
+
+class SandboxState:
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.market = Market(config, start_minute(config))
+        self.faults = Faults()
+        self.stats: Counter[str] = Counter(dict.fromkeys(_COUNTERS, 0))
+        self.keys = KeyPolicy(config.keys, config.live)
+        self.trading_limiter = RateLimiter(config.rate_limit, config.time_source)
+        self.data_limiter = RateLimiter(
+            config.data_rate_limit or config.rate_limit, config.time_source
+        )
+        self.data_hub = DataStreamHub(
+            self.market, self.faults, self.keys, self.stats, config.auth_timeout
+        )
+        self.trade_hub = TradeStreamHub(self.keys, self.faults, self.stats)
+        self._last_tick = time.monotonic()
+        self._held: list[Order] = []
+        self.account = self._new_account()
+        self.apply_faults(config.faults)
+
+    def _new_account(self) -> Account:
+        account_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"tapewatch-sandbox/{self.config.seed}"))
+        return Account(
+            account_id=account_id,
+            starting_cash=Decimal(str(self.config.starting_cash)),
+            market=self.market,
+            ids=IdSource(self.config.seed),
+            now=self.now,
+            emit=self.trade_hub.publish,
+            on_accepted=self._schedule,
+        )
+
+    def reset(self) -> None:
+        """Back to the configured start: clock, prices, account, faults, limits."""
+        self.market.reset()
+        self.faults.__dict__.update(Faults().__dict__)
+        self.trading_limiter.clear()
+        self.data_limiter.clear()
+        self._held.clear()
+        self.account = self._new_account()
+        self.apply_faults(self.config.faults)
+
+    # -- time ------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """Market time with a sub-minute part that grows with real time between ticks."""
+        base = self.market.now
+        interval = self.config.bar_interval
+        if interval <= 0:
+            return base
+        fraction = min(max((time.monotonic() - self._last_tick) / interval, 0.0), 0.999999)
+        return base + timedelta(seconds=60.0 * fraction)
+
+    def tick(self) -> None:
+        """One market minute passes: finish it and stream its bars."""
+        finished = self.market.step()
+        self._last_tick = time.monotonic()
+        self.data_hub.publish_minute(finished)
+
+    # -- orders ----------------------------------------------------------------------------
+
+    def _schedule(self, order: Order) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_soon(self.account.activate, order)
+        loop.call_later(self.config.fill_delay, self._fill, order)
+
+    def _fill(self, order: Order) -> None:
+        if self.account.orders.get(order.id) is not order:
+            return  # the sandbox was reset since this order was placed
+        if self.faults.hold_fills:
+            self._held.append(order)
+        else:
+            self.account.fill(order)
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def apply_faults(self, spec: Mapping[str, Any]) -> bool:
+        """Apply switches and run market actions; True if the data stream must be dropped."""
+        prices, minutes = self._market_actions(spec)
+        actions = self.faults.apply(spec)
+        for symbol, price in prices.items():
+            self.market.set_price(symbol, price)
+        for _ in range(minutes):
+            self.tick()
+        if not self.faults.hold_fills and self._held:
+            held, self._held = self._held, []
+            loop = asyncio.get_running_loop()
+            for order in held:
+                loop.call_soon(self._fill, order)
+        return bool(actions.get("drop_data_stream"))
+
+    def _market_actions(self, spec: Mapping[str, Any]) -> tuple[dict[str, float], int]:
+        """Validate set_price and advance_minutes before anything is applied."""
+        try:
+            prices = {
+                str(s).upper(): float(p) for s, p in dict(spec.get("set_price") or {}).items()
+            }
+            minutes = int(spec.get("advance_minutes") or 0)
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, None, f"bad market action: {exc}") from exc
+        unknown = sorted(s for s in prices if not self.market.knows(s))
+        if unknown or any(p <= 0 for p in prices.values()) or minutes < 0:
+            raise ApiError(
+                400,
+                None,
+                "set_price needs known symbols and positive prices; advance_minutes must be >= 0",
+            )
+        return prices, minutes
+
+    def snapshot(self) -> dict[str, object]:
+        """GET /_sandbox/state: what a test or a curious user may want to see."""
+        market = self.market
+        return {
+            "market": {
+                "now": market.now.isoformat(),
+                "is_open": market.is_open(),
+                "prices": {s: market.price(s) for s in market.symbols},
+            },
+            "account": {
+                "cash": str(self.account.cash),
+                "positions": {s: str(h.qty) for s, h in sorted(self.account.holdings.items())},
+                "orders": len(self.account.orders),
+                "open_orders": sum(1 for o in self.account.orders.values() if o.is_open),
+            },
+            "faults": self.faults.to_dict(),
+            "streams": {
+                "data_clients": len(self.data_hub.clients),
+                "data_subscribers": sum(1 for c in self.data_hub.clients if c.key is not None),
+                "trade_clients": len(self.trade_hub.clients),
+                "trade_listeners": sum(1 for c in self.trade_hub.clients if c.listening),
+            },
+            "stats": dict(sorted(self.stats.items())),
+        }
+
+
+STATE: web.AppKey[SandboxState] = web.AppKey("sandbox_state", SandboxState)
