@@ -12,6 +12,7 @@ import csv
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 from engine.brokers.sim import SimBroker
@@ -20,7 +21,7 @@ from engine.clock import SimClock
 from engine.config import ConfigError, EngineConfig
 from engine.engine import Engine
 from engine.events import EquitySnapshot, Event, OrderFilled
-from engine.feeds.bars import BarArrays
+from engine.feeds.bars import BarArrays, datetime_from_ns, ns_from_datetime
 from engine.feeds.replay import ReplayFeed
 from engine.models import Fill, Mode
 from engine.stats import Report, build_report
@@ -53,14 +54,22 @@ class _Recorder:
 
 
 def run_backtest(
-    bars: BarArrays, config: EngineConfig, *, progress: Progress | None = None
+    bars: BarArrays,
+    config: EngineConfig,
+    *,
+    progress: Progress | None = None,
+    lean: bool = True,
 ) -> BacktestResult:
+    """Run the strategy over ``bars``. ``lean=False`` takes the full per-bar path on every bar
+    (the reference the lean loop is tested equal to)."""
     if len(bars) == 0:
         raise ValueError("no bars to backtest: the data range is empty")
-    return asyncio.run(_run(bars, config, progress))
+    return asyncio.run(_run(bars, config, progress, lean))
 
 
-async def _run(bars: BarArrays, config: EngineConfig, progress: Progress | None) -> BacktestResult:
+async def _run(
+    bars: BarArrays, config: EngineConfig, progress: Progress | None, lean: bool
+) -> BacktestResult:
     tf = config.strategy.tf
     first = bars.bar(0)
     clock = SimClock(first.ts)
@@ -75,20 +84,13 @@ async def _run(bars: BarArrays, config: EngineConfig, progress: Progress | None)
         in_session=calendar.is_open,
     )
     recorder = _Recorder()
-    engine.bus.add_sink(recorder)
     await engine.start(starting_cash=config.starting_cash)
-    feed = ReplayFeed(bars, clock, timeframe_seconds=tf.seconds)
-    total = len(bars)
-    on_bar = engine.on_bar
-    if progress is None:
-        for bar in feed.iter_sync():
-            await on_bar(bar)
+    if lean:
+        await _drive_lean(engine, broker, clock, bars, recorder, progress)
     else:
-        for i, bar in enumerate(feed.iter_sync()):
-            await on_bar(bar)
-            if i % PROGRESS_EVERY == 0:
-                progress(i, total)
-        progress(total, total)
+        engine.bus.add_sink(recorder)
+        await _drive_full(engine, clock, bars, progress)
+    total = len(bars)
     last = bars.bar(total - 1)
     report = build_report(
         symbol=config.strategy.symbol,
@@ -105,6 +107,126 @@ async def _run(bars: BarArrays, config: EngineConfig, progress: Progress | None)
     )
     await engine.stop("backtest finished")
     return BacktestResult(report=report, fills=tuple(recorder.fills))
+
+
+async def _drive_full(
+    engine: Engine, clock: SimClock, bars: BarArrays, progress: Progress | None
+) -> None:
+    feed = ReplayFeed(bars, clock, timeframe_seconds=engine.timeframe.seconds)
+    total = len(bars)
+    for i, bar in enumerate(feed.iter_sync()):
+        await engine.on_bar(bar)
+        if progress is not None and i % PROGRESS_EVERY == 0:
+            progress(i, total)
+    if progress is not None:
+        progress(total, total)
+
+
+async def _drive_lean(
+    engine: Engine,
+    broker: SimBroker,
+    clock: SimClock,
+    bars: BarArrays,
+    recorder: _Recorder,
+    progress: Progress | None,
+) -> None:
+    """The engine's bar path, taken in full only on bars where something can happen.
+
+    A bar is *eventful* when the day rolls, an order is pending (it fills at this open), data
+    went missing before it (staleness), equity crosses the drawdown limit, or the strategy's
+    rule fires. Every other bar can only update the indicators and the equity curve, which this
+    loop does inline with the same strategy and portfolio objects; per-bar events for such bars
+    are not built because nobody subscribes to them in a backtest. tests/engine/test_backtest.py
+    proves the result equals the full path bar for bar.
+    """
+    symbol = engine.symbol
+    strategy = engine.strategy
+    rsi_update, sma_update = strategy.updaters
+    cfg = strategy.config
+    oversold = cfg.rsi_oversold
+    overbought = cfg.rsi_overbought
+    gate = engine.gate
+    breaches = gate.drawdown.breaches
+    portfolio = broker.portfolio
+    positions = portfolio.positions
+    pending = broker.pending_symbols
+    tf_ns = engine.timeframe.seconds * 1_000_000_000
+    stale_ns = int(engine.config.risk.stale_bars * tf_ns)
+    equity_append = recorder.equity.append
+    recorder_sink = recorder
+    engine.bus.add_sink(lambda event: recorder_sink(event) if type(event) is OrderFilled else None)
+    process = engine._process_bar
+    roll_day = engine.roll_day
+    check_stale = engine.check_stale
+    last_equity = portfolio.cash
+    total = len(bars)
+    boundary_ns = -1
+    prev_close_ns = int(bars.ts_ns[0])
+    exposed = 0
+    done = 0
+    qty = 0.0  # position and cash change only on eventful bars: refreshed after each
+    cash = portfolio.cash
+    for chunk_start in range(0, total, _CHUNK):
+        part = bars.slice(chunk_start, min(total, chunk_start + _CHUNK))
+        ts_list = part.ts_ns.tolist()
+        closes = part.close.tolist()
+        for j in range(len(ts_list)):
+            ts = ts_list[j]
+            close = closes[j]
+            if ts - prev_close_ns > stale_ns or ts >= boundary_ns:
+                # Data was missing (overnight, or a hole): the stale breaker looks at the gap.
+                prev_close = datetime_from_ns(prev_close_ns)
+                gate.on_bar(prev_close)
+                clock.advance_to(datetime_from_ns(prev_close_ns + stale_ns) + _STALE_EPSILON)
+                check_stale()
+                if ts >= boundary_ns:
+                    now = datetime_from_ns(ts + tf_ns)
+                    clock.advance_to(now)
+                    roll_day(datetime_from_ns(ts), now, last_equity)
+                    boundary = engine.next_day_boundary
+                    boundary_ns = ns_from_datetime(boundary) if boundary is not None else ts + 1
+                    check_stale()  # anchors the session's staleness clock, as a timer would
+            equity = cash + qty * close
+            if symbol in pending or (qty and breaches(equity)):
+                indicators: tuple[float | None, float | None] | None = None
+            else:
+                rsi = rsi_update(close)
+                sma = sma_update(close)
+                if (
+                    rsi is None
+                    or sma is None
+                    or not (
+                        (rsi < oversold and close > sma and -1e-12 < qty < 1e-12)
+                        or (rsi > overbought and qty > 1e-12)
+                    )
+                ):
+                    equity_append(equity)
+                    last_equity = equity
+                    if qty:
+                        exposed += 1
+                    prev_close_ns = ts + tf_ns
+                    continue
+                indicators = (rsi, sma)
+            # Eventful: the full engine path with a real Bar on a clock at the bar's close.
+            clock.advance_to(datetime_from_ns(ts + tf_ns))
+            gate.on_bar(datetime_from_ns(prev_close_ns))
+            await process(part.bar(j), indicators, schedule_stale_check=False)
+            last_equity = engine.state.equity
+            equity_append(last_equity)
+            position = positions.get(symbol)
+            qty = position.qty if position is not None else 0.0
+            cash = portfolio.cash
+            if engine.state.positions:
+                exposed += 1
+            prev_close_ns = ts + tf_ns
+        done += len(ts_list)
+        if progress is not None:
+            progress(done, total)
+    recorder.exposed = exposed
+
+
+_CHUNK = 65_536
+_STALE_EPSILON = timedelta(milliseconds=1)
 
 
 def parse_compare(text: str) -> list[tuple[float, float]]:

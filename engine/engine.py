@@ -302,12 +302,20 @@ class Engine:
         finally:
             self._busy = False
 
-    async def _process_bar(self, bar: Bar) -> None:
+    async def _process_bar(
+        self,
+        bar: Bar,
+        indicators: tuple[float | None, float | None] | None = None,
+        *,
+        schedule_stale_check: bool = True,
+    ) -> None:
+        """The whole per-bar path. ``indicators`` are (rsi, sma) when the caller (the backtest
+        loop) has already fed this bar to the strategy's indicators."""
         started = time.perf_counter()
         now = self.clock.now()
         boundary = self._next_day_boundary
         if boundary is None or bar.ts >= boundary:
-            self._roll_day(bar, now)
+            self.roll_day(bar.ts, now, self.state.equity or self.portfolio.cash)
         broker = self.broker
         await broker.on_bar(bar)
         account = await broker.get_account()
@@ -324,7 +332,10 @@ class Engine:
         self._emit(BarClosed(ts=now, bar=bar))
         position = self.portfolio.positions.get(self.symbol)
         position_qty = position.qty if position is not None else 0.0
-        signal = self.strategy.evaluate(bar, position_qty, ts=now)
+        if indicators is None:
+            signal = self.strategy.evaluate(bar, position_qty, ts=now)
+        else:
+            signal = self.strategy.decide(bar, position_qty, *indicators, ts=now)
         state.bars.append(bar)
         state.rsi.append(signal.rsi)
         state.sma.append(signal.sma)
@@ -347,11 +358,14 @@ class Engine:
                 positions=account.positions,
             )
         )
-        self.clock.call_at(close_time + self._stale_margin + _EPSILON, self._check_stale)
+        if schedule_stale_check:
+            self.clock.call_at(close_time + self._stale_margin + _EPSILON, self._check_stale)
         state.touch()
 
-    def _roll_day(self, bar: Bar, now: datetime) -> None:
-        local = bar.ts.astimezone(ET)
+    def roll_day(self, bar_ts: datetime, now: datetime, equity: float) -> None:
+        """A bar of a new New York day: the drawdown breaker measures from ``equity`` (the
+        equity at the previous close). Also used by the backtest loop."""
+        local = bar_ts.astimezone(ET)
         day = local.date()
         midnight = datetime(day.year, day.month, day.day, tzinfo=ET) + timedelta(days=1)
         self._next_day_boundary = midnight.astimezone(UTC)
@@ -359,10 +373,18 @@ class Engine:
         if getattr(self, "_day", None) == label:
             return
         self._day = label
-        equity = self.state.equity or self.portfolio.cash
         self.gate.start_day(label, equity)
         self.state.day_start_equity = equity
         self._emit(DayStarted(ts=now, day=label, starting_equity=equity))
+
+    @property
+    def next_day_boundary(self) -> datetime | None:
+        """Midnight New York time after the current trading day (None before the first bar)."""
+        return self._next_day_boundary
+
+    def check_stale(self) -> None:
+        """Ask the stale-data breaker now (timers call this; so does the backtest loop)."""
+        self._check_stale()
 
     def _check_stale(self) -> None:
         if self._stopping:

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+import numpy as np
+
 from engine.models import Fill, Side
 
 TRADING_DAYS = 252
@@ -77,36 +79,35 @@ def round_trips(fills: Sequence[Fill]) -> list[Trade]:
     return trades
 
 
+def _as_array(values: Sequence[float]) -> np.ndarray:
+    if isinstance(values, array):
+        return np.frombuffer(values, dtype=np.float64) if len(values) else np.zeros(0)
+    return np.asarray(values, dtype=np.float64)
+
+
 def max_drawdown(equity: Sequence[float]) -> float:
-    peak = -math.inf
-    worst = 0.0
-    for value in equity:
-        if value > peak:
-            peak = value
-        elif peak > 0:
-            dd = (peak - value) / peak
-            if dd > worst:
-                worst = dd
-    return worst
+    """Largest fall from a running peak, as a fraction of that peak."""
+    curve = _as_array(equity)
+    if curve.size == 0:
+        return 0.0
+    peaks = np.maximum.accumulate(curve)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        falls = np.where(peaks > 0, (peaks - curve) / peaks, 0.0)
+    return float(falls.max())
 
 
 def sharpe(equity: Sequence[float], bars_per_year: float) -> float:
-    n = len(equity) - 1
-    if n < 2:
+    """Mean over standard deviation of per-bar returns, annualised."""
+    curve = _as_array(equity)
+    if curve.size < 3:
         return 0.0
-    total = 0.0
-    total_sq = 0.0
-    prev = equity[0]
-    for value in equity[1:]:
-        r = value / prev - 1.0 if prev else 0.0
-        total += r
-        total_sq += r * r
-        prev = value
-    mean = total / n
-    var = (total_sq - n * mean * mean) / (n - 1)
-    if var <= 1e-30:
+    prev = curve[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = np.where(prev != 0, curve[1:] / prev - 1.0, 0.0)
+    std = float(returns.std(ddof=1))
+    if not std > 1e-15:
         return 0.0
-    return mean / math.sqrt(var) * math.sqrt(bars_per_year)
+    return float(returns.mean()) / std * math.sqrt(bars_per_year)
 
 
 def build_report(
@@ -131,7 +132,7 @@ def build_report(
         cagr = (end_equity / start_equity) ** (1.0 / years) - 1.0
     else:
         cagr = 0.0
-    curve = [start_equity, *equity]
+    curve = np.concatenate(([start_equity], _as_array(equity)))
     trades = round_trips(fills)
     wins = sum(1 for t in trades if t.pnl > 0)
     bars_per_year = TRADING_DAYS * SESSION_SECONDS / timeframe_seconds
@@ -145,8 +146,8 @@ def build_report(
         end_equity=end_equity,
         total_return=total_return,
         cagr=cagr,
-        max_drawdown=max_drawdown(curve),
-        sharpe=sharpe(curve, bars_per_year),
+        max_drawdown=max_drawdown(curve),  # type: ignore[arg-type]
+        sharpe=sharpe(curve, bars_per_year),  # type: ignore[arg-type]
         trades=len(trades),
         win_rate=wins / len(trades) if trades else 0.0,
         avg_trade=sum(t.pnl for t in trades) / len(trades) if trades else 0.0,

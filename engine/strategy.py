@@ -7,6 +7,7 @@ the broker or sends orders itself: the engine does that through the risk gate.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from engine.config import StrategyConfig
@@ -55,12 +56,32 @@ class RsiSmaStrategy:
         self._rsi.update(close)
         self._sma.update(close)
 
+    @property
+    def updaters(self) -> tuple[Callable[[float], float | None], Callable[[float], float | None]]:
+        """The (rsi, sma) update functions, for the backtest loop's inner path."""
+        return self._rsi.update, self._sma.update
+
+    def update(self, close: float) -> tuple[float | None, float | None]:
+        """Feed one closed bar's close to both indicators; returns (rsi, sma)."""
+        return self._rsi.update(close), self._sma.update(close)
+
     def evaluate(self, bar: Bar, position_qty: float, *, ts: datetime) -> SignalEvaluated:
         """Update the indicators with this closed bar, then apply the rule (strict inequalities)."""
+        close = bar.close
+        return self.decide(bar, position_qty, self._rsi.update(close), self._sma.update(close), ts=ts)
+
+    def decide(
+        self,
+        bar: Bar,
+        position_qty: float,
+        rsi: float | None,
+        sma: float | None,
+        *,
+        ts: datetime,
+    ) -> SignalEvaluated:
+        """Apply the rule to indicator values already updated with ``bar`` (see ``update``)."""
         cfg = self._cfg
         close = bar.close
-        rsi = self._rsi.update(close)
-        sma = self._sma.update(close)
         oversold = rsi is not None and rsi < cfg.rsi_oversold
         overbought = rsi is not None and rsi > cfg.rsi_overbought
         above = sma is not None and close > sma

@@ -13,6 +13,7 @@ journal replays, so a rebuilt portfolio equals the live one by construction.
 from __future__ import annotations
 
 import math
+from collections.abc import Container
 from dataclasses import dataclass, replace
 
 from engine.brokers.base import BrokerError, BrokerListener, DuplicateClientOrderId
@@ -104,6 +105,15 @@ class SimBroker:
 
     def last_price(self, symbol: str) -> float | None:
         return self._last.get(symbol)
+
+    def has_pending(self, symbol: str) -> bool:
+        """Orders waiting for the symbol's next bar (the backtest loop's cheap check)."""
+        return symbol in self._pending
+
+    @property
+    def pending_symbols(self) -> Container[str]:
+        """Symbols with orders waiting for their next bar (a live, read-only view)."""
+        return self._pending.keys()
 
     # -- Broker protocol -------------------------------------------------------------------
 

@@ -33,6 +33,13 @@ class DrawdownBreaker(Latch):
         self.day_start_equity = starting_equity
         self.drawdown = 0.0
 
+    def breaches(self, equity: float) -> bool:
+        """Would this equity trip the (not yet tripped) breaker? Same arithmetic as on_equity."""
+        start = self.day_start_equity
+        if self.tripped or start is None or start <= 0:
+            return False
+        return (start - equity) / start >= self.max_drawdown - _EPS
+
     def on_equity(self, equity: float, now: datetime) -> bool:
         """Record the latest equity; True only when this update trips the breaker."""
         start = self.day_start_equity
