@@ -164,6 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="real seconds between 1-minute bars (default 60)",
     )
+    sandbox.add_argument(
+        "--rate-limit", type=int, default=200, help="requests per minute per key (default 200)"
+    )
+    sandbox.add_argument(
+        "--live", action="store_true", help="behave as the live endpoint (paper keys get 401)"
+    )
+
+    from console.login_cli import add_credential_commands
+
+    add_credential_commands(sub)
     return parser
 
 
@@ -223,9 +233,21 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         raise UsageError(f"--port must be 0-65535 (got {args.port})")
     if not args.bar_interval > 0:
         raise UsageError("--bar-interval must be positive seconds, e.g. 60")
+    if args.rate_limit < 1:
+        raise UsageError("--rate-limit must be at least 1 request per minute")
     return run_sandbox(
-        SandboxConfig(port=args.port, seed=args.seed, bar_interval=args.bar_interval)
+        SandboxConfig(
+            port=args.port,
+            seed=args.seed,
+            bar_interval=args.bar_interval,
+            rate_limit=args.rate_limit,
+            live=args.live,
+        )
     )
+
+
+def _cmd_credentials(args: argparse.Namespace) -> int:
+    return int(args.credential_command(args))
 
 
 COMMANDS = {
@@ -233,6 +255,9 @@ COMMANDS = {
     "demo": _cmd_demo,
     "backtest": _cmd_backtest,
     "sandbox": _cmd_sandbox,
+    "login": _cmd_credentials,
+    "logout": _cmd_credentials,
+    "whoami": _cmd_credentials,
 }
 
 
@@ -287,9 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _known_error(exc: Exception) -> str | None:
     """Errors users cause that live in optional modules (journal, credentials…)."""
+    from engine.credentials import CredentialError
     from engine.journal import JournalError
 
-    if isinstance(exc, JournalError):
+    if isinstance(exc, JournalError | CredentialError):
         return str(exc)
     return None
 
