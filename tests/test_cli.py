@@ -141,3 +141,34 @@ def test_demo_headless_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         events = [e for _, e in journal.events()]
     assert isinstance(events[-1], SessionStopped)
     assert rebuild(events).cash > 0
+
+
+def test_an_unusable_data_dir_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data directory should be")
+    code, out, err = run_main(
+        ["demo", "--headless", "--speed", "1000", "--data-dir", str(blocker)], capsys
+    )
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "not-a-dir" in err and "Traceback" not in err
+    assert blocker.read_text().startswith("a file")  # nothing touched
+
+
+def test_a_journal_from_a_newer_tapewatch_is_refused_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    from engine.journal import Journal, JournalError
+
+    path = tmp_path / "journal.sqlite3"
+    Journal(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    before = path.read_bytes()
+    with pytest.raises(JournalError, match="newer"):
+        Journal(path)
+    assert path.read_bytes() == before
