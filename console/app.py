@@ -1,0 +1,409 @@
+"""The Textual app: layout, keys, modals, and the wiring between engine and panes.
+
+The app paints first and builds the session (which imports pandas and exchange-calendars) in a
+thread afterwards. Panes redraw from ``engine.state`` on one ~10 Hz timer, only when its version
+moved; the event stream is read only for toasts. Commands go through the engine's methods and
+nothing else, each in a worker so a slow broker never freezes the screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import signal
+import time
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Container, Grid
+from textual.theme import Theme
+from textual.widgets import Footer, Tab, Tabs
+from textual.worker import Worker, WorkerFailed, WorkerState
+
+from console.accounts import AccountDirectory, NoAccounts
+from console.alerts import AlertBudget, alert_for
+from console.commands import METHODS, OperatorCommands
+from console.flatten_watch import FlattenWatch
+from console.keymap import ACTIONS
+from console.panes.bars import BarsPane
+from console.panes.base import Palette, View
+from console.panes.breakers import BreakersPane
+from console.panes.header import HeaderPane
+from console.panes.indicators import IndicatorsPane
+from console.panes.latency import STAGES, LatencyPane, latency_histograms
+from console.panes.orders import OrdersPane
+from console.panes.positions import PositionsPane
+from console.session import ConsoleSession, SessionFactory
+from console.themes import VARIABLE_DEFAULTS, load_themes, resolve_theme
+from engine.bus import Subscription
+from engine.config import ConfigError
+from engine.engine import Engine
+from engine.feeds.base import DataError
+from engine.journal import JournalError
+from engine.models import Mode
+
+log = logging.getLogger("tapewatch.console")
+
+TICK = 0.1  # seconds between state checks: ~10 Hz
+HISTOGRAM_EVERY = 5.0  # seconds between latency histogram refreshes (computed in a thread)
+COMPACT_WIDTH = 100  # below this width or height the panes become pages
+COMPACT_HEIGHT = 30
+PAGES = (
+    ("market", "1 Market"),
+    ("positions", "2 Positions"),
+    ("orders", "3 Orders"),
+    ("latency", "4 Latency"),
+)
+USER_ERRORS = (ConfigError, DataError, JournalError, OSError)
+"""Start-up failures the user can fix (bad data dir, bad settings): one line, exit 2."""
+_OPERATOR_ACTIONS = frozenset(METHODS.values()) - {"keys_help", "cycle_theme"}
+
+
+class TapewatchApp(OperatorCommands):
+    CSS_PATH = "app.tcss"
+    TITLE = "tapewatch"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(
+            Binding(a.keys, METHODS[a.name], a.description, id=a.name, show=a.name != "help")
+            for a in ACTIONS
+        ),
+        *(
+            Binding(str(i), f"page('{name}')", label, show=False)
+            for i, (name, label) in enumerate(PAGES, 1)
+        ),
+        Binding("ctrl+q", "quit_now", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(
+        self,
+        *,
+        session: ConsoleSession | None = None,
+        session_factory: SessionFactory | None = None,
+        accounts: AccountDirectory | None = None,
+        themes: list[Theme] | None = None,
+        theme: str | None = None,
+        keymap: dict[str, str] | None = None,
+        drive: bool = True,
+        measured: bool = True,
+        freeze_gc: bool = False,
+        log_path: Path | None = None,
+        config_path: Path | None = None,
+        startup_notice: str | None = None,
+        handle_signals: bool = False,
+    ) -> None:
+        """``session`` is used as is; otherwise ``session_factory`` builds one in a thread.
+
+        ``drive=False`` never runs the feed (the caller advances the engine itself: snapshot
+        tests); ``measured=False`` hides timings that vary from run to run.
+        """
+        super().__init__()
+        if session is None and session_factory is None:
+            raise ValueError("give a session or a session_factory")
+        self._themes = themes if themes is not None else load_themes()
+        self._initial_theme = resolve_theme(theme, self._themes)
+        self._user_keymap = dict(keymap or {})
+        self._session: ConsoleSession | None = session
+        self._factory = session_factory
+        self._accounts: AccountDirectory = accounts or NoAccounts()
+        self._drive = drive
+        self._measured = measured
+        self._freeze_gc = freeze_gc
+        self._log_path = log_path
+        self._config_path = config_path
+        self._startup_notice = startup_notice
+        self._handle_signals = handle_signals
+        self._engine: Engine | None = None
+        self._subscription: Subscription | None = None
+        self._engine_worker: Worker[None] | None = None
+        self._seen_version = -1
+        self._last_second = -1
+        self._last_tick = 0.0
+        self._lags: deque[float] = deque(maxlen=600)
+        self._page = "market"
+        self._compact: bool | None = None  # unknown until the first size
+        self._quitting = False
+        self._flatten_watch: FlattenWatch | None = None
+        self._alerts = AlertBudget()
+        self._histogram_counts: tuple[int, ...] = ()
+        self._histogram_at = -HISTOGRAM_EVERY
+        self.error_message: str | None = None  # one line for the terminal after exit
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        # Kept as attributes: queries on the app search the top screen, which may be a dialog.
+        self._frame = Container(id="frame")
+        self._header = HeaderPane(id="header")
+        self._tabs = Tabs(*(Tab(label, id=name) for name, label in PAGES), id="page-tabs")
+        self._grid = Grid(id="panes", classes="-page-market")
+        self._bars = BarsPane(id="bars")
+        self._latency = LatencyPane(id="latency")
+        self._breakers = BreakersPane(id="breakers")
+        self._panes = (
+            self._bars,
+            IndicatorsPane(id="indicators"),
+            PositionsPane(id="positions"),
+            self._latency,
+            OrdersPane(id="orders"),
+            self._breakers,
+        )
+        with self._frame:
+            yield self._header
+            yield self._tabs
+            with self._grid:
+                yield from self._panes
+        yield Footer()
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(VARIABLE_DEFAULTS)
+
+    def on_mount(self) -> None:
+        for theme in self._themes:
+            self.register_theme(theme)
+        self.theme = self._initial_theme
+        if self._user_keymap:
+            self.set_keymap(self._user_keymap)
+        self.theme_changed_signal.subscribe(self, lambda _theme: self._redraw(everything=True))
+        self._apply_size(self.size.width, self.size.height)
+        self._last_tick = time.perf_counter()
+        self.set_interval(TICK, self._tick, name="redraw")
+        if self._startup_notice:
+            self.notify(self._startup_notice, timeout=8)
+        if self._handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(sig, self._begin_shutdown)  # a dropped SSH link too
+        if self._session is not None:
+            self._attach_session(self._session)
+        else:
+            # Only after the first frame is on screen: the build thread's imports (pandas,
+            # the calendar) would otherwise compete with that paint for the GIL.
+            self.call_after_refresh(self._start_build)
+
+    def _start_build(self) -> None:
+        self.run_worker(self._build_session, thread=True, name="build", exit_on_error=False)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._apply_size(event.size.width, event.size.height)
+
+    def _apply_size(self, width: int, height: int) -> None:
+        compact = width < COMPACT_WIDTH or height < COMPACT_HEIGHT
+        if compact == self._compact:
+            return
+        self._compact = compact
+        self.screen.set_class(compact, "-compact")
+        self._grid.set_class(compact, "-compact")
+        self._redraw(everything=True)
+
+    # ------------------------------------------------------------------ session start-up
+    def _build_session(self) -> ConsoleSession:
+        """Runs in a thread: the factory imports pandas and the calendar; plotext comes too."""
+        assert self._factory is not None
+        session = self._factory()
+        import plotext  # noqa: F401 - warm the import off the UI thread
+
+        return session
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.name == "histograms":
+            if event.state is WorkerState.SUCCESS and worker.result is not None:
+                latency = self._latency
+                latency.histograms = worker.result
+                if self._engine is not None and latency.display:
+                    latency.redraw(self._view(self._engine))
+            return
+        if worker.name != "build":
+            return
+        if event.state is WorkerState.SUCCESS and worker.result is not None:
+            session: ConsoleSession = worker.result
+            if self._quitting:
+                self._close_journal(session)
+                return
+            self._attach_session(session)
+        elif event.state is WorkerState.ERROR:
+            error = worker.error
+            if isinstance(error, USER_ERRORS):
+                log.error("could not start the session: %s", error)
+                self.error_message = f"tapewatch: error: {error}"
+                self.exit(2)
+            elif error is not None:
+                self._handle_exception(
+                    error if isinstance(error, Exception) else RuntimeError(str(error))
+                )
+
+    def _attach_session(self, session: ConsoleSession) -> None:
+        self._session = session
+        engine = self._engine = session.engine
+        self._subscription = engine.subscribe()
+        self.run_worker(self._watch_events(self._subscription), name="events", exit_on_error=True)
+        if self._drive:
+            self._engine_worker = self.run_worker(
+                self._run_engine(session), name="engine", exit_on_error=True
+            )
+        self._redraw(everything=True)
+        self._lags.clear()  # the loop-lag window starts once start-up is over
+        if self._freeze_gc:
+            gc.collect()
+            gc.freeze()  # start-up objects never change: keep full collections short
+
+    async def _run_engine(self, session: ConsoleSession) -> None:
+        await session.engine.run(session.feed)
+        if not self._quitting:
+            self.notify("The feed ended: no more bars", severity="warning", timeout=10)
+
+    async def _watch_events(self, subscription: Subscription) -> None:
+        async for event in subscription:
+            alert = alert_for(event)
+            if alert is None or self._quitting:
+                continue
+            if self._alerts.allow(time.monotonic()):
+                message, severity = alert
+                self.notify(message, severity=severity, timeout=6)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ redraw
+    def _tick(self) -> None:
+        started = time.perf_counter()
+        self._lags.append(max(0.0, started - self._last_tick - TICK))
+        self._last_tick = started
+        engine = self._engine
+        if engine is None:
+            return
+        second = int(time.monotonic())
+        if engine.state.version != self._seen_version:
+            self._redraw(everything=True)
+        elif second != self._last_second:
+            self._redraw(everything=False)
+        else:
+            bars = self._bars
+            if bars.pending and bars.display:
+                bars.redraw(self._view(engine))
+        self._last_second = second
+        self._refresh_histograms(engine)
+
+    def _refresh_histograms(self, engine: Engine) -> None:
+        """Every few seconds, when new latencies arrived, rebuild the histograms off the loop."""
+        if not self._measured or not self._latency.display:
+            return
+        now = time.monotonic()
+        if now - self._histogram_at < HISTOGRAM_EVERY:
+            return
+        counts = tuple(engine.latency.count(stage) for stage, _ in STAGES)
+        if counts == self._histogram_counts:
+            return
+        self._histogram_counts, self._histogram_at = counts, now
+        recorder = engine.latency
+        self.run_worker(
+            lambda: latency_histograms(recorder),
+            thread=True,
+            name="histograms",
+            exclusive=True,
+            group="histograms",
+            exit_on_error=False,
+        )
+
+    @property
+    def drawn_version(self) -> int:
+        """The engine state version the panes last drew (tests wait on it)."""
+        return self._seen_version
+
+    def _view(self, engine: Engine) -> View:
+        session = self._session
+        return View(
+            engine=engine,
+            state=engine.state,
+            now=engine.clock.now(),
+            calendar=session.calendar if session is not None else None,
+            palette=Palette.of(self),
+            measured=self._measured,
+            mono=self.no_color,
+        )
+
+    def _redraw(self, *, everything: bool) -> None:
+        """Everything when the state moved; header and breakers once a second (clocks)."""
+        engine = self._engine
+        if engine is None:
+            return
+        self._seen_version = engine.state.version
+        view = self._view(engine)
+        frame = self._frame
+        live = engine.state.mode is Mode.LIVE
+        frame.set_class(live, "-live")
+        frame.border_title = f"LIVE · REAL MONEY · {engine.state.account}" if live else ""
+        latency = self._latency
+        if self._lags and self._measured:
+            ordered = sorted(self._lags)
+            latency.loop_lag = (ordered[int(0.99 * (len(ordered) - 1))], ordered[-1])
+        panes: Iterable[Any] = (
+            (self._header, *self._panes) if everything else (self._header, self._breakers)
+        )
+        for pane in panes:
+            if pane.display:
+                pane.redraw(view)
+        if self._flatten_watch is not None:
+            outcome = self._flatten_watch.check(engine.state)
+            if outcome is not None:
+                self._flatten_watch = None
+                self.notify(outcome[0], severity=outcome[1], timeout=12)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ pages (small terminals)
+    def action_page(self, name: str) -> None:
+        self._tabs.active = name
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        name = event.tab.id or "market"
+        panes = self._grid
+        panes.remove_class(*(f"-page-{n}" for n, _ in PAGES))
+        panes.add_class(f"-page-{name}")
+        self._page = name
+        self._redraw(everything=True)
+        if name == "orders":
+            self._panes[4].focus()  # so the arrow keys scroll the log at once
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "page":
+            return bool(self._compact)
+        # While a dialog is open only its own keys (and ctrl+q) act.
+        return not (action in _OPERATOR_ACTIONS and len(self.screen_stack) > 1)
+
+    # ------------------------------------------------------------------ crashes
+    def _handle_exception(self, error: Exception) -> None:
+        """A crash: full traceback to the log, one line on the terminal, non-zero exit."""
+        cause = error.error if isinstance(error, WorkerFailed) else error
+        log.error("console crashed", exc_info=cause)
+        where = f" (details in {self._log_path})" if self._log_path else ""
+        self.error_message = f"tapewatch: internal error: {type(cause).__name__}: {cause}{where}"
+        super()._handle_exception(error)
+        self._exit_renderables.clear()  # no traceback over the user's terminal
+
+
+def create_app(
+    session: ConsoleSession,
+    *,
+    theme: str | None = None,
+    accounts: AccountDirectory | None = None,
+    keymap: dict[str, str] | None = None,
+    drive: bool = False,
+    measured: bool = False,
+) -> TapewatchApp:
+    """An app over a given session that paints the same screen on every run.
+
+    For snapshot tests and screenshots: no feed pacing (``drive=False``; advance the engine
+    with ``console.session.prime``), no measured timings, a fixed config path in the help
+    screen; every time on screen is the engine's simulated clock.
+    """
+    return TapewatchApp(
+        session=session,
+        accounts=accounts,
+        theme=theme,
+        keymap=keymap,
+        drive=drive,
+        measured=measured,
+        config_path=Path("~/.config/tapewatch/config.toml"),
+    )

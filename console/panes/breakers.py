@@ -1,0 +1,76 @@
+"""Breakers pane: the trading state, and each breaker's value against its threshold.
+
+State words (ACTIVE / REDUCING / HALTED, ok / WARN / TRIPPED) carry the meaning; colour only
+reinforces it, so the pane reads under NO_COLOR and in 16 colours.
+"""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.style import Style
+from rich.text import Text
+
+from console.format import et
+from console.panes.base import Pane, View
+from console.panes.header import trading_label
+from engine.models import Mode
+from engine.risk.base import BreakerStatus
+
+GAUGE = 8
+
+
+def gauge(fraction: float, width: int = GAUGE) -> str:
+    filled = max(0, min(width, round(fraction * width)))
+    return "▕" + "█" * filled + "░" * (width - filled) + "▏"
+
+
+def _value(status: BreakerStatus, view: View) -> Text:
+    p = view.palette
+    if status.name == "pause":
+        return Text("paused by operator" if status.tripped else "off", style=p.muted)
+    frac = status.value / status.threshold if status.threshold else 0.0
+    if status.unit == "%":
+        return Text(f"{gauge(frac)} {status.value:.2f}/{status.threshold:.2f}%")
+    if status.unit == "s":
+        if not _market_open(view):
+            return Text(f"idle: market closed (limit {status.threshold:.0f}s)", style=p.muted)
+        return Text(f"{gauge(frac)} {status.value:.0f}/{status.threshold:.0f}s")
+    return Text(f"{gauge(frac)} {status.value:g}/{status.threshold:g} {status.unit}".rstrip())
+
+
+def _market_open(view: View) -> bool:
+    if view.calendar is None:
+        return True
+    try:
+        return view.calendar.is_open(view.now)
+    except ValueError:  # beyond the calendar's range
+        return True
+
+
+class BreakersPane(Pane):
+    TITLE = "Breakers"
+
+    def redraw(self, view: View) -> None:
+        p = view.palette
+        statuses = view.engine.gate.statuses(view.now)
+        lines: list[Text] = [Text.assemble(("trading ", p.muted), trading_label(view))]
+        for s in statuses:
+            if s.tripped and s.name == "pause":
+                flag: tuple[str, Style] = ("ON", p.warn + Style(bold=True))
+            elif s.tripped:
+                flag = ("TRIP", p.bad)
+            elif s.warning:
+                flag = ("WARN", p.warn + Style(bold=True))
+            else:
+                flag = ("ok", p.good)
+            name = (f"{s.name:<9}", p.strong)
+            lines.append(Text.assemble(name, (f"{flag[0]:<5}", flag[1]), _value(s, view)))
+            if s.tripped and s.name != "pause":
+                since = et(s.tripped_at, "%m-%d %H:%M")
+                lines.append(Text(f"  ↳ {s.state.value} since {since}: {s.reason}", style=p.warn))
+        if not any("rate" in s.name for s in statuses):
+            where = "demo" if view.state.mode is Mode.DEMO else "not wired"
+            lines.append(
+                Text.assemble((f"{'rate-lim':<9}", p.strong), (f"{'—':<5}n/a ({where})", p.muted))
+            )
+        self.update(Group(*lines))

@@ -1,0 +1,152 @@
+"""A candlestick chart widget drawn by plotext, sized to the widget, coloured by the theme.
+
+plotext builds an ANSI picture; Rich parses it back into styled text and the candle and SMA
+colours are swapped for the theme's (``chart-up``/``chart-down``/``chart-sma``). Without colour
+(NO_COLOR) the candles switch to the OHLC style, whose open/close ticks show direction by shape.
+plotext is imported on first draw (it costs ~0.2 s), never before the first frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from rich.style import Style
+from rich.text import Span, Text
+from textual.widget import Widget
+
+from console.format import ET
+from engine.models import Bar
+
+# plotext's fixed candle colours (standard 2 = green, 1 = red) and the colour we give the SMA
+# line through a private plotext theme; each is swapped for the tapewatch theme's colour.
+_UP, _DOWN, _SMA = 2, 1, 13
+_PLOTEXT_THEME = "tapewatch"
+_Y_LABEL = 8  # room plotext keeps for y tick labels and the frame
+
+
+_registered = False
+
+
+def _plotext() -> Any:
+    global _registered
+    import plotext
+
+    if not _registered:
+        plotext.add_theme(_PLOTEXT_THEME, sequence=[_SMA])
+        _registered = True
+    return plotext
+
+
+def _tick_labels(times: Sequence[datetime], count: int) -> tuple[list[int], list[str]]:
+    n = len(times)
+    if n == 0 or count <= 0:
+        return [], []
+    step = max(1, (n - 1) // max(1, count - 1))
+    positions = list(range(0, n, step))
+    labels = []
+    last_day = None
+    for i in positions:
+        local = times[i].astimezone(ET)
+        day = local.date()
+        labels.append(
+            local.strftime("%b %d" if last_day is not None and day != last_day else "%H:%M")
+        )
+        last_day = day
+    return positions, labels
+
+
+class CandleChart(Widget):
+    """Recent bars as candles with the SMA line over them."""
+
+    DEFAULT_CSS = """
+    CandleChart { width: 1fr; height: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._bars: list[Bar] = []
+        self._sma: list[float | None] = []
+        self._styles: tuple[Style, Style, Style] = (Style(), Style(), Style())
+        self._mono = False
+        self._key: tuple[object, ...] | None = None
+        self._cached: Text = Text("starting…")
+
+    def set_data(
+        self,
+        bars: Sequence[Bar],
+        sma: Sequence[float | None],
+        styles: tuple[Style, Style, Style],
+        *,
+        mono: bool,
+    ) -> None:
+        """New bars, SMA values and (up, down, sma) styles; repaints on the next frame."""
+        self._bars = list(bars)
+        self._sma = list(sma)
+        self._styles = styles
+        self._mono = mono
+        self._key = None
+        self.refresh()
+
+    def capacity(self, width: int) -> int:
+        """How many bars fit: a candle and a gap (two columns), or three columns of OHLC ticks."""
+        canvas = max(1, width - _Y_LABEL)
+        return max(5, canvas // 3 if self._mono else canvas // 2)
+
+    def render(self) -> Text:
+        width, height = self.size.width, self.size.height
+        if not self._bars or width < 20 or height < 5:
+            return self._cached if not self._bars else Text("(too small for a chart)")
+        key = (width, height, id(self._bars), self._styles, self._mono)
+        if key != self._key:
+            self._cached = self._build(width, height)
+            self._key = key
+        return self._cached
+
+    def _build(self, width: int, height: int) -> Text:
+        n = self.capacity(width)
+        bars = self._bars[-n:]
+        sma = self._sma[-len(bars) :]
+        plt = _plotext()
+        fig = plt.figure
+        fig.clear()
+        fig.theme(_PLOTEXT_THEME)
+        fig.plot_size(width, height)
+        xs = list(range(len(bars)))
+        fig.draw(
+            fig.candlestick(
+                {
+                    "date": xs,
+                    "open": [b.open for b in bars],
+                    "close": [b.close for b in bars],
+                    "high": [b.high for b in bars],
+                    "low": [b.low for b in bars],
+                },
+                style="ohlc" if self._mono else "candle",
+                tick=1,
+            )
+        )
+        points = [(x, v) for x, v in zip(xs, sma, strict=False) if v is not None]
+        if len(points) >= 2:
+            line = fig.signal([x for x, _ in points], [v for _, v in points], marker="braille")
+            line.lines()
+            fig.draw(line)
+        positions, labels = _tick_labels([b.ts for b in bars], max(2, width // 14))
+        fig.ruler("x").ticks(positions, labels=labels)
+        text = Text.from_ansi(fig.build().string(colorless=self._mono), no_wrap=True)
+        return self._recolour(text)
+
+    def _recolour(self, text: Text) -> Text:
+        up, down, sma = self._styles
+        mapping = {_UP: up, _DOWN: down, _SMA: sma}
+        spans: list[Span] = []
+        for s in text.spans:
+            style = s.style
+            colour = style.color if isinstance(style, Style) else None
+            number = colour.number if colour is not None else None
+            if self._mono or number not in mapping:
+                continue
+            spans.append(Span(s.start, s.end, mapping[number]))
+        text.spans = spans
+        return text

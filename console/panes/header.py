@@ -1,0 +1,107 @@
+"""The header: mode badge, account and endpoint, market hours, equity, trading state, clock.
+
+The mode is the first thing on screen and LIVE is impossible to miss (the app also gives the
+whole screen a red border and title). Every time shown is the engine clock's.
+"""
+
+from __future__ import annotations
+
+from rich.console import RenderableType
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+
+from console.format import et, money, pct, span
+from console.panes.base import Palette, Pane, View
+from engine.models import Mode, TradingState
+
+
+def badge(mode: Mode, palette: Palette) -> Text:
+    colour = {
+        Mode.LIVE: palette.bad,
+        Mode.PAPER: palette.accent,
+        Mode.DEMO: palette.good,
+    }.get(mode, palette.muted)
+    label = " LIVE · REAL MONEY " if mode is Mode.LIVE else f" {mode.value} "
+    return Text(label, style=colour + Style(reverse=True, bold=True))
+
+
+def trading_label(view: View, *, short: bool = False) -> Text:
+    state = view.state
+    p = view.palette
+    if state.trading_state is TradingState.HALTED:
+        return Text("■ HALTED" + ("" if short else " · no orders"), style=p.bad)
+    warn = p.warn + Style(bold=True)
+    if state.paused and state.trading_state is TradingState.REDUCING:
+        return Text("‖ PAUSED" + ("" if short else " · exits only"), style=warn)
+    if state.trading_state is TradingState.REDUCING:
+        return Text("▼ REDUCING" + ("" if short else " · exits only"), style=warn)
+    return Text("▶ ACTIVE", style=p.good + Style(bold=True))
+
+
+def market_label(view: View, *, short: bool = False) -> Text:
+    cal = view.calendar
+    p = view.palette
+    if cal is None:
+        return Text("market hours unknown", style=p.muted)
+    now = view.now
+    word, prep = ("", "") if short else ("market ", "in ")
+    try:
+        if cal.is_open(now):
+            until = span(cal.next_close(now) - now)
+            return Text.assemble((f"{word}OPEN", p.good), (f" · closes {prep}{until}", p.muted))
+        until = span(cal.next_open(now) - now)
+        return Text.assemble((f"{word}CLOSED", p.warn), (f" · opens {prep}{until}", p.muted))
+    except ValueError:  # beyond the calendar's range
+        return Text("market hours unknown", style=p.muted)
+
+
+NARROW = 100  # below this width the header drops words, never the mode, state or clock
+
+
+class HeaderPane(Pane):
+    DEFAULT_CSS = """
+    HeaderPane { height: 2; width: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, classes="")
+
+    def redraw(self, view: View) -> None:
+        self.update(self.compose_header(view, short=self.size.width < NARROW))
+
+    @staticmethod
+    def compose_header(view: View, *, short: bool = False) -> RenderableType:
+        state = view.state
+        p = view.palette
+        left1 = Text.assemble(
+            badge(state.mode, p),
+            " ",
+            (f"{state.symbol} {state.timeframe}", p.strong),
+            (" · " if short else " · account ", p.muted),
+            state.account or "—",
+            (" · ", p.muted),
+            state.endpoint or "—",
+        )
+        clock = "%m-%d %H:%M:%S ET" if short else "%a %Y-%m-%d %H:%M:%S ET"
+        right1 = Text(et(view.now, clock), style=p.strong)
+        day = state.day_pnl
+        day_pct = 100.0 * day / state.day_start_equity if state.day_start_equity else None
+        left2 = Text.assemble(
+            market_label(view, short=short),
+            ("  eq " if short else "   equity ", p.muted),
+            (money(state.equity), p.strong),
+            ("  day ", p.muted),
+            (f"{money(day, sign=True)} ({pct(day_pct)})", p.up if day >= 0 else p.down),
+        )
+        right2 = Text.assemble(trading_label(view, short=short))
+        if state.in_flight:
+            right2.append(f"  {state.in_flight} in flight", style=p.warn)
+        if state.mode is Mode.DEMO and state.speed:
+            right2.append(f"  ×{state.speed:g}", style=p.muted)
+        grid = Table.grid(expand=True)
+        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        grid.add_column(justify="right", no_wrap=True)
+        grid.add_row(left1, right1)
+        grid.add_row(left2, right2)
+        return grid

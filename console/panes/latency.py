@@ -1,0 +1,87 @@
+"""Latency pane: per stage count, p50/p90/p99/max and a bucket histogram; plus the UI loop lag.
+
+The engine measures stages with ``perf_counter`` (HdrHistogram); the app measures how late its
+own 10 Hz timer fires, which is how long a repaint can delay anything else on the loop.
+"""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from console.format import DASH, duration
+from console.panes.base import Pane, View
+from console.panes.spark import histogram
+from engine.latency import LatencyRecorder
+
+STAGES = (
+    ("bar_to_decision", "bar→decision"),
+    ("submit_to_ack", "submit→ack"),
+    ("ack_to_fill", "ack→fill"),
+    ("rest_roundtrip", "REST trip"),
+)
+BUCKETS = 8
+
+
+def latency_histograms(recorder: LatencyRecorder) -> dict[str, str]:
+    """Bucket bars per stage. Slow (HdrHistogram's iterator is pure Python: tens of ms a
+    stage), so the app runs this in a thread every few seconds, never on the loop."""
+    result: dict[str, str] = {}
+    for stage, _ in STAGES:
+        try:
+            summary = recorder.summary(stage, buckets=BUCKETS)
+        except Exception:  # a value recorded mid-iteration: try again next time
+            continue
+        result[stage] = histogram([c for _, c in summary.buckets])
+    return result
+
+
+class LatencyPane(Pane):
+    TITLE = "Latency"
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.loop_lag: tuple[float, float] | None = None  # (p99, max) seconds, set by the app
+        self.histograms: dict[str, str] = {}  # stage -> bars, set by the app from a thread
+
+    def redraw(self, view: View) -> None:
+        p = view.palette
+        table = Table(
+            box=None, expand=True, padding=(0, 0, 0, 1), pad_edge=False, header_style=p.muted
+        )
+        table.add_column("Stage", no_wrap=True, min_width=12)
+        table.add_column("n", justify="right", no_wrap=True, min_width=4)
+        for name in ("p50", "p90", "p99", "max"):
+            table.add_column(name, justify="right", no_wrap=True, min_width=6)
+        table.add_column("hist", no_wrap=True, min_width=BUCKETS)
+        latency = view.engine.latency
+        for stage, label in STAGES:
+            s = latency.summary(stage)
+            if s.count == 0:
+                table.add_row(label, "0", DASH, DASH, DASH, DASH, "", style=p.muted)
+                continue
+            if not view.measured:
+                table.add_row(label, str(s.count), "·", "·", "·", "·", "")
+                continue
+            table.add_row(
+                label,
+                str(s.count),
+                duration(s.p50),
+                duration(s.p90),
+                Text(duration(s.p99), style=p.strong),
+                duration(s.max),
+                Text(self.histograms.get(stage, ""), style=p.accent),
+            )
+        lag = self.loop_lag
+        if lag is None or not view.measured:
+            footer = Text("UI loop lag: measuring…" if view.measured else "", style=p.muted)
+        else:
+            footer = Text.assemble(
+                ("UI loop lag ", p.muted),
+                ("p99 ", p.muted),
+                (duration(lag[0]), p.warn if lag[0] > 0.05 else p.strong),
+                ("  max ", p.muted),
+                (duration(lag[1]), p.warn if lag[1] > 0.1 else p.strong),
+            )
+        self.update(Group(table, footer))

@@ -1,0 +1,1 @@
+"""Modal screens: confirmations, the flatten preview, the live switch, help."""

@@ -1,0 +1,56 @@
+"""The ? screen: every key in force (after the user's remapping) and what it does."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.keys import format_key
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from console.keymap import ACTIONS
+
+
+def _keys(spec: str) -> str:
+    return " / ".join(format_key(k) for k in spec.split(","))
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q,enter", "close", "Close", show=False)
+    ]
+
+    def __init__(self, keys: dict[str, str], config_path: str) -> None:
+        super().__init__()
+        self._keys = keys
+        self._config_path = config_path
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, padding=(0, 2), show_header=False)
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
+        for action in ACTIONS:
+            table.add_row(_keys(self._keys.get(action.name, action.keys)), action.help)
+        table.add_row("ctrl+q", "Quit (same checks as quit)")
+        table.add_row("ctrl+p", "Command palette: every action by name")
+        table.add_row("1 2 3 4", "Pages on small terminals (market, positions, orders, latency)")
+        table.add_row("↑ ↓ PgUp PgDn", "Scroll the order log")
+        with Vertical(id="dialog", classes="dialog") as box:
+            box.border_title = "Keys"
+            box.border_subtitle = "esc closes"
+            yield Static(table, id="body")
+            yield Static(
+                Text(
+                    f'Remap keys in {self._config_path} under [keys], e.g. pause = "space"',
+                    style="dim",
+                ),
+                id="config-hint",
+            )
+
+    def action_close(self) -> None:
+        self.dismiss(None)
