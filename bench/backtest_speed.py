@@ -123,14 +123,23 @@ def main() -> int:
         fn = run_tapewatch if args.child == "tapewatch" else run_backtesting_py
         print(json.dumps(fn(args.bars[0])))
         return 0
-    print(f"{'bars':>10}  {'tapewatch bars/s':>17}  {'backtesting.py bars/s':>22}  {'ratio':>6}  "
-          f"{'tapewatch peak MB':>18}  {'backtesting.py peak MB':>23}")
+    print(
+        f"{'bars':>10}  {'tapewatch bars/s':>17}  {'backtesting.py bars/s':>22}  {'ratio':>6}  "
+        f"{'tapewatch peak MB':>18}  {'backtesting.py peak MB':>23}"
+    )
     for n in args.bars:
-        ours = max((_child("tapewatch", n) for _ in range(args.repeat)), key=lambda r: r["bars_per_s"])
-        ref = max((_child("backtesting", n) for _ in range(args.repeat)), key=lambda r: r["bars_per_s"])
+        ours = max(
+            (_child("tapewatch", n) for _ in range(args.repeat)), key=lambda r: r["bars_per_s"]
+        )
+        ref = max(
+            (_child("backtesting", n) for _ in range(args.repeat)), key=lambda r: r["bars_per_s"]
+        )
         ratio = ours["bars_per_s"] / ref["bars_per_s"]
-        print(f"{n:>10,}  {ours['bars_per_s']:>17,.0f}  {ref['bars_per_s']:>22,.0f}  {ratio:>5.2f}x  "
-              f"{ours['peak_mb']:>18.0f}  {ref['peak_mb']:>23.0f}", flush=True)
+        print(
+            f"{n:>10,}  {ours['bars_per_s']:>17,.0f}  {ref['bars_per_s']:>22,.0f}  {ratio:>5.2f}x  "
+            f"{ours['peak_mb']:>18.0f}  {ref['peak_mb']:>23.0f}",
+            flush=True,
+        )
     print("target: ratio >= 2.5x; tapewatch peak under 300 MB at 1,000,000 bars")
     return 0
 

@@ -124,10 +124,7 @@ def run_backtest_command(args: argparse.Namespace, config: EngineConfig) -> int:
     reports = [r.report for r in results]
     if args.json:
         payload: object
-        if pairs:
-            payload = {"compare": [r.as_dict() for r in reports]}
-        else:
-            payload = reports[0].as_dict()
+        payload = {"compare": [r.as_dict() for r in reports]} if pairs else reports[0].as_dict()
         print(json.dumps(payload, sort_keys=True))
     else:
         print(format_table(reports))

@@ -8,16 +8,18 @@ an unexpected failure is one line pointing at the log file, never a traceback on
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from engine import __version__
+
+if TYPE_CHECKING:
+    from engine.config import EngineConfig
 
 USAGE_ERROR = 2
 PROG = "tapewatch"
@@ -177,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _engine_config(args: argparse.Namespace) -> object:
+def _engine_config(args: argparse.Namespace) -> EngineConfig:
     from engine.config import EngineConfig, ExecutionConfig, RiskConfig, StrategyConfig
 
     return EngineConfig(
@@ -297,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE_ERROR
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback on screen
+    except Exception as exc:
         known = _known_error(exc)
         if known is not None:
             sys.stderr.write(f"{PROG}: error: {known}\n")

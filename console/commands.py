@@ -303,7 +303,7 @@ class OperatorCommands(App[int]):
             await self.workers.wait_for_complete(commands)
         engine = self._engine
         if engine is not None:
-            await engine.stop(f"operator quit ({engine.who})")
+            await engine.stop("operator quit", who=engine.who)
             worker = self._engine_worker
             if worker is not None and worker.is_running:
                 # The feed stops at once; the bar in hand finishes (engine.stop waited for it).

@@ -261,6 +261,12 @@ def write_trades_csv(fills: tuple[Fill, ...], path: Path) -> None:
         writer.writerow(["time", "side", "quantity", "price", "fees"])
         for fill in fills:
             writer.writerow(
-                [fill.ts.isoformat(), fill.side.value, repr(fill.qty), repr(fill.price), repr(fill.fee)]
+                [
+                    fill.ts.isoformat(),
+                    fill.side.value,
+                    repr(fill.qty),
+                    repr(fill.price),
+                    repr(fill.fee),
+                ]
             )
     tmp.replace(path)

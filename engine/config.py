@@ -62,8 +62,8 @@ class StrategyConfig:
             raise ConfigError(f"--rsi-method must be 'sma' or 'wilder' (got {self.rsi_method!r})")
         if not 0 < self.position_pct <= 1:
             raise ConfigError(
-                f"--position-pct must be in (0, 1], a fraction of equity (got {self.position_pct:g});"
-                " e.g. 0.02 for 2%"
+                "--position-pct must be in (0, 1], a fraction of equity "
+                f"(got {self.position_pct:g}); e.g. 0.02 for 2%"
             )
         return replace(self, symbol=symbol)
 
@@ -78,7 +78,9 @@ class ExecutionConfig:
 
     def validate(self) -> ExecutionConfig:
         if not 0 <= self.slippage_bps < 10_000:
-            raise ConfigError(f"--slippage-bps must be between 0 and 10000 (got {self.slippage_bps:g})")
+            raise ConfigError(
+                f"--slippage-bps must be between 0 and 10000 (got {self.slippage_bps:g})"
+            )
         if self.commission_per_order < 0 or self.commission_per_share < 0:
             raise ConfigError("commissions cannot be negative; use 0 for none")
         return self

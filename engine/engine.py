@@ -9,17 +9,17 @@ only way in from outside; events and ``state`` are the only way out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from engine.brokers.base import Broker, BrokerError, DuplicateClientOrderId
 from engine.bus import EventBus, Subscription
-from engine.config import EngineConfig
 from engine.clock import Clock
+from engine.config import EngineConfig
 from engine.events import (
     BarClosed,
     BreakerChanged,
@@ -39,6 +39,7 @@ from engine.events import (
     TradingStateChanged,
 )
 from engine.feeds.base import Feed
+from engine.journal import EventJournal
 from engine.latency import LatencyRecorder
 from engine.models import (
     Bar,
@@ -82,14 +83,6 @@ JOURNALED = frozenset(
 )
 
 
-class JournalLike(Protocol):
-    def append(self, event: Event) -> int: ...
-
-    def events(
-        self, *, after_seq: int = 0, kinds: Iterable[str] | None = None
-    ) -> Iterable[tuple[int, Event]]: ...
-
-
 class EngineCommandError(Exception):
     """A command was refused; the message says why and what to do instead."""
 
@@ -105,7 +98,7 @@ class Engine:
         *,
         clock: Clock,
         broker: Broker,
-        journal: JournalLike | None = None,
+        journal: EventJournal | None = None,
         mode: Mode = Mode.BACKTEST,
         account: str = "",
         endpoint: str = "",
@@ -126,6 +119,7 @@ class Engine:
         self.strategy = RsiSmaStrategy(strat)
         self.gate = RiskGate(config.risk, self.timeframe.seconds, in_session)
         self.bus = EventBus()
+        self._unwritten: list[Event] = []
         if journal is not None:
             self.bus.add_sink(self._journal_sink)
         self.portfolio = PortfolioState(cash=config.starting_cash, positions={})
@@ -151,8 +145,20 @@ class Engine:
         return self.bus.subscribe(maxsize)
 
     def _journal_sink(self, event: Event) -> None:
-        if event.kind in JOURNALED and self.journal is not None:
-            self.journal.append(event)
+        """Collect events for the journal; ``_flush`` writes them in one transaction.
+
+        Intents are flushed before the order is sent (the write-ahead rule), operator actions
+        and broker updates at once, and a bar's records once the bar is decided, so the
+        decision never waits on a disk sync and a bar costs one commit, not one per record.
+        """
+        if event.kind in JOURNALED:
+            self._unwritten.append(event)
+
+    def _flush(self) -> None:
+        if self._unwritten and self.journal is not None:
+            batch = self._unwritten
+            self._unwritten = []
+            self.journal.append_many(batch)
 
     def _emit(self, event: Event) -> None:
         self.bus.publish(event)
@@ -160,6 +166,7 @@ class Engine:
     def _emit_breakers(self, changes: list[BreakerChanged]) -> None:
         if not changes:
             return
+
         before = self.state.trading_state
         for change in changes:
             self._emit(change)
@@ -168,7 +175,11 @@ class Engine:
         if after != before:
             self.state.trading_state = after
             reason = changes[-1].reason
-            self._emit(TradingStateChanged(ts=self.clock.now(), old=before, new=after, reason=reason))
+            self._emit(
+                TradingStateChanged(ts=self.clock.now(), old=before, new=after, reason=reason)
+            )
+        if not self._busy:
+            self._flush()
         self.state.touch()
 
     # ------------------------------------------------------------------ lifecycle
@@ -190,7 +201,9 @@ class Engine:
                 timeframe=self.timeframe.label,
             )
         )
+        self._flush()
         await self._resolve_in_flight_intents()
+        self._flush()
         self.state.cash = account.cash
         self.state.equity = account.equity
         if not self.gate.day_start_equity:
@@ -278,10 +291,14 @@ class Engine:
             self.gate.on_bar(bar.ts + self.timeframe.delta)
         state.touch()
 
-    async def stop(self, reason: str = "stopped") -> None:
-        """Stop taking bars; no new orders after this returns. Pending orders are left as they are."""
+    async def stop(self, reason: str = "stopped", *, who: str | None = None) -> None:
+        """Stop taking bars; no new orders after this returns. Pending orders are left as they are.
+
+        ``who`` marks an operator's quit, journaled as an operator action."""
         if self._stopping:
             return
+        if who is not None:
+            self._operator("quit", who, reason)
         self._stopping = True
         if self._feed is not None:
             self._feed.stop()
@@ -289,6 +306,7 @@ class Engine:
             await asyncio.sleep(0.005)
         self.state.running = False
         self._emit(SessionStopped(ts=self.clock.now(), reason=reason))
+        self._flush()
         self.state.touch()
         self.bus.close()
 
@@ -360,6 +378,7 @@ class Engine:
         )
         if schedule_stale_check:
             self.clock.call_at(close_time + self._stale_margin + _EPSILON, self._check_stale)
+        self._flush()
         state.touch()
 
     def roll_day(self, bar_ts: datetime, now: datetime, equity: float) -> None:
@@ -428,7 +447,9 @@ class Engine:
         now = self.clock.now()
         if not decision.allowed:
             self._emit(
-                RiskDenied(ts=now, request=request, breaker=decision.breaker, reason=decision.reason)
+                RiskDenied(
+                    ts=now, request=request, breaker=decision.breaker, reason=decision.reason
+                )
             )
             self.state.orders.appendleft(
                 OrderRow(
@@ -449,9 +470,14 @@ class Engine:
         """Journal the intent, then send; an unknown outcome is looked up, never resent."""
         now = self.clock.now()
         if self._stopping:
-            self._emit(Notice(ts=now, level="info", message=f"stopping: {request.client_order_id} not sent"))
+            self._emit(
+                Notice(
+                    ts=now, level="info", message=f"stopping: {request.client_order_id} not sent"
+                )
+            )
             return None
         self._emit(OrderIntended(ts=now, request=request))
+        self._flush()  # durable before the broker hears of it
         cid = request.client_order_id
         row = OrderRow(
             time=now,
@@ -486,6 +512,7 @@ class Engine:
             self.state.touch()
             return None
         self._emit(OrderSubmitted(ts=self.clock.now(), order=order, latency=latency))
+        self._flush()
         if order.status.is_open:
             self._in_flight[cid] = ack
         else:
@@ -517,15 +544,20 @@ class Engine:
             if acked is not None:
                 self.latency.record("ack_to_fill", time.perf_counter() - acked)
                 self.state.in_flight = max(0, self.state.in_flight - 1)
-        elif isinstance(event, OrderUpdated) and not event.order.status.is_open:
-            if self._in_flight.pop(event.order.client_order_id, None) is not None:
-                self.state.in_flight = max(0, self.state.in_flight - 1)
+        elif (
+            isinstance(event, OrderUpdated)
+            and not event.order.status.is_open
+            and self._in_flight.pop(event.order.client_order_id, None) is not None
+        ):
+            self.state.in_flight = max(0, self.state.in_flight - 1)
         order = getattr(event, "order", None)
         if isinstance(order, Order):
             row = self.state.order_row(order.client_order_id)
             if row is not None:
                 self._apply_order_to_row(row, order)
         self._emit(event)
+        if not self._busy:
+            self._flush()  # outside a bar (Alpaca's stream): record it now
         self.state.touch()
 
     # ------------------------------------------------------------------ commands
@@ -533,6 +565,7 @@ class Engine:
         self._emit(
             OperatorAction(ts=self.clock.now(), action=action, who=who or self.who, detail=detail)
         )
+        self._flush()
 
     async def pause(self, who: str | None = None) -> None:
         """No new entries from now on; exits and flatten still go through."""
@@ -591,9 +624,9 @@ class Engine:
                 self.state.in_flight = max(0, self.state.in_flight - 1)
         sent: list[Order] = []
         for request in requests:
-            order = await self._submit(request)
-            if order is not None:
-                sent.append(order)
+            submitted = await self._submit(request)
+            if submitted is not None:
+                sent.append(submitted)
         self.state.touch()
         return sent
 
@@ -608,7 +641,9 @@ class Engine:
     ) -> None:
         """Trade another account from now on. Refused while HALTED or with orders in flight."""
         if self.gate.state is TradingState.HALTED:
-            raise EngineCommandError("trading is HALTED: reset the breaker before switching accounts")
+            raise EngineCommandError(
+                "trading is HALTED: reset the breaker before switching accounts"
+            )
         if self._in_flight:
             raise EngineCommandError("orders are in flight: wait until they settle, then switch")
         self._operator("switch_account", who, f"{self.mode.value} -> {mode.value} {account}")
@@ -626,6 +661,13 @@ class Engine:
         self.state.cash = snapshot.cash
         self.state.equity = snapshot.equity
         self.state.positions = {p.symbol: p for p in snapshot.positions}
+        # Another account: the day's drawdown is measured from its equity, not the old one's.
+        now = self.clock.now()
+        day = getattr(self, "_day", "") or now.astimezone(ET).date().isoformat()
+        self.gate.start_day(day, snapshot.equity)
+        self.state.day_start_equity = snapshot.equity
+        self._emit(DayStarted(ts=now, day=day, starting_equity=snapshot.equity))
+        self._flush()
         self.state.touch()
         if old is not broker:
             await old.close()
@@ -647,7 +689,5 @@ _EPSILON = timedelta(milliseconds=1)
 
 async def cancel_quietly(task: asyncio.Task[object]) -> None:
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
-    except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
-        pass

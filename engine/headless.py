@@ -44,7 +44,8 @@ def format_event(event: Event) -> str | None:
         )
     if isinstance(event, OrderSubmitted):
         o = event.order
-        return f"{stamp} order {o.side.value} {o.qty:g} {o.symbol} {o.status.value} ({o.client_order_id})"
+        what = f"{o.side.value} {o.qty:g} {o.symbol}"
+        return f"{stamp} order {what} {o.status.value} ({o.client_order_id})"
     if isinstance(event, OrderFilled):
         f = event.fill
         return f"{stamp} FILL {f.side.value} {f.qty:g} {f.symbol} @ {f.price:.4f} fee {f.fee:.2f}"
@@ -53,7 +54,8 @@ def format_event(event: Event) -> str | None:
         reason = f": {o.reason}" if o.reason else ""
         return f"{stamp} order {o.client_order_id} {o.status.value}{reason}"
     if isinstance(event, RiskDenied):
-        return f"{stamp} DENIED {event.request.side.value} {event.request.qty:g} {event.request.symbol}: {event.reason}"
+        r = event.request
+        return f"{stamp} DENIED {r.side.value} {r.qty:g} {r.symbol}: {event.reason}"
     if isinstance(event, BreakerChanged):
         what = "TRIPPED" if event.tripped else "reset"
         return f"{stamp} breaker {event.name} {what}: {event.reason}"
@@ -75,6 +77,17 @@ def format_event(event: Event) -> str | None:
     return None
 
 
+def _silence(out: TextIO) -> None:
+    """Point stdout at /dev/null so the interpreter's exit flush does not raise again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 async def run_headless(engine: Engine, feed: Feed, *, out: TextIO = sys.stdout) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -92,7 +105,11 @@ async def run_headless(engine: Engine, feed: Feed, *, out: TextIO = sys.stdout) 
         async for event in subscription:
             line = format_event(event)
             if line:
-                print(line, file=out, flush=True)
+                try:
+                    print(line, file=out, flush=True)
+                except BrokenPipeError:  # `| head` closed the pipe: stop printing, keep trading
+                    _silence(out)
+                    return
 
     printing = asyncio.create_task(printer())
     running = asyncio.create_task(engine.run(feed))

@@ -68,7 +68,9 @@ class RsiSmaStrategy:
     def evaluate(self, bar: Bar, position_qty: float, *, ts: datetime) -> SignalEvaluated:
         """Update the indicators with this closed bar, then apply the rule (strict inequalities)."""
         close = bar.close
-        return self.decide(bar, position_qty, self._rsi.update(close), self._sma.update(close), ts=ts)
+        rsi = self._rsi.update(close)
+        sma = self._sma.update(close)
+        return self.decide(bar, position_qty, rsi, sma, ts=ts)
 
     def decide(
         self,

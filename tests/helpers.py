@@ -58,12 +58,20 @@ def make_engine(
     broker = SimBroker(config.starting_cash, config.execution, clock=clock)
     extra = {"in_session": in_session} if in_session is not None else {}
     engine = Engine(
-        config, clock=clock, broker=broker, journal=journal, mode=mode, who="tester@local", **extra  # type: ignore[arg-type]
+        config,
+        clock=clock,
+        broker=broker,
+        journal=journal,
+        mode=mode,
+        who="tester@local",
+        **extra,  # type: ignore[arg-type]
     )
     return engine, broker, clock
 
 
-async def feed_bars(engine: Engine, clock: SimClock, bars: Sequence[Bar], step: timedelta = STEP) -> None:
+async def feed_bars(
+    engine: Engine, clock: SimClock, bars: Sequence[Bar], step: timedelta = STEP
+) -> None:
     """Deliver closed bars the way ReplayFeed does: clock at the bar's end, then the bar."""
     for bar in bars:
         clock.advance_to(bar.ts + step)

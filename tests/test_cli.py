@@ -71,7 +71,9 @@ def test_bad_input_is_one_line_and_exit_2(
     assert out == ""
 
 
-def test_a_malformed_data_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_malformed_data_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bars.csv"
     bad.write_text("timestamp,open,high,low,close,volume\n2024-01-02T14:30:00Z,1,0.5,1,1,10\n")
     code, _, err = run_main(["backtest", "--data", str(bad)], capsys)
@@ -87,14 +89,36 @@ def test_backtest_json_is_byte_identical_across_runs(capsys: pytest.CaptureFixtu
     assert first[1] == second[1]
     report = json.loads(first[1])
     assert report["bars"] == 19 * 78  # 2024-03-29 is Good Friday: no session
-    assert {"end_equity", "total_return", "cagr", "max_drawdown", "sharpe", "trades",
-            "win_rate", "avg_trade", "exposure", "fees"} <= set(report)
+    assert {
+        "end_equity",
+        "total_return",
+        "cagr",
+        "max_drawdown",
+        "sharpe",
+        "trades",
+        "win_rate",
+        "avg_trade",
+        "exposure",
+        "fees",
+    } <= set(report)
 
 
-def test_backtest_table_trades_csv_and_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backtest_table_trades_csv_and_compare(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     trades = tmp_path / "trades.csv"
-    argv = ["backtest", *SHORT, "--rsi-oversold", "40", "--rsi-overbought", "60",
-            "--commission", "1", "--trades", str(trades)]
+    argv = [
+        "backtest",
+        *SHORT,
+        "--rsi-oversold",
+        "40",
+        "--rsi-overbought",
+        "60",
+        "--commission",
+        "1",
+        "--trades",
+        str(trades),
+    ]
     code, out, _ = run_main(argv, capsys)
     assert code == 0
     assert "End equity" in out and "Sharpe" in out
@@ -113,7 +137,17 @@ def test_backtest_table_trades_csv_and_compare(tmp_path: Path, capsys: pytest.Ca
 def test_demo_headless_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     env = {**os.environ, "TAPEWATCH_DATA_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "console.cli", "demo", "--headless", "--speed", "3000", "--seed", "3"],
+        [
+            sys.executable,
+            "-m",
+            "console.cli",
+            "demo",
+            "--headless",
+            "--speed",
+            "3000",
+            "--seed",
+            "3",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -128,7 +162,9 @@ def test_demo_headless_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             if not line:
                 break
             lines.append(line)
-        assert any("-> HOLD" in line or "-> BUY" in line or "-> SELL" in line for line in lines), lines
+        assert any("-> HOLD" in line or "-> BUY" in line or "-> SELL" in line for line in lines), (
+            lines
+        )
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -148,7 +184,7 @@ def test_an_unusable_data_dir_is_one_line_and_exit_2(
 ) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the data directory should be")
-    code, out, err = run_main(
+    code, _out, err = run_main(
         ["demo", "--headless", "--speed", "1000", "--data-dir", str(blocker)], capsys
     )
     assert code == 2

@@ -17,7 +17,9 @@ BrokerListener = Callable[[Event], None]
 
 
 class BrokerError(Exception):
-    """The broker could not be reached or answered with an error; ``retryable`` says if later may work."""
+    """The broker could not be reached or answered with an error.
+
+    ``retryable`` says whether the same call may work later (timeouts, 5xx, 429)."""
 
     def __init__(self, message: str, *, status: int | None = None, retryable: bool = False) -> None:
         super().__init__(message)

@@ -75,12 +75,15 @@ async def test_no_color_draws_the_chart_with_shapes(
     app = make_app(session)
     async with app.run_test(size=(120, 36)) as pilot:
         await until(pilot, lambda: session.engine.state.running)
-        await pilot.pause(0.4)
         assert app.no_color
         chart = app.query_one(CandleChart)
-        picture = chart.render()
-        assert not _coloured(picture)
-        assert "├" in picture.plain or "┤" in picture.plain  # OHLC ticks: direction by shape
+
+        def ticks_drawn() -> bool:
+            plain = chart.render().plain
+            return "├" in plain or "┤" in plain  # OHLC ticks: direction by shape
+
+        await until(pilot, ticks_drawn, "the chart to draw OHLC ticks")
+        assert not _coloured(chart.render())
 
 
 async def test_colour_chart_uses_the_theme(
@@ -90,8 +93,8 @@ async def test_colour_chart_uses_the_theme(
     app = make_app(session)
     async with app.run_test(size=(120, 36)) as pilot:
         await until(pilot, lambda: session.engine.state.running)
-        await pilot.pause(0.4)
-        assert _coloured(app.query_one(CandleChart).render())
+        chart = app.query_one(CandleChart)
+        await until(pilot, lambda: _coloured(chart.render()), "a coloured chart")
 
 
 async def test_t_cycles_the_themes_and_theme_is_honoured(session: Session) -> None:

@@ -11,7 +11,7 @@ from console.app import TapewatchApp, create_app
 from console.session import prime
 from engine.config import EngineConfig
 from engine.wiring import DemoOptions, build_demo
-from tests.console.conftest import THEMES, shown, until
+from tests.console.conftest import THEMES, drawn, shown, until
 
 HEAVY = ("pandas", "numpy", "exchange_calendars", "plotext", "pyarrow", "alpaca")
 
@@ -36,7 +36,8 @@ async def test_the_demo_session_builds_after_the_first_frame(tmp_path: Path) -> 
     async with app.run_test(size=(120, 36)) as pilot:
         assert "starting" in shown(app.query_one("#indicators"))  # painted before the build
         await until(pilot, lambda: app._engine is not None and app._engine.state.running)
-        await pilot.pause(0.2)
+        await until(pilot, lambda: "market " in shown(app.query_one("#header")), "the header")
+        await until(pilot, lambda: "RSI(14)" in shown(app.query_one("#indicators")), "RSI")
         header = shown(app.query_one("#header"))
         assert "DEMO" in header and "2026-01-07" in header and "market " in header
         assert "RSI(14)" in shown(app.query_one("#indicators"))
@@ -54,7 +55,7 @@ async def _screen_text(seed: int) -> tuple[str, str]:
     await prime(session, bars=40)
     app = create_app(session)
     async with app.run_test(size=(120, 36)) as pilot:
-        await pilot.pause(0.3)
+        await drawn(pilot, session)
         panes = "\n".join(shown(w) for w in app.query(".pane, #header, #order-log"))
         return panes, shown(app.query_one("#header"))
 

@@ -41,7 +41,7 @@ def fills(events: list[Event]) -> list[OrderFilled]:
 
 
 async def test_buy_signal_fills_at_the_next_bars_open() -> None:
-    engine, broker, clock = make_engine()
+    engine, _broker, clock = make_engine()
     events = collect(engine)
     await engine.start()
     bars = bars_from_closes([*ENTRY, 109.2])
@@ -88,15 +88,22 @@ class SameBarBroker(SimBroker):
     async def submit_order(self, request: OrderRequest):  # type: ignore[no-untyped-def]
         order = await super().submit_order(request)
         assert request.estimated_price is not None
-        bar = Bar(request.symbol, self._clock.now(), request.estimated_price, request.estimated_price,
-                  request.estimated_price, request.estimated_price, 1.0)
+        bar = Bar(
+            request.symbol,
+            self._clock.now(),
+            request.estimated_price,
+            request.estimated_price,
+            request.estimated_price,
+            request.estimated_price,
+            1.0,
+        )
         await self.on_bar(bar)
         return order
 
 
 async def test_execution_is_next_bar_and_an_injected_look_ahead_is_caught() -> None:
     bars = bars_from_closes([*ENTRY, *EXIT, 111.5, 112.0], gap=0.01)
-    engine, broker, clock = make_engine()
+    engine, _broker, clock = make_engine()
     events = collect(engine)
     await engine.start()
     await feed_bars(engine, clock, bars)
@@ -147,7 +154,9 @@ async def test_journal_rebuild_equals_the_live_state(tmp_path: Path) -> None:
     from engine.feeds.synthetic import generate
 
     config = replace(
-        small_config(rsi_period=5, sma_period=10, position_pct=0.5, rsi_oversold=45.0, rsi_overbought=55.0),
+        small_config(
+            rsi_period=5, sma_period=10, position_pct=0.5, rsi_oversold=45.0, rsi_overbought=55.0
+        ),
         risk=RiskConfig(max_drawdown=0.5),
     )
     journal = Journal(tmp_path / "j.sqlite3")
@@ -166,7 +175,16 @@ async def test_journal_rebuild_equals_the_live_state(tmp_path: Path) -> None:
         assert rebuilt.positions[symbol].qty == pos.qty
         assert rebuilt.positions[symbol].avg_entry_price == pos.avg_entry_price
     kinds = {e.kind for _, e in journal.events()}
-    assert {"session_started", "bar", "signal", "intent", "order_submitted", "fill", "equity", "day_started"} <= kinds
+    assert {
+        "session_started",
+        "bar",
+        "signal",
+        "intent",
+        "order_submitted",
+        "fill",
+        "equity",
+        "day_started",
+    } <= kinds
     journal.close()
 
 
@@ -177,11 +195,13 @@ async def crash_into_halt(engine, clock) -> list[Bar]:  # type: ignore[no-untype
     return bars
 
 
-async def test_drawdown_halts_persists_across_restart_and_needs_a_journaled_reset(tmp_path: Path) -> None:
+async def test_drawdown_halts_persists_across_restart_and_needs_a_journaled_reset(
+    tmp_path: Path,
+) -> None:
     config = small_config(position_pct=1.0)
     path = tmp_path / "journal.sqlite3"
     journal = Journal(path)
-    engine, broker, clock = make_engine(config, journal=journal)
+    engine, _broker, clock = make_engine(config, journal=journal)
     await engine.start()
     bars = await crash_into_halt(engine, clock)
     assert engine.gate.state is TradingState.HALTED
@@ -192,7 +212,7 @@ async def test_drawdown_halts_persists_across_restart_and_needs_a_journaled_rese
 
     # Restart: a new engine over the same journal comes back HALTED, not silently re-armed.
     journal2 = Journal(path)
-    engine2, broker2, clock2 = make_engine(config, journal=journal2, start=clock.now())
+    engine2, _broker2, _clock2 = make_engine(config, journal=journal2, start=clock.now())
     await engine2.start()
     assert engine2.gate.state is TradingState.HALTED
     assert engine2.state.trading_state is TradingState.HALTED
@@ -219,13 +239,13 @@ async def test_flatten_closes_positions_even_when_halted() -> None:
     await feed_bars(engine, clock, nxt[1:])
     assert broker.position_qty("SPY") == 0
     assert fills(events)[-1].fill.side is Side.SELL
-    assert not [e for e in events if isinstance(e, RiskDenied) and e.request.intent is Intent.FLATTEN]
+    assert not [
+        e for e in events if isinstance(e, RiskDenied) and e.request.intent is Intent.FLATTEN
+    ]
 
 
 async def test_stale_data_goes_reducing_during_the_session() -> None:
-    engine, broker, clock = make_engine(
-        replace(small_config(), risk=RiskConfig(stale_bars=2))
-    )
+    engine, _broker, clock = make_engine(replace(small_config(), risk=RiskConfig(stale_bars=2)))
     events = collect(engine)
     await engine.start()
     bars = bars_from_closes([100, 101, 102])
@@ -236,16 +256,27 @@ async def test_stale_data_goes_reducing_during_the_session() -> None:
     assert any(isinstance(e, BreakerChanged) and e.name == "stale" and e.tripped for e in events)
 
 
-async def test_an_intent_journaled_but_never_sent_is_not_resent_after_restart(tmp_path: Path) -> None:
+async def test_an_intent_journaled_but_never_sent_is_not_resent_after_restart(
+    tmp_path: Path,
+) -> None:
     from engine.events import SessionStarted
     from tests.helpers import T0
 
     path = tmp_path / "j.sqlite3"
     journal = Journal(path)
     request = OrderRequest("tw-x-SPY-1-entry", "SPY", Side.BUY, 1.0, Intent.ENTRY, T0, 100.0)
-    journal.append(SessionStarted(ts=T0, mode="DEMO", account="DEMO", starting_cash=100_000.0, symbol="SPY", timeframe="5Min"))
+    journal.append(
+        SessionStarted(
+            ts=T0,
+            mode="DEMO",
+            account="DEMO",
+            starting_cash=100_000.0,
+            symbol="SPY",
+            timeframe="5Min",
+        )
+    )
     journal.append(OrderIntended(ts=T0, request=request))  # the process died right here
-    engine, broker, clock = make_engine(journal=journal)
+    engine, broker, _clock = make_engine(journal=journal)
     await engine.start()
     assert await broker.open_orders() == []
     resolved = journal.last("order_updated")
@@ -257,7 +288,7 @@ async def test_an_intent_journaled_but_never_sent_is_not_resent_after_restart(tm
 
 
 async def test_a_slow_subscriber_loses_oldest_events_not_the_engine() -> None:
-    engine, broker, clock = make_engine()
+    engine, _broker, clock = make_engine()
     sub = engine.subscribe(maxsize=5)
     await engine.start()
     await feed_bars(engine, clock, bars_from_closes([100 + i * 0.1 for i in range(20)]))
