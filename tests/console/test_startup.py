@@ -36,7 +36,7 @@ async def test_the_demo_session_builds_after_the_first_frame(tmp_path: Path) -> 
     async with app.run_test(size=(120, 36)) as pilot:
         assert "starting" in shown(app.query_one("#indicators"))  # painted before the build
         await until(pilot, lambda: app._engine is not None and app._engine.state.running)
-        await until(pilot, lambda: "market " in shown(app.query_one("#header")), "the header")
+        await until(pilot, lambda: "2026-01-07" in shown(app.query_one("#header")), "the header")
         await until(pilot, lambda: "RSI(14)" in shown(app.query_one("#indicators")), "RSI")
         header = shown(app.query_one("#header"))
         assert "DEMO" in header and "2026-01-07" in header and "market " in header
