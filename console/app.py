@@ -14,9 +14,9 @@ import logging
 import signal
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from textual import events
 from textual.app import ComposeResult
@@ -47,6 +47,10 @@ from engine.engine import Engine
 from engine.feeds.base import DataError
 from engine.journal import JournalError
 from engine.models import Mode
+
+
+class Closeable(Protocol):
+    def close(self) -> None: ...
 
 log = logging.getLogger("tapewatch.console")
 
@@ -97,6 +101,7 @@ class TapewatchApp(OperatorCommands):
         config_path: Path | None = None,
         startup_notice: str | None = None,
         handle_signals: bool = False,
+        observe: Callable[[Engine], Closeable] | None = None,
     ) -> None:
         """``session`` is used as is; otherwise ``session_factory`` builds one in a thread.
 
@@ -119,6 +124,9 @@ class TapewatchApp(OperatorCommands):
         self._config_path = config_path
         self._startup_notice = startup_notice
         self._handle_signals = handle_signals
+        self._observe = observe
+        self._observers: Closeable | None = None
+        self._engine_alerts: Any = None  # engine.alerts.EngineAlerts, imported after first paint
         self._engine: Engine | None = None
         self._subscription: Subscription | None = None
         self._engine_worker: Worker[None] | None = None
@@ -241,6 +249,11 @@ class TapewatchApp(OperatorCommands):
     def _attach_session(self, session: ConsoleSession) -> None:
         self._session = session
         engine = self._engine = session.engine
+        if self._observe is not None:
+            self._observers = self._observe(engine)
+        from engine.alerts import EngineAlerts  # numpy + prometheus: after the first frame
+
+        self._engine_alerts = EngineAlerts(engine)
         self._subscription = engine.subscribe()
         self.run_worker(self._watch_events(self._subscription), name="events", exit_on_error=True)
         if self._drive:
@@ -284,8 +297,20 @@ class TapewatchApp(OperatorCommands):
             bars = self._bars
             if bars.pending and bars.display:
                 bars.redraw(self._view(engine))
+        if second != self._last_second:
+            self._check_alerts()
         self._last_second = second
         self._refresh_histograms(engine)
+
+    def _check_alerts(self) -> None:
+        """The Prometheus alert conditions, raised as notifications in the console too."""
+        if self._engine_alerts is None:
+            return
+        changes = self._engine_alerts.update(time.monotonic())
+        for alert in changes.raised:
+            self.notify(alert.message, title=f"alert: {alert.name}", severity="warning", timeout=15)
+        for name in changes.cleared:
+            self.notify(f"{name} cleared", title="alert", timeout=5)
 
     def _refresh_histograms(self, engine: Engine) -> None:
         """Every few seconds, when new latencies arrived, rebuild the histograms off the loop."""

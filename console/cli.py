@@ -174,8 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     from console.login_cli import add_credential_commands
+    from console.observability_cli import add_metrics_flags, add_observability_commands
 
     add_credential_commands(sub)
+    add_observability_commands(sub)
+    add_metrics_flags(demo)
     return parser
 
 
@@ -252,6 +255,12 @@ def _cmd_credentials(args: argparse.Namespace) -> int:
     return int(args.credential_command(args))
 
 
+def _cmd_observability(args: argparse.Namespace) -> int:
+    from console.observability_cli import COMMANDS as OBSERVABILITY
+
+    return OBSERVABILITY[args.command](args)
+
+
 COMMANDS = {
     None: _cmd_console,
     "demo": _cmd_demo,
@@ -260,6 +269,8 @@ COMMANDS = {
     "login": _cmd_credentials,
     "logout": _cmd_credentials,
     "whoami": _cmd_credentials,
+    "doctor": _cmd_observability,
+    "audit": _cmd_observability,
 }
 
 

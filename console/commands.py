@@ -312,6 +312,9 @@ class OperatorCommands(App[int]):
                 except TimeoutError:
                     log.warning("engine did not stop within 5 s; cancelling it")
                     worker.cancel()
+        observers = getattr(self, "_observers", None)
+        if observers is not None:
+            observers.close()
         if self._session is not None:
             self._close_journal(self._session)
         self.exit(0)

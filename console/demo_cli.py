@@ -5,19 +5,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from console.instrument import instrument
 from engine.config import EngineConfig, data_dir
 from engine.headless import run_headless
+from engine.logs import setup_logging
 from engine.wiring import DemoOptions, build_demo
 
 
 def run_demo_headless(args: argparse.Namespace, config: EngineConfig) -> int:
     options = DemoOptions(seed=args.seed, speed=args.speed)
-    session = build_demo(config, options, data_dir=data_dir(args.data_dir))
+    data = data_dir(args.data_dir)
+    session = build_demo(config, options, data_dir=data)
+    setup_logging(data)
 
     async def main() -> int:
+        instruments = instrument(session.engine, data, args)
         try:
             return await run_headless(session.engine, session.feed)
         finally:
+            instruments.close()
             if session.journal is not None:
                 session.journal.close()
 

@@ -8,7 +8,6 @@ is built by the app in a thread after its first frame.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -29,18 +28,13 @@ def has_terminal() -> bool:
 
 
 def _file_logging(data: Path) -> Path | None:
-    """Send the console's and the engine's log records to a file, never to the screen."""
-    path = data / "logs" / "tapewatch.log"
+    """Send the console's and the engine's log records to a rotating file, never the screen."""
+    from engine.logs import setup_logging
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(path, encoding="utf-8")
+        return setup_logging(data)
     except OSError:
         return None
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("tapewatch")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    return path
 
 
 def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | None) -> int:
@@ -72,6 +66,11 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
     speed = float(getattr(args, "speed", 60.0))
     data = data_dir(getattr(args, "data_dir", None))
     log_path = _file_logging(data)
+    from console.instrument import instrument
+
+    def observe(engine: object) -> object:
+        return instrument(engine, data, args)  # type: ignore[arg-type]
+
 
     def build_session() -> object:
         from engine.wiring import DemoOptions, build_demo  # pandas + calendar: off the UI thread
@@ -91,6 +90,7 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
         config_path=cfg_path,
         startup_notice=notice,
         handle_signals=True,
+        observe=observe,  # type: ignore[arg-type]
     )
     app.run()
     if app.error_message:
