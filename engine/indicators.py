@@ -1,10 +1,20 @@
 """Streaming indicators: O(1) per bar, the same objects in live trading and in the backtester.
 
-This is the hot path of a million-bar backtest, so updates use plain floats on ``__slots__``
-objects and a ring list; no numpy per update. Rolling sums are kept with a compensated (TwoSum)
-error term and re-summed exactly with ``math.fsum`` every time the ring wraps, so they do not
-drift over long runs. The RSI counts the non-zero gains and losses in its window, so a window
-without a single loss reports exactly 100.0 and a flat window exactly 50.0.
+This is the hot path of a million-bar backtest, so ``update`` is one short method on a
+``__slots__`` object with a ring list; anything unusual (warm-up, the ring wrapping, a window
+holding a negative value, a running sum that fell too far) is left to a slow path.
+
+Why plain running sums are exact enough. The sums are of non-negative terms (an SMA of prices,
+the RSI's gains and its losses). On every ``_WRAPS_PER_RESUM``-th wrap of the ring a sum is
+re-summed exactly (``math.fsum``); on the other wraps its value is only noted as a checkpoint.
+Every term that leaves the window was in the last exact sum or a checkpoint, so no partial sum
+since exceeds their total plus the current sum. The fast path also demands that the sum stays
+at or above ``max(exact sum, checkpoints) / _SLACK``, and re-sums exactly the moment it falls
+below (a huge value left, the last loss left an RSI window). So with u = 2**-53, W wraps per
+re-sum and period p, the relative error is about ``2u * W * p * (W * _SLACK + 1)`` (1e-11 for
+p = 50; ~1e-15 in practice), and a sum over a window without a non-zero term is exactly 0: an
+RSI window without losses reads exactly 100, without gains exactly 0, a flat one exactly 50.
+Windows with negative values (an SMA of returns) keep a TwoSum-compensated sum instead.
 """
 
 from __future__ import annotations
@@ -14,6 +24,18 @@ from math import fsum
 
 RSI_METHODS = ("sma", "wilder")
 
+_SLACK = 64.0
+"""How far a running sum may fall below its exact value or checkpoints before it is re-summed.
+
+A power of two, so the floor ``S / SLACK`` is exact.
+"""
+
+_WRAPS_PER_RESUM = 4
+"""Ring wraps per exact re-sum: a re-sum costs several fast updates, so not on every wrap."""
+
+_NAN = float("nan")
+"""A floor no sum is ``>=`` to: sends every update to the slow path (warm-up, signed windows)."""
+
 
 def _check_period(period: int) -> int:
     if isinstance(period, bool) or not isinstance(period, int) or period < 1:
@@ -21,33 +43,55 @@ def _check_period(period: int) -> int:
     return period
 
 
+def _fsum(values: list[float]) -> float:
+    """``math.fsum`` (correctly rounded), degrading to ``sum`` where fsum refuses (inf - inf)."""
+    try:
+        return fsum(values)
+    except (ValueError, OverflowError):
+        return sum(values)
+
+
 def _exact_sum(values: list[float]) -> tuple[float, float]:
     """The sum as a float plus the (tiny) remainder it rounded away, both from exact ``fsum``.
 
-    Keeping the remainder matters: after a 1e9 outlier leaves the window, the rounding of a
-    sum that once included it would otherwise stay behind as ~1e-7 of error.
+    Only signed windows use the remainder: their compensated running sum continues from it.
     """
-    total = fsum(values)
-    return total, fsum([*values, -total])
+    total = _fsum(values)
+    return total, _fsum([*values, -total])
 
 
 class SMA:
     """Simple moving average of the last ``period`` values."""
 
-    __slots__ = ("_buf", "_comp", "_count", "_idx", "_period", "_sum", "_value")
+    __slots__ = (
+        "_buf",
+        "_comp",
+        "_count",
+        "_floor",
+        "_idx",
+        "_n",
+        "_negatives",
+        "_period",
+        "_sum",
+        "_wraps_left",
+    )
 
     def __init__(self, period: int) -> None:
         self._period = _check_period(period)
+        self._n = float(period)
         self._buf: list[float] = [0.0] * period
         self.reset()
 
     def reset(self) -> None:
         """Forget every value seen (the window starts empty again)."""
+        self._buf[:] = [0.0] * self._period
         self._idx = 0
-        self._count = 0
+        self._count = 0  # values seen, capped at period
         self._sum = 0.0
-        self._comp = 0.0
-        self._value: float | None = None
+        self._comp = 0.0  # remainder of the sum; only non-zero in a window with a negative value
+        self._negatives = 0  # negative values in the full window
+        self._floor = _NAN  # the fast path needs sum >= floor (NaN: never)
+        self._wraps_left = 0  # checkpoints before the next exact re-sum
 
     @property
     def period(self) -> int:
@@ -56,49 +100,77 @@ class SMA:
     @property
     def value(self) -> float | None:
         """The current average, or None until ``period`` values have been seen."""
-        return self._value
+        if self._count < self._period:
+            return None
+        return (self._sum + self._comp) / self._n
 
     @property
     def ready(self) -> bool:
-        return self._value is not None
+        return self._count == self._period
 
     def update(self, value: float) -> float | None:
         """Add one value; returns the new average (None while warming up)."""
         buf = self._buf
         i = self._idx
-        s = self._sum
-        c = self._comp
-        # TwoSum: t is the rounded sum, the exact rounding error goes into c.
-        t = s + value
-        z = t - s
-        c += (s - (t - z)) + (value - z)
-        s = t
-        period = self._period
-        full = self._count == period
-        if full:
-            old = -buf[i]
-            t = s + old
-            z = t - s
-            c += (s - (t - z)) + (old - z)
-            s = t
-        else:
-            self._count += 1
-            full = self._count == period
+        old = buf[i]
         buf[i] = value
+        s = self._sum + (value - old)
         i += 1
+        if s >= self._floor and value >= 0.0 and i < self._period:
+            self._idx = i
+            self._sum = s
+            return s / self._n
+        return self._settle(i, s, old, value)
+
+    def _settle(self, i: int, s: float, old: float, value: float) -> float | None:
+        """The slow path: warm-up, the ring wrapping, a fallen sum, or a signed window."""
+        period = self._period
+        buf = self._buf
+        if self._count < period:
+            # Warming up (the ring still holds zeros): a plain running sum until it fills.
+            count = self._count + 1
+            self._count = count
+            if count < period:
+                self._idx = i
+                self._sum = s
+                return None
+            negatives = sum(1 for x in buf if x < 0.0)
+        elif s >= self._floor and value >= 0.0 and self._wraps_left:
+            # Only the ring wrapped: a checkpoint raises the floor (see the module docstring).
+            self._wraps_left -= 1
+            self._idx = 0
+            self._sum = s
+            floor = s / _SLACK
+            if floor > self._floor:
+                self._floor = floor
+            return s / self._n
+        else:
+            negatives = self._negatives + (value < 0.0) - (old < 0.0)
         if i == period:
             i = 0
-            if full:
-                # Exact re-sum once per window: bounds any residual drift to one window's worth.
-                s, c = _exact_sum(buf)
         self._idx = i
+        if negatives and self._negatives and i:
+            # A window that was and stays signed, no wrap: compensated (TwoSum) add and remove.
+            s = self._sum
+            c = self._comp
+            for x in (value, -old):
+                t = s + x
+                z = t - s
+                c += (s - (t - z)) + (x - z)
+                s = t
+            self._floor = _NAN
+        elif negatives:
+            s, c = _exact_sum(buf)
+            self._floor = _NAN
+        else:
+            s = _fsum(buf)
+            c = 0.0
+            self._floor = s / _SLACK
+            self._wraps_left = _WRAPS_PER_RESUM - 1
+        self._negatives = negatives
         self._sum = s
         self._comp = c
-        if full:
-            result: float | None = (s + c) / period
-            self._value = result
-            return result
-        return None
+        return (s + c) / self._n
 
 
 def _rsi_from(gain: float, loss: float) -> float:
@@ -113,46 +185,50 @@ class RSI:
 
     ``method="sma"`` averages gains and losses over the window; ``"wilder"`` seeds with the
     simple mean of the first ``period`` changes and then smooths: avg = (prev*(N-1) + x) / N.
+    The sma form computes ``100 * gain / (gain + loss)`` (the same value as 100 - 100 / (1 + RS),
+    and exactly 100 or 0 on one-sided windows). ``RSI(n, "wilder")`` is an instance of a private
+    subclass with its own ``update``, so neither form pays for a dispatch on every bar.
     """
 
     __slots__ = (
         "_buf",
         "_count",
         "_gain",
-        "_gain_comp",
-        "_gains_n",
+        "_gain_floor",
         "_idx",
         "_loss",
-        "_loss_comp",
-        "_losses_n",
+        "_loss_floor",
         "_method",
         "_period",
         "_prev",
-        "_value",
-        "_wilder",
+        "_wraps_left",
     )
+
+    def __new__(cls, period: int = 1, method: str = "sma") -> RSI:
+        # Defaults only so that copy/pickle (which call ``cls.__new__(cls)``) keep working.
+        if cls is RSI and method == "wilder":
+            return object.__new__(_WilderRSI)
+        return object.__new__(cls)
 
     def __init__(self, period: int, method: str = "sma") -> None:
         self._period = _check_period(period)
         if method not in RSI_METHODS:
             raise ValueError(f"RSI method must be 'sma' or 'wilder' (got {method!r})")
         self._method = method
-        self._wilder = method == "wilder"
         self._buf: list[float] = [0.0] * period
         self.reset()
 
     def reset(self) -> None:
         """Forget every price seen."""
-        self._prev: float | None = None
+        self._buf[:] = [0.0] * self._period
+        self._prev = _NAN  # the first change is NaN and is dropped by the slow path
         self._idx = 0
-        self._count = 0  # changes seen so far, capped at period
+        self._count = 0  # prices seen, capped at period + 1
         self._gain = 0.0  # sma: rolling sum of gains; wilder: average gain
-        self._gain_comp = 0.0
-        self._gains_n = 0  # sma: non-zero gains in the window
-        self._loss = 0.0
-        self._loss_comp = 0.0
-        self._losses_n = 0
-        self._value: float | None = None
+        self._loss = 0.0  # sma: rolling sum of losses (positive); wilder: average loss
+        self._gain_floor = _NAN  # the fast path needs gain >= floor (NaN: never)
+        self._loss_floor = _NAN
+        self._wraps_left = 0  # checkpoints before the next exact re-sum
 
     @property
     def period(self) -> int:
@@ -165,107 +241,132 @@ class RSI:
     @property
     def value(self) -> float | None:
         """The current RSI in [0, 100], or None until period+1 prices have been seen."""
-        return self._value
+        if self._count <= self._period:
+            return None
+        gain = self._gain
+        total = gain + self._loss
+        return gain / total * 100.0 if total else 50.0
 
     @property
     def ready(self) -> bool:
-        return self._value is not None
+        return self._count > self._period
 
     def update(self, value: float) -> float | None:
         """Add one price; returns the new RSI (None while warming up)."""
-        prev = self._prev
+        change = value - self._prev
         self._prev = value
-        if prev is None:
-            return None
-        change = value - prev
-        if self._wilder:
-            return self._update_wilder(change)
-        return self._update_sma(change)
-
-    def _update_sma(self, change: float) -> float | None:
         buf = self._buf
         i = self._idx
-        period = self._period
-        gs, gc, ls, lc = self._gain, self._gain_comp, self._loss, self._loss_comp
-        full = self._count == period
-        if full:
-            old = buf[i]
-            if old > 0.0:  # the leaving gain: gs += -old, error into gc (TwoSum)
-                self._gains_n -= 1
-                x = -old
-                t = gs + x
-                z = t - gs
-                gc += (gs - (t - z)) + (x - z)
-                gs = t
-            elif old < 0.0:  # the leaving loss: ls += old
-                self._losses_n -= 1
-                t = ls + old
-                z = t - ls
-                lc += (ls - (t - z)) + (old - z)
-                ls = t
-        else:
-            self._count += 1
-            full = self._count == period
-        if change > 0.0:
-            self._gains_n += 1
-            t = gs + change
-            z = t - gs
-            gc += (gs - (t - z)) + (change - z)
-            gs = t
-        elif change < 0.0:
-            self._losses_n += 1
-            x = -change
-            t = ls + x
-            z = t - ls
-            lc += (ls - (t - z)) + (x - z)
-            ls = t
+        old = buf[i]
         buf[i] = change
+        gain = self._gain
+        loss = self._loss
+        if old > 0.0:
+            gain -= old
+        else:
+            loss += old
+        if change > 0.0:
+            gain += change
+        else:
+            loss -= change
         i += 1
+        if gain >= self._gain_floor and loss >= self._loss_floor and i < self._period:
+            self._idx = i
+            self._gain = gain
+            self._loss = loss
+            # gain / (gain + loss): exactly 1 without losses and exactly 0 without gains.
+            total = gain + loss
+            return gain / total * 100.0 if total else 50.0
+        return self._settle(i, gain, loss, old)
+
+    def _settle(self, i: int, gain: float, loss: float, old: float) -> float | None:
+        """The slow path: the first price, warm-up, the ring wrapping, or a fallen sum."""
+        period = self._period
+        buf = self._buf
+        count = self._count
+        if count <= period:
+            if not count:  # the first price: no change yet, undo the NaN written to the ring
+                buf[0] = old
+                self._count = 1
+                return None
+            count += 1
+            self._count = count
+            if count <= period:
+                self._idx = i
+                self._gain = gain
+                self._loss = loss
+                return None
+        elif gain >= self._gain_floor and loss >= self._loss_floor and self._wraps_left:
+            # Only the ring wrapped: a checkpoint raises the floors (see the module docstring).
+            self._wraps_left -= 1
+            self._idx = 0
+            self._gain = gain
+            self._loss = loss
+            floor = gain / _SLACK
+            if floor > self._gain_floor:
+                self._gain_floor = floor
+            floor = loss / _SLACK
+            if floor > self._loss_floor:
+                self._loss_floor = floor
+            total = gain + loss
+            return gain / total * 100.0 if total else 50.0
         if i == period:
             i = 0
-            if full:
-                # Exact re-sum once per window: bounds any residual drift to one window's worth.
-                gs, gc = _exact_sum([x for x in buf if x > 0.0])
-                ls, lc = _exact_sum([-x for x in buf if x < 0.0])
         self._idx = i
-        # A window without a gain (loss) has a sum of exactly zero: drop any rounding residue.
-        if not self._gains_n:
-            gs = gc = 0.0
-        if not self._losses_n:
-            ls = lc = 0.0
-        self._gain, self._gain_comp, self._loss, self._loss_comp = gs, gc, ls, lc
-        if not full:
-            return None
-        gain = gs + gc
-        loss = ls + lc
-        if loss > 0.0:
-            result = 100.0 - 100.0 / (1.0 + gain / loss)
-        else:
-            result = 100.0 if gain > 0.0 else 50.0
-        self._value = result
-        return result
+        gain = _fsum([x for x in buf if x > 0.0])
+        loss = -_fsum([x for x in buf if x < 0.0])
+        self._gain = gain
+        self._loss = loss
+        self._gain_floor = gain / _SLACK
+        self._loss_floor = loss / _SLACK
+        self._wraps_left = _WRAPS_PER_RESUM - 1
+        total = gain + loss
+        return gain / total * 100.0 if total else 50.0
 
-    def _update_wilder(self, change: float) -> float | None:
-        gain = change if change > 0.0 else 0.0
-        loss = -change if change < 0.0 else 0.0
+
+class _WilderRSI(RSI):
+    """``RSI(n, "wilder")``: the seed's simple means, then Wilder's smoothing."""
+
+    __slots__ = ()
+
+    @property
+    def value(self) -> float | None:
+        """The current RSI in [0, 100], or None until period+1 prices have been seen."""
+        if self._count <= self._period:
+            return None
+        return _rsi_from(self._gain, self._loss)
+
+    def update(self, value: float) -> float | None:
+        """Add one price; returns the new RSI (None while warming up)."""
+        change = value - self._prev
+        self._prev = value
         period = self._period
-        if self._count == period:
-            g = (self._gain * (period - 1) + gain) / period
-            lo = (self._loss * (period - 1) + loss) / period
+        if self._count > period:
+            keep = period - 1
+            if change > 0.0:
+                gain = (self._gain * keep + change) / period
+                loss = self._loss * keep / period
+            elif change < 0.0:
+                gain = self._gain * keep / period
+                loss = (self._loss * keep - change) / period
+            else:  # no change (or a NaN one): both averages decay
+                gain = self._gain * keep / period
+                loss = self._loss * keep / period
         else:
             # Seed phase: collect the first N changes, then start from their simple mean.
-            self._buf[self._count] = change
-            self._count += 1
-            if self._count < period:
+            count = self._count
+            self._count = count + 1
+            if not count:
                 return None
             buf = self._buf
-            g = fsum([x for x in buf if x > 0.0]) / period
-            lo = -fsum([x for x in buf if x < 0.0]) / period
-        self._gain = g
-        self._loss = lo
-        result = _rsi_from(g, lo)
-        self._value = result
-        return result
+            buf[count - 1] = change
+            if count < period:
+                return None
+            gain = fsum([x for x in buf if x > 0.0]) / period
+            loss = -fsum([x for x in buf if x < 0.0]) / period
+        self._gain = gain
+        self._loss = loss
+        return _rsi_from(gain, loss)
 
 
 def sma_series(values: Iterable[float], period: int) -> list[float | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -69,6 +70,16 @@ def stream(ind: SMA | RSI, prices: np.ndarray) -> list[float | None]:
     return [ind.update(float(p)) for p in prices]
 
 
+def fsum_rsi(prices: list[float], i: int, n: int) -> float:
+    """RSI of the n changes ending at prices[i], from exact (fsum) gain and loss sums."""
+    changes = [prices[k] - prices[k - 1] for k in range(i - n + 1, i + 1)]
+    gain = math.fsum(c for c in changes if c > 0)
+    loss = -math.fsum(c for c in changes if c < 0)
+    if not gain and not loss:
+        return 50.0
+    return 100.0 - 100.0 / (1.0 + gain / loss) if loss else 100.0
+
+
 # -- agreement with the reference --------------------------------------------------------------
 
 
@@ -94,16 +105,16 @@ def test_million_bars_do_not_drift() -> None:
     """A trending walk at a high price level over 1,000,000 bars stays within 1e-9."""
     rng = np.random.default_rng(7)
     prices = 5_000.0 + np.cumsum(rng.normal(0.01, 1.3, 1_000_000))
-    sma = stream(SMA(50), prices)
-    rsi = stream(RSI(14), prices)
-    ref_s = ref_sma(prices, 50)
-    ref_r = ref_rsi_sma(prices, 14)
-    got_s = np.array([np.nan if v is None else v for v in sma])
-    got_r = np.array([np.nan if v is None else v for v in rsi])
-    assert np.array_equal(np.isnan(got_s), np.isnan(ref_s))
-    assert np.array_equal(np.isnan(got_r), np.isnan(ref_r))
-    assert np.nanmax(np.abs(got_s - ref_s)) <= TOL
-    assert np.nanmax(np.abs(got_r - ref_r)) <= TOL
+    closes = prices.tolist()
+    got_s = np.array([np.nan if v is None else v for v in sma_series(closes, 50)])
+    for got_list, ref in (
+        (got_s, ref_sma(prices, 50)),
+        (rsi_series(closes, 14), ref_rsi_sma(prices, 14)),
+        (rsi_series(closes, 14, "wilder"), ref_rsi_wilder(prices, 14)),
+    ):
+        got = np.array([np.nan if v is None else v for v in got_list])
+        assert np.array_equal(np.isnan(got), np.isnan(ref))
+        assert np.nanmax(np.abs(got - ref)) <= TOL
     # And against an exact (fsum) mean of the last window.
     assert abs(got_s[-1] - math.fsum(prices[-50:].tolist()) / 50) <= 1e-11
 
@@ -134,6 +145,68 @@ def test_rsi_survives_a_huge_jump_leaving_the_window() -> None:
             loss = -math.fsum(c for c in changes if c < 0)
             want = 100.0 - 100.0 / (1.0 + gain / loss) if loss else 100.0
             assert got is not None and abs(got - want) <= 1e-9, i
+
+
+@pytest.mark.parametrize("period", [3, 10])
+def test_sma_spikes_at_every_ring_phase_leave_no_residue(period: int) -> None:
+    """Exact re-sums happen only every few wraps: a spike must not leave residue whichever point
+    of that cycle it enters or leaves at."""
+    rng = np.random.default_rng(period)
+    base = rng.uniform(0.5, 1.5, 10 * period).tolist()
+    for at in range(6 * period):
+        for spike in (1e9, 1e15):
+            values = base.copy()
+            values[period + at] = spike
+            sma = SMA(period)
+            for i, v in enumerate(values):
+                got = sma.update(v)
+                if i >= period - 1:
+                    exact = math.fsum(values[i + 1 - period : i + 1]) / period
+                    assert got is not None and abs(got - exact) <= 1e-12 * exact, (at, i)
+
+
+def test_rsi_bad_ticks_at_every_ring_phase_leave_no_residue() -> None:
+    rng = np.random.default_rng(8)
+    base = (100.0 + np.cumsum(rng.normal(0, 0.3, 80))).tolist()
+    n = 5
+    for at in range(n + 1, n + 1 + 6 * n):
+        prices = base.copy()
+        prices[at] = 1e9
+        rsi = RSI(n)
+        for i, p in enumerate(prices):
+            got = rsi.update(p)
+            if i >= n:
+                assert got is not None and abs(got - fsum_rsi(prices, i, n)) <= 1e-9, (at, i)
+
+
+def test_sma_of_signed_values_is_exact() -> None:
+    """Windows holding a negative value (an SMA of returns, say) take a compensated path: wild
+    swings of both signs cancel without residue, and a stretch without negatives goes back to
+    the fast path without a jump."""
+    rng = np.random.default_rng(12)
+    arr = rng.normal(0.0, 1.0, 3000)
+    arr[rng.random(3000) < 0.02] *= 1e9
+    arr[1000:1400] = np.abs(arr[1000:1400])
+    values = arr.tolist()
+    for period in (1, 5, 20):
+        sma = SMA(period)
+        for i, v in enumerate(values):
+            got = sma.update(v)
+            if i >= period - 1:
+                exact = math.fsum(values[i + 1 - period : i + 1]) / period
+                assert got is not None and abs(got - exact) <= 1e-12 * abs(exact), (period, i)
+
+
+def test_a_nan_is_forgotten_once_it_leaves_the_window() -> None:
+    prices = random_walk(200, seed=13).tolist()
+    prices[50] = math.nan
+    sma, rsi = SMA(10), RSI(10)
+    for i, p in enumerate(prices):
+        got_s, got_r = sma.update(p), rsi.update(p)
+        if i >= 61:  # the NaN close and the NaN change after it are out of both windows
+            exact = math.fsum(prices[i - 9 : i + 1]) / 10
+            assert got_s is not None and abs(got_s - exact) <= 1e-12 * exact
+            assert got_r is not None and abs(got_r - fsum_rsi(prices, i, 10)) <= 1e-9
 
 
 # -- warm-up and edges -------------------------------------------------------------------------
@@ -258,6 +331,26 @@ def test_reset_starts_over() -> None:
         assert [used.update(p) for p in prices] == [fresh.update(p) for p in prices]
 
 
+def test_value_is_what_update_returned() -> None:
+    prices = random_walk(400, seed=6).tolist()
+    prices[100:130] = [prices[100]] * 30  # flat, then one-sided windows on either side
+    for ind in (SMA(7), RSI(7), RSI(7, "wilder")):
+        for p in prices:
+            got = ind.update(p)
+            assert ind.value == got and ind.ready == (got is not None)
+
+
+def test_wilder_rsi_is_an_rsi_and_copies_mid_stream() -> None:
+    prices = random_walk(100, seed=14).tolist()
+    for method in ("sma", "wilder"):
+        rsi = RSI(9, method)
+        assert isinstance(rsi, RSI) and rsi.method == method and rsi.period == 9
+        for p in prices[:60]:
+            rsi.update(p)
+        twin = copy.deepcopy(rsi)
+        assert [twin.update(p) for p in prices[60:]] == [rsi.update(p) for p in prices[60:]]
+
+
 def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError):
         SMA(0)
@@ -306,3 +399,33 @@ def test_sma_within_window_range(prices: list[float], period: int) -> None:
             window = prices[i + 1 - period : i + 1]
             assert value is not None
             assert min(window) * (1 - 1e-12) <= value <= max(window) * (1 + 1e-12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(
+        st.floats(min_value=1e-6, max_value=1e15, allow_nan=False, allow_infinity=False),
+        min_size=1,
+        max_size=120,
+    ),
+    period=st.integers(1, 10),
+)
+def test_stream_equals_exact_sums_at_any_magnitude(values: list[float], period: int) -> None:
+    """Against fsum: the SMA within 1e-11 relative (the proven bound is 3e-12 for period <= 10),
+    the RSI within 1e-9, and exactly 100 / 0 / 50 on one-sided and flat windows."""
+    sma, rsi = SMA(period), RSI(period)
+    for i, v in enumerate(values):
+        got = sma.update(v)
+        if i + 1 >= period:
+            exact = math.fsum(values[i + 1 - period : i + 1]) / period
+            assert got is not None and abs(got - exact) <= 1e-11 * exact
+        got = rsi.update(v)
+        if i >= period:
+            changes = [values[k] - values[k - 1] for k in range(i - period + 1, i + 1)]
+            assert got is not None and abs(got - fsum_rsi(values, i, period)) <= 1e-9
+            if not any(changes):
+                assert got == 50.0
+            elif all(c >= 0 for c in changes):
+                assert got == 100.0
+            elif all(c <= 0 for c in changes):
+                assert got == 0.0
