@@ -76,3 +76,29 @@ def test_zero_drift_market_is_close_to_flat() -> None:
         bars, replace(BUSY, strategy=replace(BUSY.strategy, position_pct=1.0))
     ).report
     assert abs(report.total_return) < 0.25
+
+
+def test_golden_seeded_run() -> None:
+    """The figures of one seeded run, pinned: any change to the strategy, the execution
+    convention, costs or the synthetic market shows up here. (Floats to 12 significant digits,
+    so a last-bit difference in numpy's vector maths on another CPU does not matter.)"""
+    from engine.config import ExecutionConfig
+
+    config = EngineConfig(execution=ExecutionConfig(slippage_bps=1, commission_per_order=0.5))
+    bars = generate("SPY", seed=7, start=date(2024, 1, 2), end=date(2024, 6, 28))
+    report = run_backtest(bars, config.validate()).report
+    assert (report.bars, report.trades, report.fees) == (9672, 25, 25.0)
+    assert report.start == "2024-01-02T14:30:00+00:00"
+    assert report.end == "2024-06-28T20:00:00+00:00"
+    golden = {
+        "end_equity": 100026.8086656464,
+        "total_return": 0.0002680866564639395,
+        "cagr": 0.0005494747349883422,
+        "max_drawdown": 0.0004695802891481975,
+        "sharpe": 0.5441198334509312,
+        "win_rate": 0.6,
+        "avg_trade": 1.0723466258565804,
+        "exposure": 0.09966914805624483,
+    }
+    for key, value in golden.items():
+        assert getattr(report, key) == pytest.approx(value, rel=1e-12), key
