@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from engine.bar_checks import bar_problem
 from engine.brokers.base import Broker, BrokerError, DuplicateClientOrderId
 from engine.bus import EventBus, Subscription
 from engine.clock import Clock
@@ -138,6 +139,7 @@ class Engine:
         self._stopping = False
         self._started = False
         self._busy = False
+        self._last_bar_ts: datetime | None = None
         broker.set_listener(self._on_broker_event)
 
     # ------------------------------------------------------------------ plumbing
@@ -285,6 +287,7 @@ class Engine:
         state = self.state
         for bar in bars:
             strategy.warm(bar)
+            self._last_bar_ts = bar.ts
             state.bars.append(bar)
             state.rsi.append(strategy.rsi)
             state.sma.append(strategy.sma)
@@ -314,6 +317,13 @@ class Engine:
     async def on_bar(self, bar: Bar) -> None:
         if bar.symbol != self.symbol or self._stopping:
             return
+        problem = bar_problem(bar, self._last_bar_ts)
+        if problem is not None:
+            stamp = bar.ts.isoformat()
+            message = f"ignored the {bar.symbol} bar of {stamp}: {problem}"
+            self._emit(Notice(ts=self.clock.now(), level="warning", message=message))
+            self.state.touch()
+            return
         self._busy = True
         try:
             await self._process_bar(bar)
@@ -331,6 +341,7 @@ class Engine:
         loop) has already fed this bar to the strategy's indicators."""
         started = time.perf_counter()
         now = self.clock.now()
+        self._last_bar_ts = bar.ts
         boundary = self._next_day_boundary
         if boundary is None or bar.ts >= boundary:
             self.roll_day(bar.ts, now, self.state.equity or self.portfolio.cash)
