@@ -117,7 +117,8 @@ class OperatorCommands(App[int]):
                 "Positions changed since the preview; sent what is open now", severity="warning"
             )
         self._flatten_watch = FlattenWatch(tuple(o.client_order_id for o in sent))
-        self.notify(f"Flatten: {len(sent)} order(s) sent; watching until flat")
+        orders = "1 order" if len(sent) == 1 else f"{len(sent)} orders"
+        self.notify(f"Flatten: {orders} sent; watching until flat")
         self._redraw(everything=True)
 
     def action_switch_account(self) -> None:

@@ -67,7 +67,9 @@ class BarsPane(Vertical):
         if key == self._key:
             return
         now = time.monotonic()
-        if now - self._built_at < CHART_INTERVAL:
+        restyled = self._key is not None and key[:2] == self._key[:2]
+        # New bars are throttled; a theme or colour-mode change is drawn at once.
+        if not restyled and now - self._built_at < CHART_INTERVAL:
             self.pending = True  # the app calls again on a later tick
             return
         self._key, self._built_at, self.pending = key, now, False

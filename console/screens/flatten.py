@@ -26,7 +26,9 @@ def preview_body(requests: Sequence[OrderRequest], in_flight: int) -> Renderable
         )
     parts: list[RenderableType] = []
     if requests:
-        parts.append(Text(f"These {len(requests)} market order(s) will be sent:", style="bold"))
+        n = len(requests)
+        what = "This market order" if n == 1 else f"These {n} market orders"
+        parts.append(Text(f"{what} will be sent:", style="bold"))
         parts.append(table)
         parts.append(
             Text(f"Estimated total notional {money(total)} (fills at the next price).", style="dim")
@@ -34,7 +36,8 @@ def preview_body(requests: Sequence[OrderRequest], in_flight: int) -> Renderable
     else:
         parts.append(Text("No open positions: nothing to sell or buy back."))
     if in_flight:
-        parts.append(Text(f"{in_flight} open order(s) will be cancelled first."))
+        open_orders = "1 open order" if in_flight == 1 else f"{in_flight} open orders"
+        parts.append(Text(f"{open_orders} will be cancelled first."))
     parts.append(Text("Flatten works even when trading is HALTED.", style="dim"))
     return Group(*parts)
 
