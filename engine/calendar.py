@@ -1,9 +1,12 @@
-"""NYSE regular sessions (holidays, half days, DST) from exchange-calendars' XNYS.
+"""NYSE regular sessions (holidays, half days, DST), XNYS as exchange-calendars answers it.
 
-exchange-calendars pulls in pandas (~0.5 s, ~70 MB), so it is imported only when a schedule is
-first needed. Its default range is about 20 years back and 1 year ahead and raises
-``DateOutOfBounds`` outside it, so schedules are built with explicit, generously padded bounds and
-rebuilt (shared by every ``MarketCalendar`` in the process) whenever a query reaches past them.
+Answers come from a precomputed table shipped with the package (``engine.calendar_data``), read
+with numpy alone: exchange-calendars pulls in pandas (~0.5 s, ~70 MB, and pyarrow too when it is
+installed), most of the offline demo's memory. The table covers the whole supported window and a
+test checks it equals exchange-calendars' schedule. Should a query ever reach past the table (or
+the file be missing from a broken install) exchange-calendars is imported lazily and builds the
+schedule with explicit, padded bounds (its default range is about 20 years back and 1 year ahead
+and raises ``DateOutOfBounds`` outside it), shared by every ``MarketCalendar`` in the process.
 
 XNYS answers for any date from 1900 to 2199 with today's rules: 09:30-16:00 America/New_York and
 13:00 on half days. That is historically loose (before October 1985 the NYSE opened at 10:00)
@@ -13,22 +16,31 @@ but fine for the synthetic generator, which only needs a realistic grid; a start
 
 from __future__ import annotations
 
+import logging
 import threading
-import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import numpy as np
 
+from engine.calendar_data import (
+    SHIPPED_PATH,
+    SessionTable,
+    from_exchange_calendars,
+    load_table,
+)
+from engine.calendar_data import epoch_day as _epoch_day
+from engine.calendar_data import from_epoch_day as _from_epoch_day
 from engine.feeds.bars import datetime_from_ns, ns_from_datetime
 
 EARLIEST = date(1900, 1, 1)
 LATEST = date(2199, 12, 31)
 
 _NS_PER_SEC = 1_000_000_000
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _DAWN = datetime.min.replace(tzinfo=UTC)
-_PAD_DAYS = 5 * 366  # each rebuild covers five extra years either side: rebuilds stay rare
+_PAD_DAYS = 5 * 366  # each fallback rebuild covers five extra years either side: rebuilds stay rare
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,30 +52,8 @@ class Session:
     close: datetime
 
 
-@dataclass(frozen=True)
-class _Schedule:
-    """Sessions as parallel arrays: epoch day numbers and open/close epoch nanoseconds."""
-
-    lo: int  # first covered epoch day (inclusive)
-    hi: int  # last covered epoch day (inclusive)
-    days: np.ndarray
-    open_ns: np.ndarray
-    close_ns: np.ndarray
-
-    def covers(self, lo: int, hi: int) -> bool:
-        return self.lo <= lo and hi <= self.hi
-
-
 _lock = threading.Lock()
-_shared: _Schedule | None = None
-
-
-def _epoch_day(day: date) -> int:
-    return day.toordinal() - _EPOCH_ORDINAL
-
-
-def _from_epoch_day(n: int) -> date:
-    return date.fromordinal(n + _EPOCH_ORDINAL)
+_shared: SessionTable | None = None
 
 
 def _check_range(day: date) -> None:
@@ -74,31 +64,22 @@ def _check_range(day: date) -> None:
         )
 
 
-def _build(lo: int, hi: int) -> _Schedule:
-    """Ask exchange-calendars for XNYS between two epoch days (both inclusive)."""
-    import exchange_calendars as xcals  # lazy: pulls in pandas
-    import pandas as pd
-
-    first, last = _from_epoch_day(lo), _from_epoch_day(hi)
-    with warnings.catch_warnings():
-        # exchange-calendars 4.13 on pandas 3 triggers pandas' own deprecation warnings.
-        warnings.simplefilter("ignore", category=pd.errors.Pandas4Warning)
-        cal = xcals.get_calendar("XNYS", start=first.isoformat(), end=last.isoformat())
-        schedule = cal.schedule
-        days = pd.DatetimeIndex(schedule.index).as_unit("ns").asi8 // (86_400 * _NS_PER_SEC)
-        opens = pd.DatetimeIndex(schedule["open"]).as_unit("ns").asi8
-        closes = pd.DatetimeIndex(schedule["close"]).as_unit("ns").asi8
-    return _Schedule(
-        lo,
-        hi,
-        np.ascontiguousarray(days, dtype=np.int64),
-        np.ascontiguousarray(opens, dtype=np.int64),
-        np.ascontiguousarray(closes, dtype=np.int64),
-    )
+def _shipped() -> SessionTable | None:
+    """The table shipped with the package, or None (logged) if the file is missing or broken."""
+    try:
+        return load_table(SHIPPED_PATH)
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning(
+            "market calendar table %s unreadable (%s); using exchange-calendars instead "
+            "(slower start, ~70 MB more memory): reinstall tapewatch to restore it",
+            SHIPPED_PATH,
+            exc,
+        )
+        return None
 
 
-def _schedule_covering(lo: int, hi: int) -> _Schedule:
-    """The process-wide schedule, rebuilt wider (padded) when ``[lo, hi]`` is not inside it."""
+def _schedule_covering(lo: int, hi: int) -> SessionTable:
+    """The process-wide schedule: the shipped table, else exchange-calendars, padded wider."""
     global _shared
     current = _shared
     if current is not None and current.covers(lo, hi):
@@ -107,11 +88,15 @@ def _schedule_covering(lo: int, hi: int) -> _Schedule:
         current = _shared
         if current is not None and current.covers(lo, hi):
             return current
+        if current is None:
+            current = _shared = _shipped()
+            if current is not None and current.covers(lo, hi):
+                return current
         if current is not None:
             lo, hi = min(lo, current.lo), max(hi, current.hi)
         lo = max(lo - _PAD_DAYS, _epoch_day(EARLIEST))
         hi = min(hi + _PAD_DAYS, _epoch_day(LATEST))
-        _shared = _build(lo, hi)
+        _shared = from_exchange_calendars(_from_epoch_day(lo), _from_epoch_day(hi))
         return _shared
 
 
@@ -122,7 +107,7 @@ def _as_ns(now: datetime) -> int:
 
 
 class MarketCalendar:
-    """NYSE sessions. Give ``start``/``end`` to pay the build cost up front for that range."""
+    """NYSE sessions. Give ``start``/``end`` to load (or build) that range up front."""
 
     def __init__(self, start: date | None = None, end: date | None = None) -> None:
         # The last answered stretch [lo, hi) of constant state and its session (None = closed):
@@ -140,7 +125,7 @@ class MarketCalendar:
 
     # -- sessions -------------------------------------------------------------------------------
 
-    def _session(self, sched: _Schedule, i: int) -> Session:
+    def _session(self, sched: SessionTable, i: int) -> Session:
         return Session(
             _from_epoch_day(int(sched.days[i])),
             datetime_from_ns(int(sched.open_ns[i])),
@@ -190,7 +175,7 @@ class MarketCalendar:
 
     # -- point-in-time questions ----------------------------------------------------------------
 
-    def _around(self, now: datetime) -> tuple[_Schedule, int, int]:
+    def _around(self, now: datetime) -> tuple[SessionTable, int, int]:
         t = _as_ns(now)
         day = _epoch_day(now.astimezone(UTC).date())
         _check_range(_from_epoch_day(day))
@@ -230,7 +215,7 @@ class MarketCalendar:
         return datetime_from_ns(int(sched.close_ns[_next(sched, i)]))
 
 
-def _next(sched: _Schedule, i: int) -> int:
+def _next(sched: SessionTable, i: int) -> int:
     if i + 1 >= len(sched.days):
         raise ValueError(f"no session after {LATEST.isoformat()} in the market calendar")
     return i + 1

@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from engine.calendar import MarketCalendar, Session
+import engine.calendar as calendar_module
+from engine.calendar import EARLIEST, LATEST, MarketCalendar, Session
+from engine.calendar_data import (
+    FORMAT_VERSION,
+    SHIPPED_PATH,
+    SessionTable,
+    encode_table,
+    epoch_day,
+    from_exchange_calendars,
+    load_table,
+    save_table,
+)
 from engine.feeds.bars import BarArrays
+
+BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build_calendar_data.py"
 
 CAL = MarketCalendar(date(2023, 1, 1), date(2025, 12, 31))
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_holiday_is_absent() -> None:
@@ -135,3 +151,104 @@ def test_cached_answers_match_the_session_table_minute_by_minute() -> None:
         expected = next((s for s in sessions if s.open <= now < s.close), None)
         assert cal.session_for(now) == expected
         assert cal.is_open(now) is (expected is not None)
+
+
+# -- the shipped session table --------------------------------------------------------------------
+
+
+def _slice(table: SessionTable, first: date, last: date) -> SessionTable:
+    """The part of ``table`` covering ``first..last``, as a narrower table."""
+    lo, hi = epoch_day(first), epoch_day(last)
+    i0 = int(np.searchsorted(table.days, lo, side="left"))
+    i1 = int(np.searchsorted(table.days, hi, side="right"))
+    return SessionTable(
+        lo, hi, table.days[i0:i1], table.open_ns[i0:i1], table.close_ns[i0:i1], table.source
+    )
+
+
+def test_shipped_table_covers_the_whole_supported_window() -> None:
+    table = load_table()
+    assert (table.lo, table.hi) == (epoch_day(EARLIEST), epoch_day(LATEST))
+    assert len(table) > 75_000
+    assert table.source == f"exchange-calendars {version('exchange-calendars')} XNYS"
+
+
+def test_shipped_table_equals_exchange_calendars_over_the_whole_range() -> None:
+    """If this fails after an exchange-calendars upgrade: python scripts/build_calendar_data.py"""
+    shipped = load_table()
+    built = from_exchange_calendars(EARLIEST, LATEST)
+    assert (shipped.lo, shipped.hi, shipped.source) == (built.lo, built.hi, built.source)
+    np.testing.assert_array_equal(shipped.days, built.days)
+    np.testing.assert_array_equal(shipped.open_ns, built.open_ns)
+    np.testing.assert_array_equal(shipped.close_ns, built.close_ns)
+
+
+def test_build_script_reproduces_the_shipped_file_byte_for_byte(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("build_calendar_data", BUILD_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "sessions.npz"
+    assert script.main(["--out", str(out)]) == 0
+    assert out.read_bytes() == SHIPPED_PATH.read_bytes()
+    assert script.main(["--check", "--out", str(out)]) == 0
+    out.write_bytes(out.read_bytes()[:-1])
+    assert script.main(["--check", "--out", str(out)]) == 1
+
+
+def test_table_file_round_trips_holidays_and_half_days(tmp_path: Path) -> None:
+    table = _slice(load_table(), date(2024, 11, 25), date(2024, 12, 6))
+    path = tmp_path / "t.npz"
+    assert save_table(table, path) < 2_000
+    back = load_table(path)
+    assert (back.lo, back.hi, back.source) == (table.lo, table.hi, table.source)
+    for a, b in ((back.days, table.days), (back.open_ns, table.open_ns)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(back.close_ns, table.close_ns)
+    half_day = int(np.searchsorted(back.days, epoch_day(date(2024, 11, 29))))
+    assert back.close_ns[half_day] - back.open_ns[half_day] == 210 * 60 * 10**9
+    assert epoch_day(date(2024, 11, 28)) not in back.days.tolist()  # Thanksgiving
+
+
+def test_encoding_refuses_what_the_format_cannot_hold_exactly() -> None:
+    table = _slice(load_table(), date(2024, 3, 11), date(2024, 3, 15))
+    off_minute = table.open_ns.copy()
+    off_minute[2] += 1_000_000_000  # 09:30:01
+    with pytest.raises(ValueError, match="open values do not fit"):
+        encode_table(SessionTable(table.lo, table.hi, table.days, off_minute, table.close_ns))
+
+
+def test_loading_refuses_another_format_version(tmp_path: Path) -> None:
+    path = tmp_path / "future.npz"
+    np.savez_compressed(path, version=np.int64(FORMAT_VERSION + 1))
+    with pytest.raises(ValueError, match="format"):
+        load_table(path)
+
+
+def test_missing_table_falls_back_to_exchange_calendars(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(calendar_module, "_shared", None)
+    monkeypatch.setattr(calendar_module, "SHIPPED_PATH", Path("/nonexistent/xnys_sessions.npz"))
+    days = [s.day for s in MarketCalendar().sessions(date(2024, 7, 1), date(2024, 7, 8))]
+    assert days == [date(2024, 7, d) for d in (1, 2, 3, 5, 8)]
+    assert "market calendar table" in caplog.text and "exchange-calendars instead" in caplog.text
+    built = calendar_module._shared
+    assert built is not None and not built.covers(epoch_day(EARLIEST), epoch_day(LATEST))
+
+
+def test_queries_past_a_narrower_table_fall_back_to_exchange_calendars(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    narrow = _slice(load_table(), date(2024, 1, 1), date(2024, 12, 31))
+    monkeypatch.setattr(calendar_module, "_shared", None)
+    monkeypatch.setattr(calendar_module, "_shipped", lambda: narrow)
+    cal = MarketCalendar()
+    assert cal.is_open(utc(2024, 3, 8, 15, 0))
+    assert calendar_module._shared is narrow  # answered from the table
+    # Late December needs the first days of 2025 (beyond the table) for "next open".
+    assert cal.next_open(utc(2024, 12, 31, 22, 0)) == utc(2025, 1, 2, 14, 30)
+    widened = calendar_module._shared
+    assert widened is not narrow and widened.covers(narrow.lo, epoch_day(date(2025, 1, 31)))
+    (half_day,) = cal.sessions(date(2025, 7, 3), date(2025, 7, 4))  # July 4th: a holiday
+    assert half_day.close == utc(2025, 7, 3, 17, 0)
