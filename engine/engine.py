@@ -224,6 +224,10 @@ class Engine:
         if not events:
             return False
         self.portfolio = rebuild(events)
+        symbol = self.symbol
+        used = [e.bar.ts for e in events if isinstance(e, BarClosed) and e.bar.symbol == symbol]
+        if used:
+            self._last_bar_ts = max(used)  # a bar resent after a restart was already decided
         breakers = [e for e in events if isinstance(e, BreakerChanged)]
         self.gate.restore(breakers)
         days = [e for e in events if isinstance(e, DayStarted)]
@@ -286,8 +290,11 @@ class Engine:
         strategy = self.strategy
         state = self.state
         for bar in bars:
+            if bar_problem(bar, None) is not None:
+                continue  # a bad history bar must not poison the indicators
             strategy.warm(bar)
-            self._last_bar_ts = bar.ts
+            if self._last_bar_ts is None or bar.ts > self._last_bar_ts:
+                self._last_bar_ts = bar.ts  # never back: history older than the journal's newest
             state.bars.append(bar)
             state.rsi.append(strategy.rsi)
             state.sma.append(strategy.sma)

@@ -9,6 +9,7 @@ from engine.brokers.sim import SimBroker
 from engine.clock import SimClock
 from engine.config import EngineConfig, ExecutionConfig, RiskConfig, StrategyConfig
 from engine.engine import Engine
+from engine.journal import EventJournal
 from engine.models import Bar, Mode
 
 T0 = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)  # a Monday, 09:30 New York
@@ -48,7 +49,7 @@ def small_config(**strategy: object) -> EngineConfig:
 def make_engine(
     config: EngineConfig | None = None,
     *,
-    journal: object | None = None,
+    journal: EventJournal | None = None,
     start: datetime = T0,
     mode: Mode = Mode.DEMO,
     in_session: Callable[[datetime], bool] | None = None,
