@@ -20,9 +20,27 @@ from engine import __version__
 
 if TYPE_CHECKING:
     from engine.config import EngineConfig
+    from engine.config_file import FileConfig
 
 USAGE_ERROR = 2
 PROG = "tapewatch"
+ENV_CONFIG = "TAPEWATCH_CONFIG"  # engine.config_file.ENV_CONFIG (not imported: --help stays fast)
+ENGINE_FLAGS = (
+    "symbol",
+    "timeframe",
+    "cash",
+    "rsi_period",
+    "sma_period",
+    "rsi_oversold",
+    "rsi_overbought",
+    "rsi_method",
+    "position_pct",
+    "max_drawdown",
+    "slippage_bps",
+    "commission",
+    "commission_per_share",
+)
+"""argparse destinations of the strategy flags; None means "not given": the file's value stands."""
 
 
 class UsageError(Exception):
@@ -36,56 +54,62 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_strategy_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("strategy")
-    g.add_argument("--symbol", default="SPY", help="ticker to trade (default SPY)")
+    g = p.add_argument_group("strategy (flags given override the config file)")
     g.add_argument(
-        "--timeframe", default="5Min", help="bar length: 1Min, 5Min, 15Min, 1Hour (default 5Min)"
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,  # keeps a --config given before the command
+        help=f"config file (default: ${ENV_CONFIG} or $XDG_CONFIG_HOME/tapewatch/config.toml)",
+    )
+    g.add_argument("--symbol", default=None, help="ticker to trade (default SPY)")
+    g.add_argument(
+        "--timeframe", default=None, help="bar length: 1Min, 5Min, 15Min, 1Hour (default 5Min)"
     )
     g.add_argument(
         "--cash",
         type=float,
-        default=100_000.0,
+        default=None,
         help="starting cash for simulation (default 100000)",
     )
-    g.add_argument("--rsi-period", type=int, default=14, help="RSI look-back in bars (default 14)")
-    g.add_argument("--sma-period", type=int, default=50, help="SMA look-back in bars (default 50)")
+    g.add_argument("--rsi-period", type=int, help="RSI look-back in bars (default 14)")
+    g.add_argument("--sma-period", type=int, help="SMA look-back in bars (default 50)")
     g.add_argument(
-        "--rsi-oversold", type=float, default=30.0, help="buy below this RSI (default 30)"
+        "--rsi-oversold", type=float, default=None, help="buy below this RSI (default 30)"
     )
     g.add_argument(
-        "--rsi-overbought", type=float, default=70.0, help="sell above this RSI (default 70)"
+        "--rsi-overbought", type=float, default=None, help="sell above this RSI (default 70)"
     )
     g.add_argument(
-        "--rsi-method", choices=("sma", "wilder"), default="sma", help="RSI averaging (default sma)"
+        "--rsi-method", choices=("sma", "wilder"), default=None, help="RSI averaging (default sma)"
     )
     g.add_argument(
         "--position-pct",
         type=float,
-        default=0.02,
+        default=None,
         help="entry size as a fraction of equity (default 0.02)",
     )
     g.add_argument(
         "--max-drawdown",
         type=float,
-        default=0.05,
+        default=None,
         help="halt at this drawdown from the day's start (default 0.05)",
     )
     g.add_argument(
         "--slippage-bps",
         type=float,
-        default=0.0,
+        default=None,
         help="simulated slippage in basis points (default 0)",
     )
     g.add_argument(
         "--commission",
         type=float,
-        default=0.0,
+        default=None,
         help="simulated commission per order in $ (default 0)",
     )
     g.add_argument(
         "--commission-per-share",
         type=float,
-        default=0.0,
+        default=None,
         help="simulated commission per share in $ (default 0)",
     )
 
@@ -111,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
         "With no command it opens the console (the offline demo when no credentials are stored).",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help=f"config file (default: ${ENV_CONFIG} or $XDG_CONFIG_HOME/tapewatch/config.toml)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     demo = sub.add_parser(
@@ -182,28 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _engine_config(args: argparse.Namespace) -> EngineConfig:
-    from engine.config import EngineConfig, ExecutionConfig, RiskConfig, StrategyConfig
+def _file_config(args: argparse.Namespace) -> FileConfig:
+    from engine.config_file import load_config_file
 
-    return EngineConfig(
-        strategy=StrategyConfig(
-            symbol=args.symbol,
-            timeframe=args.timeframe,
-            rsi_period=args.rsi_period,
-            sma_period=args.sma_period,
-            rsi_oversold=args.rsi_oversold,
-            rsi_overbought=args.rsi_overbought,
-            rsi_method=args.rsi_method,
-            position_pct=args.position_pct,
-        ),
-        execution=ExecutionConfig(
-            slippage_bps=args.slippage_bps,
-            commission_per_order=args.commission,
-            commission_per_share=args.commission_per_share,
-        ),
-        risk=RiskConfig(max_drawdown=args.max_drawdown),
-        starting_cash=args.cash,
-    ).validate()
+    return load_config_file(getattr(args, "config", None))
+
+
+def _engine_config(args: argparse.Namespace) -> EngineConfig:
+    """Defaults < the config file < the flags the user typed (those not None)."""
+    overrides = {name: getattr(args, name, None) for name in ENGINE_FLAGS}
+    return _file_config(args).engine_config(overrides)
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
@@ -228,7 +245,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_console(args: argparse.Namespace) -> int:
     from console.launch import launch_console
 
-    return launch_console(args, demo=False, config=None)
+    return launch_console(args, demo=False, config=_engine_config(args))
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:

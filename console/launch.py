@@ -45,15 +45,17 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
     from console.accounts import NoAccounts
     from console.keymap import KeymapError, load_keymap
     from console.themes import ThemeError, load_themes, resolve_theme, theme_dirs
-    from engine.config import config_dir, data_dir
+    from engine.config import ConfigError, config_dir, data_dir
+    from engine.config_file import config_path, load_config_file
 
     cfg_dir = config_dir()
-    cfg_path = cfg_dir / "config.toml"
+    cfg_path = config_path(getattr(args, "config", None))
     try:
+        file_config = load_config_file(getattr(args, "config", None))
         keymap = load_keymap(cfg_path)
         themes = load_themes(theme_dirs(cfg_dir))
-        theme = resolve_theme(getattr(args, "theme", None), themes)
-    except (KeymapError, ThemeError) as exc:
+        theme = resolve_theme(getattr(args, "theme", None) or file_config.theme, themes)
+    except (KeymapError, ThemeError, ConfigError) as exc:
         sys.stderr.write(f"tapewatch: error: {exc}\n")
         return USAGE_ERROR
 
@@ -70,7 +72,6 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
 
     def observe(engine: object) -> object:
         return instrument(engine, data, args)  # type: ignore[arg-type]
-
 
     def build_session() -> object:
         from engine.wiring import DemoOptions, build_demo  # pandas + calendar: off the UI thread
