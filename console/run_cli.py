@@ -1,0 +1,164 @@
+"""``tapewatch run --headless [--live]``: trade paper (or live) through Alpaca without a screen.
+
+Decisions go to stdout (one line each), warnings to stderr, everything to the log file. Runs
+until SIGINT/SIGTERM/SIGHUP, then stops cleanly: no new orders, the bar in hand finished and
+journaled, sockets closed, exit 0. Every failure a user can cause is one line and exit 2: no
+keys, keys of the other mode (Alpaca's 401), a bad endpoint setting, an unusable journal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.models import Mode
+
+USAGE_ERROR = 2
+FAILURE = 1
+PROG = "tapewatch run"
+
+
+def add_run_command(
+    subparsers: Any, add_strategy_flags: Callable[[argparse.ArgumentParser], None]
+) -> argparse.ArgumentParser:
+    """Register ``run`` on the CLI's subparsers (the caller maps "run" to ``cmd_run``)."""
+    run: argparse.ArgumentParser = subparsers.add_parser(
+        "run", help="trade the paper account (or --live) through Alpaca"
+    )
+    run.add_argument("--headless", action="store_true", help="no screen: log decisions to stdout")
+    run.add_argument(
+        "--live", action="store_true", help="trade the LIVE account (real money) instead of paper"
+    )
+    add_strategy_flags(run)
+    from console.observability_cli import add_metrics_flags
+
+    add_metrics_flags(run)
+    run.add_argument(
+        "--data-dir",
+        help="where the journal and logs live (default: $TAPEWATCH_DATA_DIR or XDG data dir)",
+    )
+    return run
+
+
+def _error(message: str, code: int = USAGE_ERROR) -> int:
+    sys.stderr.write(f"{PROG}: error: {message}\n")
+    return code
+
+
+def _no_keys(mode: Mode) -> str:
+    flag = " --live" if mode is Mode.LIVE else ""
+    return (
+        f"no {mode.value.lower()} API keys: run 'tapewatch login{flag}', or set "
+        "APCA_API_KEY_ID and APCA_API_SECRET_KEY"
+    )
+
+
+def _rejected(mode: Mode, endpoint: str) -> str:
+    other = "live" if mode is Mode.PAPER else "paper"
+    fix = "run with --live" if mode is Mode.PAPER else "drop --live"
+    flag = " --live" if mode is Mode.LIVE else ""
+    return (
+        f"the {mode.value.lower()} endpoint {endpoint} refused these keys (HTTP 401): these are "
+        f"{other} keys used against the {mode.value.lower()} endpoint (or the reverse, or "
+        f"revoked keys); store {mode.value.lower()} keys with 'tapewatch login{flag}' or {fix}"
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if not args.headless:
+        return _error(
+            "the console for paper and live trading opens with plain 'tapewatch' once it "
+            "lands; for now use 'tapewatch run --headless'"
+        )
+    from engine.config import ConfigError, data_dir
+    from engine.credentials import CredentialError, load_credentials
+
+    mode = Mode.LIVE if args.live else Mode.PAPER
+    try:
+        from console.cli import engine_config  # the same strategy flags as backtest and demo
+
+        config: Any = engine_config(args)
+    except ConfigError as exc:
+        return _error(str(exc))
+    try:
+        credentials = load_credentials(mode)
+    except CredentialError as exc:
+        return _error(str(exc))
+    if credentials is None:
+        return _error(_no_keys(mode))
+    if credentials.notice:
+        sys.stderr.write(f"{PROG}: {credentials.notice}\n")
+    folder = data_dir(args.data_dir)
+    from engine.logs import redact, setup_logging
+
+    redact.add(credentials.secret)
+    redact.add(credentials.key_id)
+    try:
+        setup_logging(folder, stderr_level=logging.WARNING)
+    except OSError as exc:
+        return _error(f"cannot write logs under {folder}: {exc.strerror or exc}")
+    return asyncio.run(_run(config, mode, credentials, folder, args))
+
+
+async def _run(
+    config: Any, mode: Mode, credentials: Any, folder: Path, args: argparse.Namespace
+) -> int:
+    from console.instrument import instrument
+    from engine.brokers.base import BrokerError
+    from engine.config import ConfigError
+    from engine.headless import run_headless
+    from engine.journal import JournalError
+    from engine.live_wiring import build_live_session
+
+    loop = asyncio.get_running_loop()
+    building = asyncio.current_task()
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    stopped: list[str] = []
+
+    def stop_start_up(name: str) -> None:
+        stopped.append(name)
+        if building is not None:
+            building.cancel()
+
+    for sig in signals:
+        loop.add_signal_handler(sig, stop_start_up, sig.name)
+    try:
+        session = await build_live_session(config, mode, credentials, folder)
+    except asyncio.CancelledError:
+        if not stopped:
+            raise
+        return 0  # asked to stop while connecting: nothing was traded
+    except BrokerError as exc:
+        if exc.status == 401:
+            from engine.alpaca.endpoints import resolve_endpoints
+
+            return _error(_rejected(mode, resolve_endpoints(mode).trading))
+        return _error(f"cannot start the {mode.value.lower()} session: {exc}", FAILURE)
+    except (ConfigError, JournalError) as exc:
+        return _error(str(exc))
+    finally:
+        for sig in signals:
+            with contextlib.suppress(ValueError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    engine = session.engine
+    instruments = instrument(engine, folder, args)
+    warm = len(session.feed.warmup())
+    print(
+        f"{mode.value} session: account {engine.state.account} at {session.endpoints.trading}, "
+        f"{engine.symbol} {engine.timeframe}, {warm} bars of history; stop with Ctrl+C",
+        flush=True,
+    )
+    for line in session.differences:
+        print(f"reconcile: {line}", flush=True)
+    try:
+        return await run_headless(engine, session.feed)
+    finally:
+        instruments.close()
+        await session.aclose()

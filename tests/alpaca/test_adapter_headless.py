@@ -1,0 +1,289 @@
+"""A paper session end to end through the real SDK against the sandbox: stream -> 5-minute
+aggregation -> signal -> order -> fill over trade_updates -> position, headless, in-process and
+as ``tapewatch run --headless`` in a subprocess stopped by SIGTERM; plus the one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from console.run_cli import add_run_command, cmd_run
+from engine.config import EngineConfig, RiskConfig, StrategyConfig
+from engine.credentials import Credentials
+from engine.events import Event, OrderFilled, OrderIntended, OrderSubmitted, SignalEvaluated
+from engine.headless import run_headless
+from engine.live_wiring import LiveOptions, build_live_session, journal_path
+from engine.models import Intent, Mode, OrderRequest, Side, TradingState
+from engine.sandbox import SandboxKey, SandboxThread
+from tests.alpaca.adapter_helpers import eventually, in_thread, sandbox_endpoints, sandbox_env
+from tests.alpaca.conftest import KEY, SECRET
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK = ["--rsi-period", "2", "--sma-period", "3", "--rsi-oversold", "90", "--rsi-overbought", "95"]
+
+
+def quick_config() -> EngineConfig:
+    """Trades within a few bars: tiny look-backs, thresholds that almost always fire."""
+    return EngineConfig(
+        strategy=StrategyConfig(
+            symbol="SPY",
+            timeframe="5Min",
+            rsi_period=2,
+            sma_period=3,
+            rsi_oversold=90,
+            rsi_overbought=95,
+            position_pct=0.05,
+        ),
+        risk=RiskConfig(),
+    ).validate()
+
+
+def credentials() -> Credentials:
+    return Credentials(KEY, SECRET, "paper", "environment")
+
+
+async def test_a_paper_session_trades_end_to_end(
+    make_sandbox: Callable[..., SandboxThread], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(bar_interval=0.05, fill_delay=0.01)
+    options = LiveOptions(endpoints=sandbox_endpoints(sandbox), timeout=2.0, warmup_bars=20)
+    session = await build_live_session(
+        quick_config(), Mode.PAPER, credentials(), tmp_path, options=options
+    )
+    engine = session.engine
+    seen: list[Event] = []
+    engine.bus.add_sink(seen.append)
+    try:
+        assert len(session.feed.warmup()) >= 20 and session.differences == []
+
+        async def stop_after_fills() -> None:
+            await eventually(
+                lambda: sum(isinstance(e, OrderFilled) for e in seen) >= 2, timeout=15.0
+            )
+            await engine.stop("test done")
+
+        stopper = asyncio.create_task(stop_after_fills())
+        assert await run_headless(engine, session.feed, out=io.StringIO()) == 0
+        await stopper
+        await eventually(lambda: engine.state.in_flight == 0, what="orders to settle")
+        positions = await session.broker.get_positions()
+    finally:
+        await session.aclose()
+    signals = [e for e in seen if isinstance(e, SignalEvaluated)]
+    assert all(s.bar_ts.minute % 5 == 0 for s in signals)  # 5-minute bars from 1-minute ones
+    journal_events = list(_journal(tmp_path))
+    kinds = [e.kind for e in journal_events]
+    for event in journal_events:
+        if isinstance(event, OrderFilled):
+            cid = event.fill.client_order_id
+            intent = next(
+                i
+                for i, e in enumerate(journal_events)
+                if isinstance(e, OrderIntended) and e.request.client_order_id == cid
+            )
+            sent = next(
+                i
+                for i, e in enumerate(journal_events)
+                if isinstance(e, OrderSubmitted) and e.order.client_order_id == cid
+            )
+            fill = journal_events.index(event)
+            assert intent < sent < fill  # written before it was sent; filled after
+    assert kinds.count("fill") >= 2 and "session_stopped" in kinds
+    ours = {s: p.qty for s, p in engine.portfolio.positions.items()}
+    assert ours == _held(sandbox) == {s: p.qty for s, p in positions.items()}
+
+
+def _held(sandbox: SandboxThread) -> dict[str, float]:
+    positions: Any = sandbox.snapshot()["account"]["positions"]  # type: ignore[index]
+    return {symbol: float(qty) for symbol, qty in positions.items()}
+
+
+def _journal(data_dir: Path) -> list[Event]:
+    from engine.journal import Journal
+
+    with Journal(journal_path(data_dir, Mode.PAPER)) as journal:
+        return [event for _, event in journal.events()]
+
+
+async def test_a_restart_reconciles_with_the_broker_and_logs_differences(
+    make_sandbox: Callable[..., SandboxThread], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(bar_interval=0, fill_delay=0.0)
+    options = LiveOptions(endpoints=sandbox_endpoints(sandbox), timeout=2.0, warmup_bars=5)
+    first = await build_live_session(
+        quick_config(), Mode.PAPER, credentials(), tmp_path, options=options
+    )
+    await first.engine.stop()
+    await first.aclose()
+    # A manual trade in the broker's web UI while tapewatch was down:
+    from alpaca.trading.enums import OrderSide, TimeInForce
+    from alpaca.trading.requests import MarketOrderRequest
+
+    from tests.alpaca.conftest import trading_client
+
+    manual = MarketOrderRequest(
+        symbol="SPY", qty=3, side=OrderSide.BUY, time_in_force=TimeInForce.DAY
+    )
+    await in_thread(lambda: trading_client(sandbox).submit_order(manual))
+    await eventually(lambda: _held(sandbox) == {"SPY": 3.0}, what="the manual fill")
+    second = await build_live_session(
+        quick_config(), Mode.PAPER, credentials(), tmp_path, options=options
+    )
+    try:
+        assert second.differences == [
+            "SPY: the journal has 0, Alpaca has 3; adopting Alpaca's position"
+        ]
+        assert second.engine.portfolio.positions["SPY"].qty == 3
+    finally:
+        await second.engine.stop()
+        await second.aclose()
+
+
+async def test_entries_wait_for_the_session_but_exits_do_not() -> None:
+    from engine.brokers.sim import SimBroker
+    from engine.clock import SimClock
+    from engine.engine import Engine
+    from engine.events import RiskDenied
+
+    open_now = [False]
+    clock = SimClock(datetime(2024, 3, 5, 22, 0, tzinfo=UTC))
+    config = quick_config()
+    broker = SimBroker(100_000.0, config.execution, clock=clock)
+    engine = Engine(
+        config, clock=clock, broker=broker, entry_hours=lambda _t: open_now[0], who="t@local"
+    )
+    seen: list[object] = []
+    engine.bus.add_sink(seen.append)
+    await engine.start()
+    entry = OrderRequest("e", "SPY", Side.BUY, 1, Intent.ENTRY, estimated_price=100.0)
+    assert await engine._route(entry, 0.0) is None
+    denied = [e for e in seen if isinstance(e, RiskDenied)]
+    assert denied and denied[-1].breaker == "session" and "market closed" in denied[-1].reason
+    assert engine.gate.state is TradingState.ACTIVE  # nothing tripped: it is just the hours
+    exit_ = OrderRequest("x", "SPY", Side.SELL, 1, Intent.EXIT, estimated_price=100.0)
+    order = await engine._route(exit_, 1.0)
+    assert order is not None  # an exit is not an entry: the hours do not hold it back
+    open_now[0] = True
+    entry2 = OrderRequest("e2", "SPY", Side.BUY, 1, Intent.ENTRY, estimated_price=100.0)
+    assert await engine._route(entry2, 0.0) is not None
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    from console.cli import _add_strategy_flags
+
+    parser = argparse.ArgumentParser(prog="tapewatch")
+    add_run_command(parser.add_subparsers(dest="command"), _add_strategy_flags)
+    return parser.parse_args(["run", *argv])
+
+
+def test_without_headless_run_points_at_the_console(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cmd_run(_parse()) == 2
+    assert "--headless" in capsys.readouterr().err
+
+
+def test_no_keys_is_one_line_naming_login_and_the_variables(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setattr("engine.credentials.load_credentials", lambda mode: None)
+    assert cmd_run(_parse("--headless", "--live", "--data-dir", str(tmp_path))) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "tapewatch login --live" in err and "APCA_API_KEY_ID" in err
+
+
+@pytest.fixture
+def fresh_logging() -> Iterator[None]:
+    """cmd_run installs the log file handlers; take them down after the test."""
+    from engine.logs import teardown_logging
+
+    yield
+    teardown_logging()
+
+
+@pytest.mark.usefixtures("fresh_logging")
+def test_live_keys_on_the_paper_endpoint_are_named_as_such(
+    make_sandbox: Callable[..., SandboxThread],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    sandbox = make_sandbox(keys={KEY: SandboxKey(SECRET, paper=False)})  # a live key pair
+    for name, value in {
+        **sandbox_env(sandbox),
+        "APCA_API_KEY_ID": KEY,
+        "APCA_API_SECRET_KEY": SECRET,
+    }.items():
+        monkeypatch.setenv(name, value)
+    code = cmd_run(_parse("--headless", "--data-dir", str(tmp_path)))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert "HTTP 401" in err[-1] and "live keys used against the paper endpoint" in err[-1]
+    assert SECRET not in "\n".join(err)
+
+
+def test_run_headless_in_a_subprocess_stops_cleanly_on_sigterm(
+    make_sandbox: Callable[..., SandboxThread], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(bar_interval=0.05, fill_delay=0.01)
+    env = {
+        **os.environ,
+        **sandbox_env(sandbox),
+        "APCA_API_KEY_ID": KEY,
+        "APCA_API_SECRET_KEY": SECRET,
+        "TAPEWATCH_DATA_DIR": str(tmp_path),
+        "XDG_DATA_HOME": str(tmp_path / "xdg"),
+        "PYTHONPATH": str(ROOT),
+    }
+    script = (
+        "import sys, argparse\n"
+        "from console.cli import _add_strategy_flags\n"
+        "from console.run_cli import add_run_command, cmd_run\n"
+        "p = argparse.ArgumentParser(prog='tapewatch')\n"
+        "add_run_command(p.add_subparsers(dest='command'), _add_strategy_flags)\n"
+        "sys.exit(cmd_run(p.parse_args(sys.argv[1:])))\n"
+    )
+    argv = [sys.executable, "-c", script, "run", "--headless", *QUICK]
+    proc = subprocess.Popen(
+        argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        selector = selectors.DefaultSelector()
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + 30
+        while not any(" FILL " in line for line in lines):
+            assert time.monotonic() < deadline, f"no fill in time: {lines}"
+            if selector.select(timeout=0.5):
+                line = proc.stdout.readline()
+                assert line, f"exited early: {lines} {proc.stderr.read() if proc.stderr else ''}"
+                lines.append(line)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lines += out.splitlines()
+    assert proc.returncode == 0, err
+    assert lines[0].startswith("PAPER session: account SANDBOX")
+    assert any("session stopped: received SIGTERM" in line for line in lines)
+    assert "Traceback" not in err
+    assert (tmp_path / "paper" / "journal.sqlite3").exists()
+    assert (tmp_path / "logs" / "tapewatch.log").exists()
