@@ -204,7 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from console.login_cli import add_credential_commands
     from console.observability_cli import add_metrics_flags, add_observability_commands
+    from console.run_cli import add_run_command
 
+    add_run_command(sub, _add_strategy_flags)
     add_credential_commands(sub)
     add_observability_commands(sub)
     add_metrics_flags(demo)
@@ -217,7 +219,7 @@ def _file_config(args: argparse.Namespace) -> FileConfig:
     return load_config_file(getattr(args, "config", None))
 
 
-def _engine_config(args: argparse.Namespace) -> EngineConfig:
+def engine_config(args: argparse.Namespace) -> EngineConfig:
     """Defaults < the config file < the flags the user typed (those not None)."""
     overrides = {name: getattr(args, name, None) for name in ENGINE_FLAGS}
     return _file_config(args).engine_config(overrides)
@@ -226,11 +228,11 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from console.backtest_cli import run_backtest_command
 
-    return run_backtest_command(args, _engine_config(args))
+    return run_backtest_command(args, engine_config(args))
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    config = _engine_config(args)
+    config = engine_config(args)
     if not args.speed > 0:
         raise UsageError(f"--speed must be positive (got {args.speed:g}); e.g. 60")
     if args.headless:
@@ -245,7 +247,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_console(args: argparse.Namespace) -> int:
     from console.launch import launch_console
 
-    return launch_console(args, demo=False, config=_engine_config(args))
+    return launch_console(args, demo=False, config=engine_config(args))
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
@@ -268,6 +270,12 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from console.run_cli import cmd_run
+
+    return cmd_run(args)
+
+
 def _cmd_credentials(args: argparse.Namespace) -> int:
     return int(args.credential_command(args))
 
@@ -283,6 +291,7 @@ COMMANDS = {
     "demo": _cmd_demo,
     "backtest": _cmd_backtest,
     "sandbox": _cmd_sandbox,
+    "run": _cmd_run,
     "login": _cmd_credentials,
     "logout": _cmd_credentials,
     "whoami": _cmd_credentials,

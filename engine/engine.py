@@ -22,6 +22,7 @@ from engine.bus import EventBus, Subscription
 from engine.clock import Clock
 from engine.config import EngineConfig
 from engine.events import (
+    AccountAdopted,
     BarClosed,
     BreakerChanged,
     DayStarted,
@@ -43,6 +44,7 @@ from engine.feeds.base import Feed
 from engine.journal import EventJournal
 from engine.latency import LatencyRecorder
 from engine.models import (
+    AccountSnapshot,
     Bar,
     Intent,
     Mode,
@@ -55,6 +57,7 @@ from engine.models import (
 )
 from engine.operator import operator_identity
 from engine.portfolio import PortfolioState, apply_fill, rebuild
+from engine.risk.base import RiskDecision
 from engine.risk.gate import RiskGate
 from engine.state import EngineState, OrderRow
 from engine.strategy import RsiSmaStrategy
@@ -80,6 +83,7 @@ JOURNALED = frozenset(
         "day_started",
         "equity",
         "operator",
+        "account_adopted",
     }
 )
 
@@ -106,7 +110,10 @@ class Engine:
         in_session: Callable[[datetime], bool] = _always_open,
         latency: LatencyRecorder | None = None,
         who: str | None = None,
+        entry_hours: Callable[[datetime], bool] | None = None,
     ) -> None:
+        """``in_session`` tells the stale-data breaker when silence matters; ``entry_hours``
+        (paper/live) refuses new entries outside the regular session."""
         self.config = config
         self.clock = clock
         self.broker = broker
@@ -114,6 +121,7 @@ class Engine:
         self.mode = mode
         self.latency = latency or LatencyRecorder()
         self.who = who or operator_identity()
+        self._entry_hours = entry_hours
         strat = config.strategy
         self.symbol = strat.symbol
         self.timeframe = strat.tf
@@ -463,6 +471,15 @@ class Engine:
     async def _route(self, request: OrderRequest, position_qty: float) -> Order | None:
         decision = self.gate.check(request, position_qty)
         now = self.clock.now()
+        if (
+            decision.allowed
+            and request.intent is Intent.ENTRY
+            and self._entry_hours is not None
+            and not self._entry_hours(now)
+        ):
+            decision = RiskDecision(
+                False, "session", "market closed: no new entries outside the regular session"
+            )
         if not decision.allowed:
             self._emit(
                 RiskDenied(
@@ -602,6 +619,31 @@ class Engine:
             raise EngineCommandError(str(exc).strip("'\"")) from None
         self._operator("reset_breaker", who, name or "all")
         self._emit_breakers(changes)
+
+    def adopt_account(self, snapshot: AccountSnapshot, differences: list[str]) -> None:
+        """Take the broker's cash and positions as the truth (journaled, so a rebuild agrees)."""
+        positions = {p.symbol: p for p in snapshot.positions}
+        self.portfolio = PortfolioState(cash=snapshot.cash, positions=dict(positions))
+        self.state.cash = snapshot.cash
+        self.state.equity = snapshot.equity
+        self.state.positions = positions
+        now = self.clock.now()
+        self._emit(
+            AccountAdopted(
+                ts=now,
+                cash=snapshot.cash,
+                positions=snapshot.positions,
+                differences=tuple(differences),
+            )
+        )
+        for line in differences:
+            self._emit(Notice(ts=now, level="warning", message=f"reconcile: {line}"))
+        self._flush()
+        self.state.touch()
+
+    def notice(self, level: str, message: str) -> None:
+        """Publish a message for the operator (feeds and adapters report through this)."""
+        self._emit(Notice(ts=self.clock.now(), level=level, message=message))
 
     def preview_flatten(self) -> list[OrderRequest]:
         """The exact orders flatten would send now (for the confirmation modal)."""

@@ -153,6 +153,17 @@ class OperatorAction(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class AccountAdopted(Event):
+    """The broker's cash and positions replace the journal's (reconciliation): rebuilds from
+    the journal start again from here, so a difference is reported once, not every restart."""
+
+    kind: ClassVar[str] = "account_adopted"
+    cash: float
+    positions: tuple[Position, ...]
+    differences: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Notice(Event):
     """A message for the operator (warning, info) that is not itself a state change."""
 
@@ -178,6 +189,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DayStarted,
         EquitySnapshot,
         OperatorAction,
+        AccountAdopted,
         Notice,
     )
 }

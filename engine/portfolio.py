@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from engine.events import BarClosed, Event, OrderFilled, SessionStarted
+from engine.events import AccountAdopted, BarClosed, Event, OrderFilled, SessionStarted
 from engine.models import Fill, Position, Side
 
 ZERO_QTY = 1e-9
@@ -84,6 +84,7 @@ def rebuild(events: Iterable[Event]) -> PortfolioState:
       not reset it. (Cash starts at 0.0 and the first SessionStarted adds its starting cash, so
       a stray fill before it is not lost.)
     - Every OrderFilled goes through ``apply_fill``.
+    - An AccountAdopted (reconciliation took the broker's side) replaces cash and positions.
     - A BarClosed marks the position of its symbol at the bar's close, unless an earlier-
       timed bar of that symbol was already seen later in the log (warm-up history replayed
       after a restart must not overwrite a newer price).
@@ -100,6 +101,10 @@ def rebuild(events: Iterable[Event]) -> PortfolioState:
             if seen is None or bar.ts >= seen:
                 newest_bar[bar.symbol] = bar.ts
                 mark(state, bar.symbol, bar.close)
+        elif isinstance(event, AccountAdopted):
+            started = True
+            state.cash = event.cash
+            state.positions = {p.symbol: p for p in event.positions}
         elif isinstance(event, SessionStarted) and not started:
             started = True
             state.cash = state.cash + event.starting_cash
