@@ -469,6 +469,7 @@ class Engine:
         )
 
     async def _route(self, request: OrderRequest, position_qty: float) -> Order | None:
+        decided = time.perf_counter()
         decision = self.gate.check(request, position_qty)
         now = self.clock.now()
         if (
@@ -499,9 +500,9 @@ class Engine:
                 )
             )
             return None
-        return await self._submit(request)
+        return await self._submit(request, decided)
 
-    async def _submit(self, request: OrderRequest) -> Order | None:
+    async def _submit(self, request: OrderRequest, decided: float | None = None) -> Order | None:
         """Journal the intent, then send; an unknown outcome is looked up, never resent."""
         now = self.clock.now()
         if self._stopping:
@@ -526,6 +527,8 @@ class Engine:
         self.state.orders.appendleft(row)
         self.state.in_flight += 1
         sent = time.perf_counter()
+        if decided is not None:  # risk gate + write-ahead journal, the cost of being careful
+            self.latency.record("decision_to_submit", sent - decided)
         order: Order | None
         try:
             order = await self.broker.submit_order(request)
