@@ -58,6 +58,8 @@ class OperatorCommands(App[int]):
     _themes: list[Theme]
     _user_keymap: dict[str, str]
     _config_path: Path | None
+    _log_path: Path | None
+    _measured: bool
     _quitting: bool
     _flatten_watch: FlattenWatch | None
 
@@ -249,7 +251,18 @@ class OperatorCommands(App[int]):
 
     def action_keys_help(self) -> None:
         where = str(self._config_path) if self._config_path else "config.toml"
-        self.push_screen(HelpScreen(effective_keys(dict(self._user_keymap)), where))
+        # Runtime facts differ per machine: shown only when the app shows live measurements
+        # (snapshot tests run with measured=False).
+        facts = self._runtime_facts if self._measured else None
+        self.push_screen(HelpScreen(effective_keys(dict(self._user_keymap)), where, facts))
+
+    def _runtime_facts(self) -> str:
+        """Runs in a worker thread: the keyring lookup may talk to D-Bus."""
+        from engine.clock import LiveClock
+        from engine.runtime import collect_runtime_facts, format_facts
+
+        data = self._log_path.parent.parent if self._log_path is not None else None
+        return format_facts(collect_runtime_facts(LiveClock().now(), data_dir=data))
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         for action in ACTIONS:
@@ -317,8 +330,17 @@ class OperatorCommands(App[int]):
         if observers is not None:
             observers.close()
         if self._session is not None:
-            self._close_journal(self._session)
+            await self._close_session(self._session)
         self.exit(0)
+
+    @classmethod
+    async def _close_session(cls, session: object) -> None:
+        """A paper/live session closes its sockets and threads too (``aclose``)."""
+        aclose = getattr(session, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        else:
+            cls._close_journal(session)
 
     @staticmethod
     def _close_journal(session: object) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.table import Table
@@ -25,10 +26,15 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,question_mark,q,enter", "close", "Close", show=False)
     ]
 
-    def __init__(self, keys: dict[str, str], config_path: str) -> None:
+    def __init__(
+        self, keys: dict[str, str], config_path: str, facts: Callable[[], str] | None = None
+    ) -> None:
+        """``facts`` reads the runtime facts (Python, GIL, keyring, data dir, endpoints, next
+        session); it may block (D-Bus), so it runs in a thread after the screen is shown."""
         super().__init__()
         self._keys = keys
         self._config_path = config_path
+        self._facts = facts
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, padding=(0, 2), show_header=False)
@@ -51,6 +57,20 @@ class HelpScreen(ModalScreen[None]):
                 ),
                 id="config-hint",
             )
+            if self._facts is not None:
+                yield Static(Text("Runtime: reading…", style="dim"), id="facts")
+
+    def on_mount(self) -> None:
+        if self._facts is not None:
+            self.run_worker(self._read_facts, thread=True, exit_on_error=False)
+
+    def _read_facts(self) -> None:
+        assert self._facts is not None
+        try:
+            text = self._facts()
+        except Exception as exc:  # a fact we cannot read is shown, never fatal
+            text = f"runtime facts unavailable: {exc}"
+        self.app.call_from_thread(self.query_one("#facts", Static).update, Text(text))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -120,3 +120,34 @@ def test_an_unknown_theme_stops_start_up_with_exit_2(
     code = launch.launch_console(argparse.Namespace(theme="neon"), demo=True, config=None)
     assert code == 2
     assert "unknown theme 'neon'" in capsys.readouterr().err
+
+
+async def test_help_screen_shows_runtime_facts_read_off_the_loop() -> None:
+    """Issue 6: the help screen shows Python, free-threading, the GIL, keyring, data dir,
+    endpoints and the next session (read in a thread: the keyring may talk to D-Bus)."""
+    from console.app import create_app
+    from console.session import prime
+    from engine.config import EngineConfig
+    from engine.wiring import DemoOptions, build_demo
+    from tests.console.conftest import until
+
+    session = build_demo(EngineConfig().validate(), DemoOptions(seed=3), data_dir=None)
+    await prime(session, bars=5)
+    app = create_app(session, measured=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("question_mark")
+
+        def facts() -> str:
+            return str(app.screen.query_one("#facts").render())
+
+        await until(pilot, lambda: "GIL enabled" in facts(), "the runtime facts")
+        text = facts()
+        for label in (
+            "Python",
+            "free-threaded build",
+            "keyring backend",
+            "data directory",
+            "endpoint: trading",
+            "next market session",
+        ):
+            assert label in text
