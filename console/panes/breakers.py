@@ -1,7 +1,9 @@
 """Breakers pane: the trading state, and each breaker's value against its threshold.
 
 State words (ACTIVE / REDUCING / HALTED, ok / WARN / TRIPPED) carry the meaning; colour only
-reinforces it, so the pane reads under NO_COLOR and in 16 colours.
+reinforces it, so the pane reads under NO_COLOR and in 16 colours. The rate-limit row shows
+the minute's requests used against the limit and its tier (1 normal, 2 warning, 3 no new
+entries); without Alpaca (the demo) it says "n/a".
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from engine.models import Mode
 from engine.risk.base import BreakerStatus
 
 GAUGE = 8
+LABELS = {"ratelimit": "rate-lim"}  # names wider than the 9-column name cell
 
 
 def gauge(fraction: float, width: int = GAUGE) -> str:
@@ -29,6 +32,10 @@ def _value(status: BreakerStatus, view: View) -> Text:
     if status.name == "pause":
         return Text("paused by operator" if status.tripped else "off", style=p.muted)
     frac = status.value / status.threshold if status.threshold else 0.0
+    if status.unit == "req/min":
+        tier = 3 if status.tripped else 2 if status.warning else 1
+        used = f"{status.value:.0f}/{status.threshold:.0f} req/min"
+        return Text(f"{gauge(frac)} {used} · tier {tier}")
     if status.unit == "%":
         return Text(f"{gauge(frac)} {status.value:.2f}/{status.threshold:.2f}%")
     if status.unit == "s":
@@ -63,7 +70,7 @@ class BreakersPane(Pane):
                 flag = ("WARN", p.warn + Style(bold=True))
             else:
                 flag = ("ok", p.good)
-            name = (f"{s.name:<9}", p.strong)
+            name = (f"{LABELS.get(s.name, s.name):<9}", p.strong)
             lines.append(Text.assemble(name, (f"{flag[0]:<5}", flag[1]), _value(s, view)))
             if s.tripped and s.name != "pause":
                 since = et(s.tripped_at, "%m-%d %H:%M")
