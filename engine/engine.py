@@ -605,10 +605,10 @@ class Engine:
         )
         self._flush()
 
-    async def pause(self, who: str | None = None) -> None:
+    async def pause(self, who: str | None = None, reason: str = "paused by operator") -> None:
         """No new entries from now on; exits and flatten still go through."""
-        self._operator("pause", who)
-        self._emit_breakers(self.gate.pause(self.clock.now(), "paused by operator"))
+        self._operator("pause", who, reason)
+        self._emit_breakers(self.gate.pause(self.clock.now(), reason))
 
     async def resume(self, who: str | None = None) -> None:
         self._operator("resume", who)
@@ -643,6 +643,12 @@ class Engine:
             self._emit(Notice(ts=now, level="warning", message=f"reconcile: {line}"))
         self._flush()
         self.state.touch()
+
+    def publish_breakers(self, changes: list[BreakerChanged]) -> None:
+        """Publish breaker changes found off the bar path (e.g. the rate-limit poll):
+        journaled, with the trading state and its change event kept in step."""
+        if not self._stopping:
+            self._emit_breakers(changes)
 
     def notice(self, level: str, message: str) -> None:
         """Publish a message for the operator (feeds and adapters report through this)."""

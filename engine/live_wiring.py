@@ -6,23 +6,29 @@ The twin of ``engine.wiring.build_demo``. Start-up runs in the order a restart n
    trade_updates, so no fill can slip by from now on;
 2. read the account and open the journal at ``data_dir/<mode>/journal.sqlite3``; the engine
    restores what the journal knows and settles in-flight intents against Alpaca;
-3. reconcile: the broker's positions and cash are adopted, and every difference from the
-   journal's view (and every open order the journal did not place) is logged, and the
-   broker's state is adopted through ``Engine.adopt_account`` (journaled; the reconcile
-   modal that lets a person decide is a later issue);
+3. reconcile (engine.reconcile): every difference from the journal's positions and open
+   orders is logged and the broker's state is adopted through ``Engine.adopt_account``
+   (journaled); the same check then runs after every trade_updates reconnect and every
+   ``reconcile_every`` seconds (the console may set ``reconciler.headless = False`` and ask a
+   person instead);
 4. back-fill enough history to warm the indicators;
 5. the caller then runs ``engine.run(feed)``, which opens the market-data stream.
 
 No entries outside the regular session: ``in_session`` is Alpaca's clock while a reading
 covers the moment, else the XNYS calendar; the engine's stale-data breaker uses it, and the
 engine's ``entry_hours`` refuses entries outside it (exits still go through).
+
+The rate-limit breaker (engine.risk.ratelimit) sits in the gate, read live from the broker's
+request budget: WARN at 80%, no new entries at 95% until the budget recovers; a watcher
+publishes its crossings every ``rate_check_every`` seconds. The account is read at most every
+``account_refresh`` (60) seconds so the budget goes to orders.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -37,9 +43,12 @@ from engine.brokers.base import BrokerError
 from engine.calendar import MarketCalendar
 from engine.config import ConfigError, EngineConfig
 from engine.engine import Engine
+from engine.events import BreakerChanged, Event
 from engine.feeds.alpaca import AlpacaFeed
 from engine.journal import Journal
-from engine.models import AccountSnapshot, Mode, Order, Position
+from engine.models import AccountSnapshot, Mode
+from engine.reconcile import BROKER_ONLY_ORDER, POSITION, Difference, Reconciler
+from engine.risk.ratelimit import RateLimitBreaker, watch
 
 log = logging.getLogger("tapewatch.live")
 
@@ -60,13 +69,16 @@ class KeyPair(Protocol):
 class LiveOptions:
     timeout: float = 10.0  # seconds per REST call
     poll_after: float = 3.0  # look an open order up after this long without an update
-    account_refresh: float = 30.0  # seconds between background account reads
+    account_refresh: float = 60.0  # seconds between background account reads (a cached read)
+    rate_check_every: float = 1.0  # seconds between rate-limit breaker polls (its events)
     data_timeout: float | None = 150.0  # reconnect a market-data socket silent this long
     grace_seconds: float = 10.0  # wait for a period's last minute this long after it ends
     warmup_bars: int | None = None  # None: max(2 × the strategy's warm-up, 120)
     endpoints: Endpoints | None = None  # None: resolved from the environment / config
     endpoint_settings: Mapping[str, str] | None = None  # the config file's URL keys
     env: Mapping[str, str] | None = None
+    reconcile_every: float = 300.0  # seconds between periodic reconciliations
+    reconcile_headless: bool = True  # False: differences wait, paused, for the console's modal
 
 
 @dataclass(slots=True)
@@ -79,7 +91,10 @@ class LiveSession:
     hours: SessionHours
     endpoints: Endpoints
     differences: list[str] = field(default_factory=list)
+    reconciler: Reconciler | None = None
+    rate_limit: RateLimitBreaker | None = None
     _keeper: asyncio.Task[None] | None = None
+    _rate_watch: asyncio.Task[None] | None = None
 
     def start_clock_keeper(self, every: float = CLOCK_CHECK_SECONDS) -> None:
         """Re-read Alpaca's clock whenever the last reading no longer covers now."""
@@ -99,13 +114,48 @@ class LiveSession:
         if self._keeper is None:
             self._keeper = asyncio.get_running_loop().create_task(keep())
 
+    def start_rate_watch(self, every: float = 1.0) -> None:
+        """Publish the rate-limit breaker's crossings (the gate reads it live regardless)."""
+        if self.rate_limit is not None and self._rate_watch is None:
+            publish = _breaker_publisher(self.engine)
+            self._rate_watch = asyncio.get_running_loop().create_task(
+                watch(self.rate_limit, self.clock.now, publish, every)
+            )
+
     async def aclose(self) -> None:
         """Close sockets, threads and the journal (after ``engine.stop``)."""
         await stop_task(self._keeper)
         self._keeper = None
+        await stop_task(self._rate_watch)
+        self._rate_watch = None
+        if self.reconciler is not None:
+            await self.reconciler.stop()
         await self.feed.aclose()
         await self.broker.close()
         self.journal.close()
+
+
+def _breaker_publisher(engine: Engine) -> Callable[[list[Event]], None]:
+    """Notices go straight to the bus; breaker changes through the engine, which journals
+    them and updates its trading state."""
+
+    def publish(events: list[Event]) -> None:
+        for event in events:
+            if not isinstance(event, BreakerChanged):
+                engine.bus.publish(event)
+        engine.publish_breakers([e for e in events if isinstance(e, BreakerChanged)])
+
+    return publish
+
+
+def _budget_of(engine: Engine) -> Callable[[], float]:
+    """The request budget of whichever broker the engine has now (an account switch swaps it)."""
+
+    def used() -> float:
+        read = getattr(engine.broker, "rate_limit_used_ratio", None)
+        return float(read()) if read is not None else 0.0
+
+    return used
 
 
 def journal_path(data_dir: Path, mode: Mode) -> Path:
@@ -113,51 +163,32 @@ def journal_path(data_dir: Path, mode: Mode) -> Path:
     return data_dir / mode.value.lower() / "journal.sqlite3"
 
 
+def describe(difference: Difference) -> str:
+    """The start-up report's wording for one difference (printed by ``tapewatch run``)."""
+    d = difference
+    if d.kind == POSITION:
+        return (
+            f"{d.symbol}: the journal has {_fmt(d.journal_qty)}, Alpaca has {_fmt(d.broker_qty)}; "
+            "adopting Alpaca's position"
+        )
+    if d.kind == BROKER_ONLY_ORDER:
+        return (
+            f"open order {d.client_order_id} ({d.side} {_fmt(d.broker_qty)} {d.symbol}) was not "
+            "placed by this journal; it is left alone"
+        )
+    return str(d)
+
+
 def _fmt(qty: float) -> str:
     return f"{qty:.9f}".rstrip("0").rstrip(".") or "0"
 
 
-def position_differences(
-    journal_view: Mapping[str, Position], broker_view: Mapping[str, Position]
-) -> list[str]:
-    """One line per symbol where the journal's position differs from Alpaca's."""
-    lines = []
-    for symbol in sorted(set(journal_view) | set(broker_view)):
-        ours = journal_view[symbol].qty if symbol in journal_view else 0.0
-        theirs = broker_view[symbol].qty if symbol in broker_view else 0.0
-        if abs(ours - theirs) > 1e-9:
-            lines.append(
-                f"{symbol}: the journal has {_fmt(ours)}, Alpaca has {_fmt(theirs)}; "
-                "adopting Alpaca's position"
-            )
-    return lines
-
-
-def order_differences(known: set[str], open_orders: list[Order]) -> list[str]:
-    return [
-        f"open order {o.client_order_id} ({o.side.value} {_fmt(o.qty)} {o.symbol}) was not "
-        "placed by this journal; it is left alone"
-        for o in open_orders
-        if o.client_order_id not in known
-    ]
-
-
-def _reconcile(engine: Engine, account: AccountSnapshot, open_orders: list[Order]) -> list[str]:
-    """Adopt the broker's cash and positions; return the differences found."""
-    broker_view = {p.symbol: p for p in account.positions}
-    lines = position_differences(engine.portfolio.positions, broker_view)
-    known = set()
-    if engine.journal is not None:
-        for _, event in engine.journal.events(kinds=("intent",)):
-            request = getattr(event, "request", None)
-            if request is not None:
-                known.add(request.client_order_id)
-    lines += order_differences(known, open_orders)
-    for line in lines:
-        log.warning("reconcile: %s", line)
-    if lines or engine.portfolio.cash != account.cash:
-        engine.adopt_account(account, lines)
-    return lines
+async def _reconcile(engine: Engine, reconciler: Reconciler, account: AccountSnapshot) -> list[str]:
+    """Start-up check (adopts the broker's state headless); cash alone is adopted quietly."""
+    found = await reconciler.check("start-up")
+    if not found and engine.portfolio.cash != account.cash:
+        engine.adopt_account(account, [])
+    return [describe(d) for d in found]
 
 
 async def build_live_session(
@@ -212,9 +243,17 @@ async def build_live_session(
             in_session=hours.in_session,
             entry_hours=hours.in_session,
         )
+        rate_limit = RateLimitBreaker(_budget_of(engine), limit=config.risk.rate_limit_per_minute)
+        engine.gate.add(rate_limit)
         await engine.start()
         account = await broker.fetch_account()  # after in-flight intents were settled
-        differences = _reconcile(engine, account, await broker.open_orders())
+        reconciler = Reconciler(
+            engine,
+            broker,
+            interval=options.reconcile_every,
+            headless=options.reconcile_headless,
+        )
+        differences = await _reconcile(engine, reconciler, account)
         strategy = config.strategy
         warmup = options.warmup_bars or max(2 * strategy.warmup_bars, 120)
         feed = AlpacaFeed.connect(
@@ -248,6 +287,11 @@ async def build_live_session(
         hours=hours,
         endpoints=endpoints,
         differences=differences,
+        reconciler=reconciler,
+        rate_limit=rate_limit,
     )
     session.start_clock_keeper()
+    session.start_rate_watch(options.rate_check_every)
+    broker.set_on_reconnect(reconciler.on_reconnect)
+    reconciler.start()
     return session

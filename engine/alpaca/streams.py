@@ -70,6 +70,29 @@ class _Socket:
         self._last_message_at: datetime | None = None  # engine/broker time, if a clock was given
         self._clock_now: Callable[[], datetime] | None = None
         self.messages = 0
+        self.connects = 0  # successful (re)connections; more than one means a reconnect
+        self._on_reconnect: Callable[[], None] | None = None
+        self._watching = False
+
+    def set_on_reconnect(self, callback: Callable[[], None] | None) -> None:
+        """Called (on the loop, via ``call_soon``) after each reconnection, not the first."""
+        self._on_reconnect = callback
+
+    def _watch_connects(self) -> None:
+        """Count connections by wrapping the SDK's private ``_start_ws`` (0.44.0 is pinned):
+        the SDK reconnects silently, and a reconnect is when updates may have been missed."""
+        if self._watching:
+            return
+        self._watching = True
+        original = self._stream._start_ws
+
+        async def start_ws() -> None:
+            await original()
+            self.connects += 1
+            if self.connects > 1 and self._on_reconnect is not None:
+                asyncio.get_running_loop().call_soon(self._on_reconnect)
+
+        self._stream._start_ws = start_ws
 
     def _touch(self) -> None:
         self._last_message = time.monotonic()
@@ -78,6 +101,7 @@ class _Socket:
         self.messages += 1
 
     def _launch(self) -> None:
+        self._watch_connects()
         self._task = asyncio.get_running_loop().create_task(
             self._stream._run_forever(), name=f"tapewatch-{self.name}-stream"
         )

@@ -87,7 +87,7 @@ class AlpacaBroker:
         timeout: float = DEFAULT_TIMEOUT,
         policy: RetryPolicy | None = None,
         poll_after: float = 3.0,
-        account_refresh: float = 30.0,
+        account_refresh: float = 60.0,
         rate_limit_per_minute: int = 200,
         trade_stream: bool = True,
         sleep: Callable[[float], Any] = asyncio.sleep,
@@ -154,6 +154,11 @@ class AlpacaBroker:
 
     def set_listener(self, listener: BrokerListener) -> None:
         self._listener = listener
+
+    def set_on_reconnect(self, callback: Callable[[], None] | None) -> None:
+        """Tell ``callback`` whenever trade_updates reconnects (fills may have been missed)."""
+        if self._socket is not None:
+            self._socket.set_on_reconnect(callback)
 
     def _deliver(self, event: Event) -> None:
         if isinstance(event, OrderFilled):

