@@ -26,7 +26,7 @@ from textual.theme import Theme
 from textual.widgets import Footer, Tab, Tabs
 from textual.worker import Worker, WorkerFailed, WorkerState
 
-from console.accounts import AccountDirectory, NoAccounts
+from console.accounts import AccountDirectory, AccountUnavailable, NoAccounts
 from console.alerts import AlertBudget, alert_for
 from console.commands import METHODS, OperatorCommands
 from console.flatten_watch import FlattenWatch
@@ -52,6 +52,7 @@ from engine.models import Mode
 class Closeable(Protocol):
     def close(self) -> None: ...
 
+
 log = logging.getLogger("tapewatch.console")
 
 TICK = 0.1  # seconds between state checks: ~10 Hz
@@ -64,8 +65,9 @@ PAGES = (
     ("orders", "3 Orders"),
     ("latency", "4 Latency"),
 )
-USER_ERRORS = (ConfigError, DataError, JournalError, OSError)
-"""Start-up failures the user can fix (bad data dir, bad settings): one line, exit 2."""
+USER_ERRORS = (ConfigError, DataError, JournalError, OSError, AccountUnavailable)
+"""Start-up failures the user can fix (bad data dir, bad settings, keys Alpaca refused or an
+Alpaca that cannot be reached): one line, exit 2."""
 _OPERATOR_ACTIONS = frozenset(METHODS.values()) - {"keys_help", "cycle_theme"}
 
 
@@ -240,7 +242,7 @@ class TapewatchApp(OperatorCommands):
             if isinstance(error, USER_ERRORS):
                 log.error("could not start the session: %s", error)
                 self.error_message = f"tapewatch: error: {error}"
-                self.exit(2)
+                self.exit(2, return_code=2)  # exit(2) alone sets the result, not the status
             elif error is not None:
                 self._handle_exception(
                     error if isinstance(error, Exception) else RuntimeError(str(error))
@@ -256,6 +258,11 @@ class TapewatchApp(OperatorCommands):
         self._engine_alerts = EngineAlerts(engine)
         self._subscription = engine.subscribe()
         self.run_worker(self._watch_events(self._subscription), name="events", exit_on_error=True)
+        reconciler = getattr(session, "reconciler", None)
+        if reconciler is not None:  # a paper/live session: differences open the reconcile modal
+            from console.screens.reconcile import attach_reconciler
+
+            attach_reconciler(self, reconciler)
         if self._drive:
             self._engine_worker = self.run_worker(
                 self._run_engine(session), name="engine", exit_on_error=True

@@ -1,8 +1,15 @@
 """Open the console: check the terminal, read keys and themes, pick the session, run the app.
 
 Everything that can be wrong before the screen opens (no TTY, a bad [keys] table, an unknown
-theme) is one line on stderr and exit status 2. The heavy session (pandas, the market calendar)
-is built by the app in a thread after its first frame.
+theme, half a key pair in the environment) is one line on stderr and exit status 2. The heavy
+session (pandas, the market calendar, alpaca-py) is built by the app in a thread after its
+first frame.
+
+Which session: plain ``tapewatch`` trades the Alpaca paper account when paper keys exist (the
+environment, else the keyring), and the offline demo when none do. Keys are read here, before
+the app owns the terminal, so no keyring can prompt over the screen. With keys, a failure to
+connect (a 401, Alpaca unreachable) ends the app with one line and exit 2: it never quietly
+falls back to the demo. Live is reached only through the ``m`` switch and its typed LIVE.
 """
 
 from __future__ import annotations
@@ -10,8 +17,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.config import EngineConfig
+from engine.models import Mode
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from console.alpaca_accounts import AlpacaAccounts
 
 NO_TTY = (
     "tapewatch: error: the console needs a terminal; "
@@ -37,13 +51,48 @@ def _file_logging(data: Path) -> Path | None:
         return None
 
 
+def _read_accounts(endpoint_settings: Mapping[str, str], config: EngineConfig) -> AlpacaAccounts:
+    """Both modes' keys, read now: no screen is up, so no keyring can scribble over it."""
+    from console.alpaca_accounts import load_accounts
+    from engine.logs import redact
+
+    accounts = load_accounts(
+        endpoint_settings=endpoint_settings,
+        rate_limit_per_minute=config.risk.rate_limit_per_minute,
+    )
+    for mode in (Mode.PAPER, Mode.LIVE):
+        keys = accounts.keys(mode)
+        if keys is not None:
+            redact.add(keys.secret)
+            redact.add(keys.key_id)
+    return accounts
+
+
+def _paper_notice(accounts: AlpacaAccounts) -> str:
+    keys = accounts.keys(Mode.PAPER)
+    where = accounts.endpoints(Mode.PAPER).trading
+    source = f"; {keys.notice}" if keys is not None and keys.notice else ""
+    return f"Connecting to the Alpaca paper account at {where}{source}"
+
+
+def _demo_notice(problem: str | None) -> str:
+    if problem:
+        short = problem.split(". Ways forward")[0]  # the full list is in the log
+        return (
+            f"Could not read stored Alpaca keys ({short}): running the offline demo. "
+            "The ways forward are in the log"
+        )
+    return "No Alpaca credentials stored: running the offline demo"
+
+
 def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | None) -> int:
     """Run the console until the user quits; the exit status is non-zero after a crash."""
     if not has_terminal():
         sys.stderr.write(NO_TTY + "\n")
         return USAGE_ERROR
-    from console.accounts import NoAccounts
+    from console.accounts import AccountDirectory, NoAccounts
     from console.keymap import KeymapError, load_keymap
+    from console.session import LiveSessionFactory
     from console.themes import ThemeError, load_themes, resolve_theme, theme_dirs
     from engine.config import ConfigError, config_dir, data_dir
     from engine.config_file import config_path, load_config_file
@@ -59,24 +108,39 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
         sys.stderr.write(f"tapewatch: error: {exc}\n")
         return USAGE_ERROR
 
-    accounts = NoAccounts()
-    notice = None
-    if not demo and not accounts.paper_available():
-        notice = "No Alpaca credentials stored: running the offline demo"
     engine_config = config if config is not None else EngineConfig().validate()
     seed = int(getattr(args, "seed", 7))
     speed = float(getattr(args, "speed", 60.0))
     data = data_dir(getattr(args, "data_dir", None))
-    log_path = _file_logging(data)
+    log_path = _file_logging(data)  # before the keys are read: warnings go to the file
+    accounts: AccountDirectory = NoAccounts()
+    live_factory: LiveSessionFactory | None = None
+    notice = None
+    if not demo:
+        from engine.credentials import CredentialError
+
+        try:
+            alpaca = _read_accounts(file_config.alpaca.overrides(), engine_config)
+        except (CredentialError, ConfigError) as exc:
+            sys.stderr.write(f"tapewatch: error: {exc}\n")
+            return USAGE_ERROR
+        if alpaca.paper_available():
+            accounts = alpaca
+            live_factory = LiveSessionFactory(engine_config, alpaca, data)
+            notice = _paper_notice(alpaca)
+        else:
+            notice = _demo_notice(alpaca.problem(Mode.PAPER))
     from console.instrument import instrument
 
     def observe(engine: object) -> object:
         return instrument(engine, data, args)  # type: ignore[arg-type]
 
-    def build_session() -> object:
+    def build_demo_session() -> object:
         from engine.wiring import DemoOptions, build_demo  # pandas + calendar: off the UI thread
 
         return build_demo(engine_config, DemoOptions(seed=seed, speed=speed), data_dir=data)
+
+    build_session = live_factory if live_factory is not None else build_demo_session
 
     from console.app import TapewatchApp
 
@@ -93,6 +157,8 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
         handle_signals=True,
         observe=observe,  # type: ignore[arg-type]
     )
+    if live_factory is not None:
+        live_factory.bind(app.call_from_thread)
     app.run()
     if app.error_message:
         sys.stderr.write(app.error_message + "\n")

@@ -1,18 +1,29 @@
 """What the console drives: an engine, its feed, the market calendar and the journal.
 
-``engine.wiring.DemoSession`` fits this shape; a paper or live session will too. The console
-only reads the engine's state and calls its command methods.
+``engine.wiring.DemoSession`` fits this shape; ``AlpacaConsoleSession`` wraps a paper or live
+``engine.live_wiring.LiveSession`` into it. The console only reads the engine's state and calls
+its command methods.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
+from engine.config import EngineConfig
 from engine.engine import Engine
 from engine.feeds.base import Feed
-from engine.models import Bar
+from engine.models import Bar, Mode
+
+if TYPE_CHECKING:  # alpaca-py and pandas load in the build thread, never at import
+    from console.alpaca_accounts import AlpacaAccounts
+    from engine.alpaca.hours import SessionHours
+    from engine.calendar import MarketCalendar
+    from engine.journal import Journal
+    from engine.live_wiring import LiveOptions, LiveSession
 
 
 class MarketHours(Protocol):
@@ -65,3 +76,135 @@ async def prime(session: ConsoleSession, bars: int = 0) -> None:
         if bar is None:
             break
         await engine.on_bar(bar)
+
+
+# -- paper and live sessions ----------------------------------------------------------------
+
+
+class AlpacaHours:
+    """Market hours for the header: Alpaca's clock while its reading covers now, else XNYS."""
+
+    def __init__(self, hours: SessionHours) -> None:
+        self._hours = hours
+
+    def is_open(self, now: datetime) -> bool:
+        return self._hours.in_session(now)
+
+    def next_open(self, now: datetime) -> datetime:
+        reading = self._hours.reading
+        if reading is not None and not self._hours.needs_refresh(now) and now < reading.next_open:
+            return reading.next_open
+        return self._hours.calendar.next_open(now)
+
+    def next_close(self, now: datetime) -> datetime:
+        reading = self._hours.reading
+        if reading is not None and not self._hours.needs_refresh(now) and now < reading.next_close:
+            return reading.next_close
+        return self._hours.calendar.next_close(now)
+
+
+@dataclass(slots=True)
+class AlpacaConsoleSession:
+    """A ``LiveSession`` in the console's shape; ``aclose`` closes sockets, threads, journal."""
+
+    live: LiveSession
+
+    @property
+    def engine(self) -> Engine:
+        return self.live.engine
+
+    @property
+    def feed(self) -> Feed:
+        return self.live.feed
+
+    @property
+    def calendar(self) -> MarketHours:
+        return AlpacaHours(self.live.hours)
+
+    @property
+    def journal(self) -> Journal:
+        return self.live.journal
+
+    @property
+    def reconciler(self) -> Any:
+        """The session's ``engine.reconcile.Reconciler`` (the console's reconcile modal uses it)."""
+        return getattr(self.live, "reconciler", None)
+
+    async def aclose(self) -> None:
+        """After ``engine.stop``. The ``m`` switch may have swapped the broker: close that too."""
+        current = self.live.engine.broker
+        await self.live.aclose()
+        if current is not self.live.broker:
+            await current.close()
+
+
+class LiveSessionFactory:
+    """Builds the paper (or live) session for the console; the app calls it in a thread.
+
+    The heavy imports and the XNYS calendar load in that thread. The connection itself must
+    live on the app's event loop (trade_updates, the data stream and the clock keeper are tasks
+    there), so the build coroutine is handed to the loop with ``bind``'s ``call_from_thread``
+    and the thread waits for it. A failure to connect becomes ``AccountUnavailable``: one line
+    and exit 2, never a silent fall-back to the demo while the user has keys.
+    """
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        accounts: AlpacaAccounts,
+        data_dir: Path,
+        *,
+        mode: Mode = Mode.PAPER,
+        options: LiveOptions | None = None,
+    ) -> None:
+        self.config = config
+        self.accounts = accounts
+        self.data_dir = data_dir
+        self.mode = mode
+        self.options = options
+        self._call: Callable[..., Any] | None = None
+
+    def bind(self, call_from_thread: Callable[..., Any]) -> None:
+        """Give the app's ``call_from_thread`` (the app is built after this factory)."""
+        self._call = call_from_thread
+
+    def __call__(self) -> AlpacaConsoleSession:
+        if self._call is None:
+            raise RuntimeError("LiveSessionFactory.bind(app.call_from_thread) was not called")
+        import engine.live_wiring  # noqa: F401 - alpaca-py, pandas: in this thread
+        from engine.calendar import MarketCalendar
+
+        calendar = MarketCalendar()
+        session: AlpacaConsoleSession = self._call(self._build, calendar)
+        return session
+
+    async def _build(self, calendar: MarketCalendar) -> AlpacaConsoleSession:
+        from console.accounts import AccountUnavailable
+        from console.alpaca_accounts import rejected, unreachable
+        from engine.brokers.base import BrokerError
+        from engine.live_wiring import LiveOptions, build_live_session
+
+        mode = self.mode
+        keys = self.accounts.keys(mode)
+        if keys is None:
+            raise AccountUnavailable(self.accounts.describe(mode))
+        endpoints = self.accounts.endpoints(mode)
+        # Differences found at start-up wait, paused, for the reconcile modal.
+        options = self.options or LiveOptions(endpoints=endpoints, reconcile_headless=False)
+        if options.endpoints is None:
+            from dataclasses import replace
+
+            options = replace(options, endpoints=endpoints)
+        url = options.endpoints.trading if options.endpoints is not None else endpoints.trading
+        try:
+            live = await build_live_session(
+                self.config, mode, keys, self.data_dir, options=options, calendar=calendar
+            )
+        except BrokerError as exc:
+            if exc.status == 401:
+                raise AccountUnavailable(rejected(mode, url)) from None
+            raise AccountUnavailable(unreachable(mode, url, exc)) from None
+        self.accounts.use_clock(live.clock)
+        other = Mode.LIVE if mode is Mode.PAPER else Mode.PAPER
+        self.accounts.look_up_soon(other)  # for the m switch's confirmation screen
+        return AlpacaConsoleSession(live)
