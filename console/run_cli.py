@@ -159,6 +159,8 @@ async def _run(
         print(f"reconcile: {line}", flush=True)
     try:
         return await run_headless(engine, session.feed)
+    except JournalError as exc:  # a full disk mid-session: one line, nothing recorded is lost
+        return _error(f"{exc}; trading stopped")
     finally:
         instruments.close()
         await session.aclose()
