@@ -17,9 +17,7 @@ from engine.models import Bar
 def bar_problem(bar: Bar, last_ts: datetime | None) -> str | None:
     """Why ``bar`` must not be used, or None when it is fine."""
     o, h, lo, c, v = bar.open, bar.high, bar.low, bar.close, bar.volume
-    if not (
-        math.isfinite(o) and math.isfinite(h) and math.isfinite(lo) and math.isfinite(c)
-    ):
+    if not (math.isfinite(o) and math.isfinite(h) and math.isfinite(lo) and math.isfinite(c)):
         return "a price is not a finite number"
     if not (o > 0 and h > 0 and lo > 0 and c > 0):
         return "a price is zero or negative"
