@@ -243,6 +243,7 @@ async def build_live_session(
             in_session=hours.in_session,
             entry_hours=hours.in_session,
         )
+        broker.record_latency_to(engine.latency)
         rate_limit = RateLimitBreaker(_budget_of(engine), limit=config.risk.rate_limit_per_minute)
         engine.gate.add(rate_limit)
         await engine.start()
@@ -270,6 +271,7 @@ async def build_live_session(
             grace=timedelta(seconds=options.grace_seconds),
             on_notice=engine.bus.publish,  # the feed's own Notice events
         )
+        feed.latency = engine.latency
         await feed.backfill()
     except BaseException:
         if feed is not None:

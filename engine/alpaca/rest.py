@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -112,6 +113,8 @@ class RestCaller(Generic[C]):
         self._rng = rng or random.Random()
         self._secrets = secrets
         self._closed = False
+        # Told each successful call's round trip (seconds): the engine's rest_roundtrip stage.
+        self.on_roundtrip: Callable[[float], None] | None = None
 
     # -- the worker side ------------------------------------------------------------------
 
@@ -134,8 +137,9 @@ class RestCaller(Generic[C]):
         future = loop.run_in_executor(self._pool, self._run, fn)
         # requests' timeout is per socket operation; this backstop bounds the whole call.
         deadline = 2 * self.timeout + 0.5
+        started = time.perf_counter()
         try:
-            return await asyncio.wait_for(future, deadline)
+            result = await asyncio.wait_for(future, deadline)
         except TimeoutError as exc:
             self.errors["timeout"] += 1
             raise RequestTimeout(f"{what} timed out after {deadline:g} s", retryable=True) from exc
@@ -143,6 +147,9 @@ class RestCaller(Generic[C]):
             error = classify(exc, what, secrets=self._secrets)
             self.errors[_bucket(exc, error)] += 1
             raise error from None
+        if self.on_roundtrip is not None:
+            self.on_roundtrip(time.perf_counter() - started)
+        return result
 
     async def once(self, what: str, fn: Callable[[C], T]) -> T:
         """Exactly one attempt (an order POST): the caller decides what an error means."""

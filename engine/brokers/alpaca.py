@@ -55,6 +55,7 @@ from engine.alpaca.streams import TradeSocket, stop_task
 from engine.brokers.base import BrokerError, BrokerListener, DuplicateClientOrderId
 from engine.clock import Clock, LiveClock
 from engine.events import Event, OrderFilled
+from engine.latency import LatencyRecorder
 from engine.models import (
     AccountSnapshot,
     Bar,
@@ -154,6 +155,10 @@ class AlpacaBroker:
 
     def set_listener(self, listener: BrokerListener) -> None:
         self._listener = listener
+
+    def record_latency_to(self, recorder: LatencyRecorder) -> None:
+        """Every successful trading REST call's round trip goes to ``rest_roundtrip``."""
+        self._rest.on_roundtrip = lambda seconds: recorder.record("rest_roundtrip", seconds)
 
     def set_on_reconnect(self, callback: Callable[[], None] | None) -> None:
         """Tell ``callback`` whenever trade_updates reconnects (fills may have been missed)."""

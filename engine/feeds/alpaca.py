@@ -24,12 +24,13 @@ from typing import Any, Protocol
 from engine.alpaca.aggregator import MINUTE, MinuteAggregator, Outcome
 from engine.alpaca.endpoints import Endpoints
 from engine.alpaca.history import MinuteHistory, warmup_start
-from engine.alpaca.mapping import to_bar
+from engine.alpaca.mapping import field_of, to_bar, utc
 from engine.alpaca.streams import DataSocket, stop_task
 from engine.brokers.base import BrokerError
 from engine.calendar import MarketCalendar
 from engine.clock import Clock
 from engine.events import Notice
+from engine.latency import LatencyRecorder
 from engine.models import Bar, Timeframe
 
 log = logging.getLogger("tapewatch.alpaca.feed")
@@ -90,6 +91,8 @@ class AlpacaFeed:
         self._timer_due: datetime | None = None
         self._stopped = False
         self.last_bar_ts: datetime | None = None
+        # Stream lag (a minute bar's end vs its receipt) goes here when set: stream_lag stage.
+        self.latency: LatencyRecorder | None = None
 
     @classmethod
     def connect(
@@ -178,6 +181,11 @@ class AlpacaFeed:
             raise
 
     def _queue_bar(self, bar: Any) -> None:
+        latency = self.latency
+        stamp = utc(field_of(bar, "timestamp")) if latency is not None else None
+        if latency is not None and stamp is not None:
+            lag = (self._clock.now() - (stamp + MINUTE)).total_seconds()
+            latency.record("stream_lag", max(lag, 0.0))
         self._inbox.put_nowait(("bar", bar))
 
     def _queue_fix(self, bar: Any) -> None:

@@ -287,3 +287,27 @@ def test_run_headless_in_a_subprocess_stops_cleanly_on_sigterm(
     assert "Traceback" not in err
     assert (tmp_path / "paper" / "journal.sqlite3").exists()
     assert (tmp_path / "logs" / "tapewatch.log").exists()
+
+
+async def test_rest_round_trips_and_stream_lag_are_recorded(
+    make_sandbox: Callable[..., SandboxThread], tmp_path: Path
+) -> None:
+    """Issue 6: the REST round-trip and stream-lag histograms move in a live session."""
+    sandbox = make_sandbox(bar_interval=0.02)
+    options = LiveOptions(endpoints=sandbox_endpoints(sandbox), timeout=2.0, warmup_bars=5)
+    session = await build_live_session(
+        quick_config(), Mode.PAPER, credentials(), tmp_path, options=options
+    )
+    engine = session.engine
+    try:
+        latency = engine.latency
+        before = latency.count("rest_roundtrip")
+        await session.broker.get_positions()
+        assert latency.count("rest_roundtrip") == before + 1
+        running = asyncio.create_task(engine.run(session.feed))
+        await eventually(lambda: latency.count("stream_lag") >= 3, timeout=15.0)
+        assert latency.summary("stream_lag").max < 60
+        await engine.stop("test done")
+        await asyncio.wait_for(running, 10)
+    finally:
+        await session.aclose()
