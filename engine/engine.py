@@ -441,29 +441,22 @@ class Engine:
     def _request_for(
         self, signal: SignalEvaluated, bar: Bar, position_qty: float, equity: float
     ) -> OrderRequest | None:
-        name = self.config.strategy_name
         if signal.action == "buy":
+            side, intent = Side.BUY, Intent.ENTRY
             qty = self.strategy.entry_qty(equity, bar.close)
             if qty <= 0:
                 self._emit(
                     Notice(ts=signal.ts, level="warning", message="entry size rounds to zero")
                 )
                 return None
-            return OrderRequest(
-                client_order_id=client_order_id(name, self.symbol, bar.ts, Intent.ENTRY),
-                symbol=self.symbol,
-                side=Side.BUY,
-                qty=qty,
-                intent=Intent.ENTRY,
-                bar_ts=bar.ts,
-                estimated_price=bar.close,
-            )
+        else:
+            side, intent, qty = Side.SELL, Intent.EXIT, position_qty
         return OrderRequest(
-            client_order_id=client_order_id(name, self.symbol, bar.ts, Intent.EXIT),
+            client_order_id=client_order_id(self.config.strategy_name, self.symbol, bar.ts, intent),
             symbol=self.symbol,
-            side=Side.SELL,
-            qty=position_qty,
-            intent=Intent.EXIT,
+            side=side,
+            qty=qty,
+            intent=intent,
             bar_ts=bar.ts,
             estimated_price=bar.close,
         )

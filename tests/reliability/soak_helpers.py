@@ -35,6 +35,8 @@ from engine.live_wiring import LiveOptions, LiveSession, build_live_session, jou
 from engine.models import Mode
 from engine.portfolio import rebuild
 from engine.sandbox import SandboxConfig, SandboxThread
+from tests.alpaca.adapter_helpers import sandbox_endpoints
+from tests.alpaca.adapter_helpers import sandbox_env as urls_env
 
 KEY = "PKSOAKTEST"
 SECRET = "soak-secret"
@@ -79,21 +81,12 @@ def sandbox_config(**overrides: Any) -> SandboxConfig:
 
 
 def endpoints(sandbox: SandboxThread) -> Endpoints:
-    return Endpoints(
-        mode=Mode.PAPER,
-        trading=sandbox.trading_url,
-        data=sandbox.data_url,
-        data_stream=sandbox.data_stream_url,
-        trade_stream=sandbox.trade_stream_url,
-    )
+    return sandbox_endpoints(sandbox, Mode.PAPER)
 
 
 def sandbox_env(sandbox: SandboxThread) -> dict[str, str]:
     return {
-        "TAPEWATCH_ALPACA_TRADING_URL": sandbox.trading_url,
-        "TAPEWATCH_ALPACA_DATA_URL": sandbox.data_url,
-        "TAPEWATCH_ALPACA_STREAM_URL": sandbox.data_stream_url,
-        "TAPEWATCH_ALPACA_TRADE_STREAM_URL": sandbox.trade_stream_url,
+        **urls_env(sandbox),
         "APCA_API_KEY_ID": KEY,
         "APCA_API_SECRET_KEY": SECRET,
     }
