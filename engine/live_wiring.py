@@ -230,6 +230,7 @@ async def build_live_session(
         clock.sync(reading.timestamp)
         hours = SessionHours(calendar, reading)
         await broker.start()
+        await broker.check_symbol(config.strategy.symbol)
         account = await broker.fetch_account()
         journal = Journal(journal_path(data_dir, mode))
         engine = Engine(

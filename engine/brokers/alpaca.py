@@ -54,6 +54,7 @@ from engine.alpaca.rest import DEFAULT_TIMEOUT, RestCaller, RetryPolicy
 from engine.alpaca.streams import TradeSocket, stop_task
 from engine.brokers.base import BrokerError, BrokerListener, DuplicateClientOrderId
 from engine.clock import Clock, LiveClock
+from engine.config import ConfigError
 from engine.events import Event, OrderFilled
 from engine.latency import LatencyRecorder
 from engine.models import (
@@ -363,6 +364,19 @@ class AlpacaBroker:
             await self.fetch_account()
         except BrokerError as exc:
             log.warning("account refresh failed: %s", exc)
+
+    async def check_symbol(self, symbol: str) -> None:
+        """Refuse, in one line, a symbol Alpaca does not know or will not trade."""
+        try:
+            asset = await self._rest.call(f"GET /v2/assets/{symbol}", lambda c: c.get_asset(symbol))
+        except BrokerError as exc:
+            if exc.status == 404:
+                raise ConfigError(
+                    f"Alpaca does not know the symbol {symbol!r}; check --symbol (e.g. SPY)"
+                ) from None
+            raise
+        if not bool(field_of(asset, "tradable")):
+            raise ConfigError(f"{symbol} is not tradable on Alpaca; choose another --symbol")
 
     async def get_clock(self) -> ClockReading:
         raw = await self._rest.call("GET /v2/clock", lambda c: c.get_clock())

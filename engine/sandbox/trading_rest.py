@@ -59,6 +59,30 @@ def _symbol(state: SandboxState, raw: str) -> str:
     return raw.upper()
 
 
+async def get_asset(request: web.Request) -> web.Response:
+    """``GET /v2/assets/{symbol}``: the sandbox's symbols are tradable, fractionable equities."""
+    state = _state(request)
+    symbol = _symbol(state, request.match_info["symbol"])
+    if symbol not in state.market.symbols:
+        raise ApiError(404, 40410000, "asset not found")
+    return json_response(
+        {
+            "id": asset_id(symbol),
+            "class": "us_equity",
+            "exchange": "ARCA" if symbol == "SPY" else "NASDAQ",
+            "symbol": symbol,
+            "name": f"{symbol} (sandbox)",
+            "status": "active",
+            "tradable": True,
+            "marginable": True,
+            "shortable": True,
+            "easy_to_borrow": True,
+            "fractionable": True,
+            "attributes": [],
+        }
+    )
+
+
 async def get_account(request: web.Request) -> web.Response:
     return json_response(_state(request).account.account())
 
@@ -149,6 +173,7 @@ async def delete_order(request: web.Request) -> web.Response:
 
 def add_trading_routes(app: web.Application) -> None:
     app.router.add_get("/v2/account", get_account)
+    app.router.add_get("/v2/assets/{symbol}", get_asset)
     app.router.add_get("/v2/clock", get_clock)
     app.router.add_get("/v2/positions", get_positions)
     app.router.add_delete("/v2/positions", delete_positions)

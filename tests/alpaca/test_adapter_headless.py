@@ -311,3 +311,23 @@ async def test_rest_round_trips_and_stream_lag_are_recorded(
         await asyncio.wait_for(running, 10)
     finally:
         await session.aclose()
+
+
+@pytest.mark.usefixtures("fresh_logging")
+def test_a_symbol_alpaca_does_not_know_is_one_line_and_exit_2(
+    make_sandbox: Callable[..., SandboxThread],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sandbox = make_sandbox(bar_interval=0.05)
+    for name, value in sandbox_env(sandbox).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("APCA_API_KEY_ID", KEY)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
+    code = cmd_run(_parse("--headless", "--symbol", "ZZZZQ", "--data-dir", str(tmp_path)))
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip() and "APCA_API_KEY_ID" not in line]
+    assert code == 2
+    assert len(lines) == 1 and "ZZZZQ" in lines[0] and "--symbol" in lines[0]
+    assert "Traceback" not in err
