@@ -416,6 +416,26 @@ def hide_pyarrow(home: Path) -> dict[str, str]:
     return {"PYTHONPATH": path.rstrip(os.pathsep)}
 
 
+def measure_paper(idle: float, home: Path, extra: dict[str, str] | None = None) -> StartFigures:
+    """Plain ``tapewatch`` on a paper account: the local sandbox on 127.0.0.1 stands in for
+    Alpaca (the real SDK, the real streams), stopped when the measurement ends."""
+    from engine.sandbox import SandboxConfig, SandboxThread
+
+    with SandboxThread(SandboxConfig(bar_interval=1.0)) as sandbox:
+        env = {
+            "TAPEWATCH_ALPACA_TRADING_URL": sandbox.trading_url,
+            "TAPEWATCH_ALPACA_DATA_URL": sandbox.data_url,
+            "TAPEWATCH_ALPACA_STREAM_URL": sandbox.data_stream_url,
+            "TAPEWATCH_ALPACA_TRADE_STREAM_URL": sandbox.trade_stream_url,
+            "APCA_API_KEY_ID": "PK" + "BENCHPAPER0000",  # a paper-shaped key for the sandbox
+            "APCA_API_SECRET_KEY": "bench-secret",
+            **(extra or {}),
+        }
+        return measure_start(
+            tapewatch_argv(), TAPEWATCH_FRAME, b"PAPER", 1, idle, home, extra_env=env
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one launch, 3 s idle and windows")
@@ -447,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         lean = measure_start(
             demo, TAPEWATCH_FRAME, None, 1, args.idle, home, extra_env=hide_pyarrow(home)
         )
+        paper = measure_paper(args.idle, home)
+        paper_lean = measure_paper(args.idle, home, hide_pyarrow(home))
         bare_app = [sys.executable, "-c", BARE_APP]
         bare = measure_start(bare_app, BARE_TEXT.encode(), None, args.repeat, args.idle, home)
         print("start-up measured; the four load runs next", flush=True)
@@ -480,7 +502,20 @@ def main(argv: list[str] | None = None) -> int:
         f"{bare.rss_mb:.0f} MB",
         _ratio(lean.rss_mb, bare.rss_mb),
     )
-    _row("  paper session RSS", "not run", target="needs paper credentials (or the sandbox)")
+    _row(
+        f"paper session RSS after {args.idle:g} s idle",
+        f"{paper.rss_mb:.0f} MB" if paper.rss_mb else "—",
+        f"{bare.rss_mb:.0f} MB",
+        _ratio(paper.rss_mb, bare.rss_mb),
+        "< 150 MB (alpaca-py + pandas loaded)",
+    )
+    _row(
+        "  same, pyarrow not installed",
+        f"{paper_lean.rss_mb:.0f} MB" if paper_lean.rss_mb else "—",
+        f"{bare.rss_mb:.0f} MB",
+        _ratio(paper_lean.rss_mb, bare.rss_mb),
+        "(a plain install: pyarrow comes only with [parquet]/[test])",
+    )
     print(f"\nreplay at {SPEED:g}× for {replay['seconds']:.0f} s (bare: idle, same probe)")
     _load_rows(replay, bare_idle, targets=False)
     print(
