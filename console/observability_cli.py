@@ -12,15 +12,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.audit import default_audit_path, verify
-from engine.clock import LiveClock
 from engine.config import data_dir
-from engine.logs import log_path
-from engine.metrics import DEFAULT_HOST, EngineMetrics, MetricsServer
-from engine.runtime import collect_runtime_facts, format_facts
 
 if TYPE_CHECKING:
     from engine.engine import Engine
+    from engine.metrics import MetricsServer
+
+# Registering flags must stay cheap (it runs before the console paints): the metrics, audit
+# and runtime modules (numpy, prometheus-client) are imported by the commands that use them.
+DEFAULT_HOST = "127.0.0.1"
 
 USAGE_ERROR = 2
 
@@ -65,12 +65,19 @@ def start_metrics(engine: Engine, args: argparse.Namespace) -> MetricsServer | N
     port = getattr(args, "metrics_port", None)
     if port is None:
         return None
+    from engine.metrics import EngineMetrics
+
     host = getattr(args, "metrics_host", None) or DEFAULT_HOST
     metrics = EngineMetrics(engine, data_dir=data_dir(getattr(args, "data_dir", None)))
     return metrics.server(host, port).start()
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    from engine.audit import default_audit_path, verify
+    from engine.clock import LiveClock
+    from engine.logs import log_path
+    from engine.runtime import collect_runtime_facts, format_facts
+
     where = data_dir(getattr(args, "data_dir", None))
     facts = collect_runtime_facts(LiveClock().now(), data_dir=where)
     audit_file = default_audit_path(where)
@@ -86,6 +93,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     """0 when the chain holds, 1 when it is broken, 2 when there is no file to check."""
+    from engine.audit import default_audit_path, verify
+
     path: Path = args.file or default_audit_path(data_dir(getattr(args, "data_dir", None)))
     if not path.exists():
         sys.stderr.write(
