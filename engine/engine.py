@@ -723,8 +723,18 @@ class Engine:
         self.state.cash = snapshot.cash
         self.state.equity = snapshot.equity
         self.state.positions = {p.symbol: p for p in snapshot.positions}
-        # Another account: the day's drawdown is measured from its equity, not the old one's.
         now = self.clock.now()
+        # The journal carries on across the switch: record the new account's book so a
+        # rebuild from the journal follows the account actually traded.
+        self._emit(
+            AccountAdopted(
+                ts=now,
+                cash=snapshot.cash,
+                positions=snapshot.positions,
+                differences=(f"switched to {mode.value} account {account}",),
+            )
+        )
+        # Another account: the day's drawdown is measured from its equity, not the old one's.
         day = getattr(self, "_day", "") or now.astimezone(ET).date().isoformat()
         self.gate.start_day(day, snapshot.equity)
         self.state.day_start_equity = snapshot.equity

@@ -117,6 +117,12 @@ class Reconciler:
     ``keep_paused``. ``sleep`` is the periodic timer, injected so tests need no real waiting.
     """
 
+    @property
+    def broker(self) -> Broker:
+        """The broker to compare with: the engine's own once the operator switched accounts."""
+        current = self.engine.broker
+        return current if current is not self._switched_from else self._broker
+
     def __init__(
         self,
         engine: Engine,
@@ -127,7 +133,8 @@ class Reconciler:
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self.engine = engine
-        self.broker = broker
+        self._broker = broker
+        self._switched_from = engine.broker
         self.interval = interval
         self.headless = headless
         self._sleep = sleep

@@ -295,3 +295,25 @@ async def test_a_slow_subscriber_loses_oldest_events_not_the_engine() -> None:
     assert sub.pending() == 5
     assert sub.dropped > 0
     assert engine.state.bars[-1].close == pytest.approx(101.9)
+
+
+async def test_an_account_switch_is_journaled_so_a_rebuild_follows_the_new_account(
+    tmp_path: Path,
+) -> None:
+    from engine.models import Mode
+    from engine.reconcile import Reconciler
+
+    journal = Journal(tmp_path / "j.sqlite3")
+    engine, broker, clock = make_engine(journal=journal, mode=Mode.PAPER)
+    await engine.start()
+    await feed_bars(engine, clock, bars_from_closes([*ENTRY, 109.2]))
+    assert broker.position_qty("SPY") > 0
+    reconciler = Reconciler(engine, broker)
+    assert reconciler.broker is broker
+    other = SimBroker(25_000.0, engine.config.execution, clock=clock)
+    await engine.switch_account(mode=Mode.LIVE, broker=other, account="L-1", endpoint="x")
+    assert reconciler.broker is other  # compares with the account now traded
+    rebuilt = rebuild(e for _, e in journal.events())
+    assert rebuilt.cash == 25_000.0 and rebuilt.positions == {}
+    assert engine.gate.day_start_equity == 25_000.0
+    journal.close()
