@@ -41,7 +41,7 @@ from engine.events import (
     TradingStateChanged,
 )
 from engine.feeds.base import Feed
-from engine.journal import EventJournal
+from engine.journal import EventJournal, JournalError
 from engine.latency import LatencyRecorder
 from engine.models import (
     AccountSnapshot,
@@ -147,6 +147,7 @@ class Engine:
         self._stopping = False
         self._started = False
         self._busy = False
+        self._fatal: JournalError | None = None
         self._last_bar_ts: datetime | None = None
         broker.set_listener(self._on_broker_event)
 
@@ -170,6 +171,19 @@ class Engine:
             self._unwritten = []
             self.journal.append_many(batch)
 
+    def _flush_or_fail(self) -> None:
+        """Flush from a callback (stream fill, timer) where nobody could catch an error: a
+        journal that cannot record stops trading at once, and ``run`` then raises the error."""
+        try:
+            self._flush()
+        except JournalError as exc:
+            if self._fatal is None:
+                self._fatal = exc
+                log.error("journal failed outside a bar; trading stopped: %s", exc)
+                self._stopping = True  # no new orders from here on
+                if self._feed is not None:
+                    self._feed.stop()
+
     def _emit(self, event: Event) -> None:
         self.bus.publish(event)
 
@@ -189,7 +203,7 @@ class Engine:
                 TradingStateChanged(ts=self.clock.now(), old=before, new=after, reason=reason)
             )
         if not self._busy:
-            self._flush()
+            self._flush_or_fail()
         self.state.touch()
 
     # ------------------------------------------------------------------ lifecycle
@@ -292,6 +306,8 @@ class Engine:
             if self._stopping:
                 break
             await self.on_bar(bar)
+        if self._fatal is not None:
+            raise self._fatal
 
     def warm(self, bars: Iterable[Bar]) -> None:
         """Prime the indicators (and the charts) from history: no orders, nothing journaled."""
@@ -588,7 +604,7 @@ class Engine:
                 self._apply_order_to_row(row, order)
         self._emit(event)
         if not self._busy:
-            self._flush()  # outside a bar (Alpaca's stream): record it now
+            self._flush_or_fail()  # outside a bar (Alpaca's stream): record it now
         self.state.touch()
 
     # ------------------------------------------------------------------ commands

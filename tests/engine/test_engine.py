@@ -317,3 +317,37 @@ async def test_an_account_switch_is_journaled_so_a_rebuild_follows_the_new_accou
     assert rebuilt.cash == 25_000.0 and rebuilt.positions == {}
     assert engine.gate.day_start_equity == 25_000.0
     journal.close()
+
+
+async def test_a_journal_failing_outside_a_bar_stops_trading_without_a_stray_exception() -> None:
+    """A stream fill arrives between bars and the disk is full: the callback must not raise
+    into the event loop; trading stops and run() reports the journal error once."""
+    from engine.feeds.replay import ReplayFeed
+    from engine.journal import JournalError, MemoryJournal
+    from engine.models import Fill, Order
+
+    class FullDisk(MemoryJournal):
+        failing = False
+
+        def append_many(self, events):  # type: ignore[no-untyped-def]
+            if self.failing:
+                raise JournalError("journal x: disk is full; free space")
+            return super().append_many(events)
+
+    journal = FullDisk()
+    engine, _broker, clock = make_engine(journal=journal)
+    await engine.start()
+    journal.failing = True
+    now = clock.now()
+    order = Order("o1", "c1", "SPY", Side.BUY, 1.0, OrderStatus.FILLED, 1.0, 100.0)
+    fill = Fill("o1", "c1", "SPY", Side.BUY, 1.0, 100.0, 0.0, now)
+    engine._on_broker_event(OrderFilled(ts=now, fill=fill, order=order))  # must not raise
+    assert engine._stopping
+    from datetime import date
+
+    from engine.feeds.bars import BarArrays
+    from engine.feeds.synthetic import generate
+
+    bars: BarArrays = generate("SPY", seed=1, start=date(2024, 3, 4), n_bars=5)
+    with pytest.raises(JournalError, match="disk is full"):
+        await engine.run(ReplayFeed(bars, clock))
