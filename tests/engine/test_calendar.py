@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-import time
 from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
@@ -125,14 +124,13 @@ def test_out_of_range_dates_get_a_clear_error() -> None:
         CAL.sessions(date(1850, 1, 1), date(1850, 2, 1))
 
 
-def test_decades_of_grid_are_fast() -> None:
+def test_decades_of_grid() -> None:
+    """Speed is bench/backtest_speed.py's job; here: the grid over decades is whole."""
     cal = MarketCalendar(date(1990, 1, 1), date(2025, 12, 31))
-    started = time.perf_counter()
     sessions = cal.sessions(date(1990, 1, 1), date(2025, 12, 31))
     grid = cal.bar_starts(sessions, 300)
-    elapsed = time.perf_counter() - started
     assert len(sessions) > 9000 and len(grid) > 700_000
-    assert elapsed < 1.0
+    assert bool((grid[1:] > grid[:-1]).all())
 
 
 def test_importing_the_calendar_does_not_import_pandas() -> None:

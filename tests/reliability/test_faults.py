@@ -188,7 +188,7 @@ async def test_a_fault_leaves_the_invariants_intact(
     assert failed is None and driver.loop_errors == []
     ours = [r for r in caplog.records if r.exc_info and not r.name.startswith(THIRD_PARTY)]
     assert not ours, "a traceback was logged"
-    assert took < 1.0
+    assert took < 5.0  # liveness, not speed: a pause must not hang behind the fault
     assert tripped <= STARVING.get(name, set()), tripped
     assert state is TradingState.ACTIVE
     assert checked.duplicates == 0
