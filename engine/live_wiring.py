@@ -229,8 +229,8 @@ async def build_live_session(
         reading = await broker.get_clock()
         clock.sync(reading.timestamp)
         hours = SessionHours(calendar, reading)
+        await broker.check_symbol(config.strategy.symbol)  # before any socket is opened
         await broker.start()
-        await broker.check_symbol(config.strategy.symbol)
         account = await broker.fetch_account()
         journal = Journal(journal_path(data_dir, mode))
         engine = Engine(
