@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 
 from engine.backtest import parse_compare, run_backtest, with_thresholds, write_trades_csv
 from engine.config import ConfigError, EngineConfig
@@ -128,5 +127,4 @@ def run_backtest_command(args: argparse.Namespace, config: EngineConfig) -> int:
         print(json.dumps(payload, sort_keys=True))
     else:
         print(format_table(reports))
-    _ = replace
     return 0

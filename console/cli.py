@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -302,8 +301,9 @@ COMMANDS = {
 
 def _log_path() -> Path:
     from engine.config import data_dir
+    from engine.logs import log_path
 
-    return data_dir() / "logs" / "tapewatch.log"
+    return log_path(data_dir())
 
 
 def _record_crash() -> str:
@@ -357,11 +357,6 @@ def _known_error(exc: Exception) -> str | None:
     if isinstance(exc, JournalError | CredentialError):
         return str(exc)
     return None
-
-
-def _entry() -> None:
-    os.environ.setdefault("PYTHONFAULTHANDLER", "0")
-    sys.exit(main())
 
 
 if __name__ == "__main__":

@@ -7,9 +7,8 @@ prints that line and exits 2.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from engine.models import Timeframe
 
@@ -122,10 +121,6 @@ class EngineConfig:
             execution=self.execution.validate(),
             risk=self.risk.validate(),
         )
-
-
-def config_field_names(cls: type[Any]) -> list[str]:
-    return [f.name for f in fields(cls)]
 
 
 def data_dir(override: str | os.PathLike[str] | None = None) -> Path:

@@ -9,7 +9,6 @@ only way in from outside; events and ``state`` are the only way out.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -140,8 +139,8 @@ class Engine:
             timeframe=self.timeframe.label,
         )
         self._in_flight: dict[str, float] = {}  # client_order_id -> perf_counter at ack
-        self._submit_started: dict[str, float] = {}
         self._next_day_boundary: datetime | None = None
+        self._day = ""  # the New York trading day of the last bar, ISO date
         self._stale_margin = timedelta(seconds=config.risk.stale_bars * self.timeframe.seconds)
         self._feed: Feed | None = None
         self._stopping = False
@@ -212,8 +211,8 @@ class Engine:
         now = self.clock.now()
         account = await self.broker.get_account()
         cash = starting_cash if starting_cash is not None else account.cash
-        restored = self._restore_from_journal()
-        if not restored:
+        history = self._restore_from_journal()
+        if not history:
             self.portfolio = PortfolioState(cash=cash, positions={})
         self._emit(
             SessionStarted(
@@ -226,7 +225,7 @@ class Engine:
             )
         )
         self._flush()
-        await self._resolve_in_flight_intents()
+        await self._resolve_in_flight_intents(history)
         self._flush()
         self.state.cash = account.cash
         self.state.equity = account.equity
@@ -239,12 +238,14 @@ class Engine:
         self._started = True
         self.state.touch()
 
-    def _restore_from_journal(self) -> bool:
+    def _restore_from_journal(self) -> list[Event]:
+        """Portfolio, breakers, the day and the newest bar used, from the journal's events
+        (returned, so start-up reads the journal once)."""
         if self.journal is None:
-            return False
+            return []
         events = [event for _, event in self.journal.events()]
         if not events:
-            return False
+            return []
         self.portfolio = rebuild(events)
         symbol = self.symbol
         used = [e.bar.ts for e in events if isinstance(e, BarClosed) and e.bar.symbol == symbol]
@@ -256,17 +257,13 @@ class Engine:
         if days:
             self.gate.start_day(days[-1].day, days[-1].starting_equity)
             self._day = days[-1].day
-        return True
+        return events
 
-    async def _resolve_in_flight_intents(self) -> None:
+    async def _resolve_in_flight_intents(self, history: list[Event]) -> None:
         """After a restart, settle every intent the journal left open against the broker."""
-        if self.journal is None:
-            return
         outcome: dict[str, OrderStatus | None] = {}
         requests: dict[str, OrderRequest] = {}
-        for _, event in self.journal.events(
-            kinds=("intent", "order_submitted", "order_updated", "fill")
-        ):
+        for event in history:
             if isinstance(event, OrderIntended):
                 requests[event.request.client_order_id] = event.request
                 outcome.setdefault(event.request.client_order_id, None)
@@ -293,6 +290,7 @@ class Engine:
                 self._emit(OrderUpdated(ts=self.clock.now(), order=order))
             elif order.status.is_open:
                 self._in_flight[cid] = time.perf_counter()
+                self.state.in_flight += 1  # quitting asks while it is open
             else:
                 self._emit(OrderUpdated(ts=self.clock.now(), order=order))
 
@@ -431,7 +429,7 @@ class Engine:
         midnight = datetime(day.year, day.month, day.day, tzinfo=ET) + timedelta(days=1)
         self._next_day_boundary = midnight.astimezone(UTC)
         label = day.isoformat()
-        if getattr(self, "_day", None) == label:
+        if self._day == label:
             return
         self._day = label
         self.gate.start_day(label, equity)
@@ -634,24 +632,28 @@ class Engine:
 
     def adopt_account(self, snapshot: AccountSnapshot, differences: list[str]) -> None:
         """Take the broker's cash and positions as the truth (journaled, so a rebuild agrees)."""
+        self._adopt(snapshot, differences)
+        now = self.clock.now()
+        for line in differences:
+            self._emit(Notice(ts=now, level="warning", message=f"reconcile: {line}"))
+        self._flush()
+        self.state.touch()
+
+    def _adopt(self, snapshot: AccountSnapshot, why: list[str]) -> None:
+        """Replace the book with ``snapshot`` and journal it as an AccountAdopted."""
         positions = {p.symbol: p for p in snapshot.positions}
         self.portfolio = PortfolioState(cash=snapshot.cash, positions=dict(positions))
         self.state.cash = snapshot.cash
         self.state.equity = snapshot.equity
         self.state.positions = positions
-        now = self.clock.now()
         self._emit(
             AccountAdopted(
-                ts=now,
+                ts=self.clock.now(),
                 cash=snapshot.cash,
                 positions=snapshot.positions,
-                differences=tuple(differences),
+                differences=tuple(why),
             )
         )
-        for line in differences:
-            self._emit(Notice(ts=now, level="warning", message=f"reconcile: {line}"))
-        self._flush()
-        self.state.touch()
 
     def publish_breakers(self, changes: list[BreakerChanged]) -> None:
         """Publish breaker changes found off the bar path (e.g. the rate-limit poll):
@@ -666,7 +668,7 @@ class Engine:
     def preview_flatten(self) -> list[OrderRequest]:
         """The exact orders flatten would send now (for the confirmation modal)."""
         now = self.clock.now()
-        stamp = getattr(self.journal, "last_seq", 0) if self.journal is not None else 0
+        stamp = self.journal.last_seq if self.journal is not None else 0
         requests = []
         for symbol, pos in sorted(self.portfolio.positions.items()):
             if abs(pos.qty) < 1e-12:
@@ -733,25 +735,12 @@ class Engine:
         self.state.account = account
         self.state.endpoint = endpoint
         snapshot = await broker.get_account()
-        self.portfolio = PortfolioState(
-            cash=snapshot.cash, positions={p.symbol: p for p in snapshot.positions}
-        )
-        self.state.cash = snapshot.cash
-        self.state.equity = snapshot.equity
-        self.state.positions = {p.symbol: p for p in snapshot.positions}
-        now = self.clock.now()
         # The journal carries on across the switch: record the new account's book so a
         # rebuild from the journal follows the account actually traded.
-        self._emit(
-            AccountAdopted(
-                ts=now,
-                cash=snapshot.cash,
-                positions=snapshot.positions,
-                differences=(f"switched to {mode.value} account {account}",),
-            )
-        )
+        self._adopt(snapshot, [f"switched to {mode.value} account {account}"])
+        now = self.clock.now()
         # Another account: the day's drawdown is measured from its equity, not the old one's.
-        day = getattr(self, "_day", "") or now.astimezone(ET).date().isoformat()
+        day = self._day or now.astimezone(ET).date().isoformat()
         self.gate.start_day(day, snapshot.equity)
         self.state.day_start_equity = snapshot.equity
         self._emit(DayStarted(ts=now, day=day, starting_equity=snapshot.equity))
@@ -773,9 +762,3 @@ class Engine:
 
 
 _EPSILON = timedelta(milliseconds=1)
-
-
-async def cancel_quietly(task: asyncio.Task[object]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task

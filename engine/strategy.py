@@ -61,10 +61,6 @@ class RsiSmaStrategy:
         """The (rsi, sma) update functions, for the backtest loop's inner path."""
         return self._rsi.update, self._sma.update
 
-    def update(self, close: float) -> tuple[float | None, float | None]:
-        """Feed one closed bar's close to both indicators; returns (rsi, sma)."""
-        return self._rsi.update(close), self._sma.update(close)
-
     def evaluate(self, bar: Bar, position_qty: float, *, ts: datetime) -> SignalEvaluated:
         """Update the indicators with this closed bar, then apply the rule (strict inequalities)."""
         close = bar.close

@@ -106,10 +106,6 @@ class SimBroker:
     def last_price(self, symbol: str) -> float | None:
         return self._last.get(symbol)
 
-    def has_pending(self, symbol: str) -> bool:
-        """Orders waiting for the symbol's next bar (the backtest loop's cheap check)."""
-        return symbol in self._pending
-
     @property
     def pending_symbols(self) -> Container[str]:
         """Symbols with orders waiting for their next bar (a live, read-only view)."""
