@@ -5,7 +5,8 @@ root (add ``--svg-only`` to skip the PNGs). Every image comes from the same seed
 a second run writes byte-identical SVGs:
 
 - the offline demo, seed 7, default strategy (RSI 14 / SMA 50, oversold 30): warm-up plus
-  ``BARS`` = 1005 bars through the engine, unpaced. With this seed the strategy has closed two
+  ``BARS`` = 1005 bars through the engine, unpaced (the scene lives in console/showcase.py,
+  shared with the snapshot tests). With this seed the strategy has closed two
   trades and entered a third at bar 999, so the panes show an open position, a filled order log
   and latency counts. The simulated clock then reads 2026-01-26 20:45 UTC (15:45 New York);
   the script checks both and stops if the engine's behaviour has changed;
@@ -45,7 +46,6 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,118 +54,31 @@ if str(ROOT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(ROOT))
 
 from textual.pilot import Pilot  # noqa: E402
-from textual.widgets import Input  # noqa: E402
 
 from console.accounts import AccountDirectory  # noqa: E402
-from console.app import TICK, TapewatchApp, create_app  # noqa: E402
-from console.panes.bars import CHART_INTERVAL, BarsPane  # noqa: E402
-from console.screens.flatten import FlattenScreen  # noqa: E402
-from console.screens.live import LiveConfirmScreen  # noqa: E402
-from console.session import prime  # noqa: E402
-from engine.brokers.base import Broker  # noqa: E402
-from engine.brokers.sim import SimBroker  # noqa: E402
-from engine.config import EngineConfig  # noqa: E402
-from engine.engine import Engine  # noqa: E402
+from console.app import create_app  # noqa: E402
+from console.showcase import (  # noqa: E402
+    ShowcaseAccounts,
+    open_flatten,
+    open_live_confirm,
+    settle,
+    showcase_session,
+)
 from engine.models import Mode  # noqa: E402
-from engine.wiring import DemoOptions, DemoSession, build_demo  # noqa: E402
+from engine.wiring import DemoSession  # noqa: E402
 
-SEED = 7
-BARS = 1005
-EXPECTED_CLOCK = datetime(2026, 1, 26, 20, 45, tzinfo=UTC)
 BIG = (120, 36)
 SMALL = (80, 24)
 OUT = ROOT / "screenshots"
-WHO = "screenshots@tapewatch"
 PNG_SCALE = 1.5
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
-class StandInAccounts:
-    """A paper and a live account as the confirmation screens describe them; never connects."""
-
-    def live_available(self) -> bool:
-        return True
-
-    def paper_available(self) -> bool:
-        return True
-
-    def describe(self, mode: Mode) -> str:
-        return f"{mode.value} account AK-••••-7Q2X at https://api.alpaca.markets"
-
-    async def connect(self, mode: Mode) -> tuple[Broker, str, str]:
-        raise RuntimeError("the screenshot script never connects an account")
-
-
-def demo_session(mode: Mode = Mode.DEMO) -> DemoSession:
-    """The seeded demo; for PAPER the same bars drive an engine labelled as a paper account."""
-    config = EngineConfig().validate()
-    session = build_demo(config, DemoOptions(seed=SEED), data_dir=None)
-    if mode is Mode.DEMO:
-        session.engine.who = WHO
-        return session
-    clock = session.engine.clock
-    engine = Engine(
-        config,
-        clock=clock,
-        broker=SimBroker(config.starting_cash, config.execution, clock=clock),
-        mode=mode,
-        account="PA-••••-3F9K",
-        endpoint="https://paper-api.alpaca.markets",
-        in_session=session.calendar.is_open,
-        who=WHO,
-    )
-    return DemoSession(engine=engine, feed=session.feed, calendar=session.calendar, journal=None)
-
-
-def primed(mode: Mode = Mode.DEMO) -> DemoSession:
-    session = demo_session(mode)
-    asyncio.run(prime(session, bars=BARS))
-    state = session.engine.state
-    if session.engine.clock.now() != EXPECTED_CLOCK or not any(
-        p.qty for p in state.positions.values()
-    ):
-        raise SystemExit(
-            f"the seeded demo changed: clock {session.engine.clock.now()}, positions "
-            f"{state.positions}; pick a new BARS/EXPECTED_CLOCK so a position is open"
-        )
-    return session
-
-
 async def settled(pilot: Pilot[Any], session: DemoSession) -> None:
-    """Wait until the panes drew the engine's latest state in the chosen theme's colours.
-
-    The theme's variables arrive a refresh after mount, and the chart rebuilds at most every
-    ``CHART_INTERVAL``: so wait past one rebuild and until no newer chart is pending.
-    """
-    app = pilot.app
-    assert isinstance(app, TapewatchApp)
-    bars = app.query_one(BarsPane)
-    version = session.engine.state.version
-    await pilot.pause(CHART_INTERVAL + 2 * TICK)
-    for _ in range(500):
-        if app.drawn_version == version and not bars.pending:
-            break
-        await pilot.pause(0.01)
-    else:
-        raise RuntimeError("the panes never drew the primed state")
+    """The shared settle, plus any animation still running (a still image)."""
+    await settle(pilot, session)
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()
-
-
-async def open_flatten(pilot: Pilot[Any]) -> None:
-    await pilot.press("f")
-    await pilot.pause()
-    if not isinstance(pilot.app.screen, FlattenScreen):
-        raise RuntimeError("f did not open the flatten preview")
-
-
-async def open_live_confirm(pilot: Pilot[Any]) -> None:
-    await pilot.press("m")
-    await pilot.pause()
-    screen = pilot.app.screen
-    if not isinstance(screen, LiveConfirmScreen):
-        raise RuntimeError("m did not open the live confirmation")
-    screen.query_one(Input).cursor_blink = False  # a steady cursor: the same image every run
 
 
 @dataclass(frozen=True)
@@ -274,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     browser = None if args.svg_only else chromium()
     for shot in SHOTS:
-        session = primed(shot.mode)
-        accounts = StandInAccounts() if shot.mode is Mode.PAPER else None
+        session = showcase_session(shot.mode)
+        accounts = ShowcaseAccounts() if shot.mode is Mode.PAPER else None
         svg_text = asyncio.run(take(shot, session, accounts))
         svg = out / f"{shot.name}.svg"
         svg.write_text(svg_text, encoding="utf-8")
