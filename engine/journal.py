@@ -104,7 +104,25 @@ def _registered_kind(event: Event) -> str:
     return kind
 
 
-class Journal:
+class _ClosesOnExit:
+    """``with journal:`` closes it, for both journal kinds."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Journal(_ClosesOnExit):
     """The durable journal in one SQLite file; a lock makes it safe to call from any thread."""
 
     def __init__(self, path: Path | str) -> None:
@@ -328,22 +346,11 @@ class Journal:
                 self._conn.close()
                 self._conn = None
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"Journal({str(self._path)!r})"
 
 
-class MemoryJournal:
+class MemoryJournal(_ClosesOnExit):
     """The journal's API over a list, for backtests and tests: no SQLite, no disk.
 
     Events are stored as the (immutable) objects themselves. ``check_serde=True`` round-trips
@@ -413,14 +420,3 @@ class MemoryJournal:
 
     def close(self) -> None:
         self._closed = True
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import selectors
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from engine.alpaca.endpoints import Endpoints
@@ -60,3 +63,34 @@ async def in_thread(fn: Callable[[], Any]) -> Any:
 
 def stat(sandbox: SandboxThread, name: str) -> int:
     return int(sandbox.snapshot()["stats"].get(name, 0))  # type: ignore[attr-defined]
+
+
+def signal_after_first_fill(
+    argv: list[str], env: dict[str, str], cwd: Path, sig: int
+) -> tuple[int, list[str], str]:
+    """Run a headless session until its first FILL line, send ``sig``, wait for it to exit.
+
+    Returns (exit status, every stdout line, stderr); the process is killed if it hangs.
+    """
+    proc = subprocess.Popen(
+        argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        selector = selectors.DefaultSelector()
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + 30
+        while not any(" FILL " in line for line in lines):
+            assert time.monotonic() < deadline, f"no fill in time: {lines}"
+            if selector.select(timeout=0.5):
+                line = proc.stdout.readline()
+                assert line, f"exited early: {lines} {proc.stderr.read() if proc.stderr else ''}"
+                lines.append(line)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, lines + out.splitlines(), err

@@ -8,11 +8,8 @@ import argparse
 import asyncio
 import io
 import os
-import selectors
 import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +25,13 @@ from engine.headless import run_headless
 from engine.live_wiring import LiveOptions, build_live_session, journal_path
 from engine.models import Intent, Mode, OrderRequest, Side, TradingState
 from engine.sandbox import SandboxKey, SandboxThread
-from tests.alpaca.adapter_helpers import eventually, in_thread, sandbox_endpoints, sandbox_env
+from tests.alpaca.adapter_helpers import (
+    eventually,
+    in_thread,
+    sandbox_endpoints,
+    sandbox_env,
+    signal_after_first_fill,
+)
 from tests.alpaca.conftest import KEY, SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -259,29 +262,8 @@ def test_run_headless_in_a_subprocess_stops_cleanly_on_sigterm(
         "sys.exit(cmd_run(p.parse_args(sys.argv[1:])))\n"
     )
     argv = [sys.executable, "-c", script, "run", "--headless", *QUICK]
-    proc = subprocess.Popen(
-        argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    lines: list[str] = []
-    try:
-        assert proc.stdout is not None
-        selector = selectors.DefaultSelector()
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + 30
-        while not any(" FILL " in line for line in lines):
-            assert time.monotonic() < deadline, f"no fill in time: {lines}"
-            if selector.select(timeout=0.5):
-                line = proc.stdout.readline()
-                assert line, f"exited early: {lines} {proc.stderr.read() if proc.stderr else ''}"
-                lines.append(line)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    lines += out.splitlines()
-    assert proc.returncode == 0, err
+    code, lines, err = signal_after_first_fill(argv, env, ROOT, signal.SIGTERM)
+    assert code == 0, err
     assert lines[0].startswith("PAPER session: account SANDBOX")
     assert any("session stopped: received SIGTERM" in line for line in lines)
     assert "Traceback" not in err

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import resource
-import selectors
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from engine.journal import Journal
 from engine.live_wiring import journal_path
 from engine.models import Mode, OrderStatus, TradingState
 from engine.sandbox import SandboxThread
+from tests.alpaca.adapter_helpers import signal_after_first_fill
 from tests.reliability.soak_helpers import (
     audit,
     broker_orders,
@@ -125,33 +125,8 @@ async def test_sigterm_and_sighup_stop_cleanly(
     sig: signal.Signals, sandbox: SandboxThread, tmp_path: Path
 ) -> None:
     argv = [sys.executable, "-c", CLI, "run", "--headless", *QUICK]
-    proc = subprocess.Popen(
-        argv,
-        env=_env(sandbox, tmp_path),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-    try:
-        assert proc.stdout is not None
-        selector = selectors.DefaultSelector()
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + 30
-        while not any(" FILL " in line for line in lines):
-            assert time.monotonic() < deadline, f"no fill in time: {lines}"
-            if selector.select(timeout=0.5):
-                line = proc.stdout.readline()
-                assert line, f"exited early: {lines}"
-                lines.append(line)
-        proc.send_signal(sig)
-        _out, err = proc.communicate(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+    code, _lines, err = signal_after_first_fill(argv, _env(sandbox, tmp_path), ROOT, sig)
+    assert code == 0, err
     assert "Traceback" not in err
     after_exit = len(broker_orders(sandbox))
     time.sleep(0.3)  # the market keeps moving; a stopped session sends nothing more
