@@ -39,13 +39,13 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import keyring
-import keyring.backend
-import keyring.core
-import keyring.errors
-from keyring.backend import KeyringBackend
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
+
+# keyring (and its backends' D-Bus/crypto stacks) is imported by the functions that use it:
+# registering the login/logout/whoami flags must not slow the console's first frame.
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,9 @@ def _unwrap_chainer(backend: KeyringBackend) -> KeyringBackend:
 
 
 def _detect(env: Mapping[str, str]) -> KeyringBackend:
+    import keyring.backend
+    import keyring.core
+
     explicit = keyring.core.load_env() or keyring.core.load_config()
     if explicit is not None:
         return explicit
@@ -251,6 +254,8 @@ def select_backend(
         except Exception as exc:  # a broken keyring config or plugin
             raise _unavailable(f"keyring could not choose a backend ({_reason(exc)})") from None
         _vet(chosen, allow, env)
+        import keyring
+
         keyring.set_keyring(chosen)
         _pinned = chosen
         log.info("keyring backend: %s", backend_name(chosen))
@@ -367,11 +372,13 @@ def delete_credentials(mode: object, *, env: Mapping[str, str] | None = None) ->
     env = os.environ if env is None else env
     name = normalize_mode(mode)
     backend = _backend(env)
+    from keyring.errors import PasswordDeleteError
+
     try:
         if backend.get_password(SERVICE, name) is None:
             return False
         backend.delete_password(SERVICE, name)
-    except keyring.errors.PasswordDeleteError:
+    except PasswordDeleteError:
         return False
     except Exception as exc:
         raise _keyring_failure(f"remove the {name} keys from the keyring", exc, ()) from None
