@@ -1,7 +1,7 @@
 """The Textual app: layout, keys, modals, and the wiring between engine and panes.
 
-The app paints first and builds the session (which imports pandas and exchange-calendars) in a
-thread afterwards. Panes redraw from ``engine.state`` on one ~10 Hz timer, only when its version
+The app paints first and builds the session (numpy, the calendar data, plotext; for paper and
+live also alpaca-py and pandas) in a thread afterwards. Panes redraw from ``engine.state`` on one ~10 Hz timer, only when its version
 moved; the event stream is read only for toasts. Commands go through the engine's methods and
 nothing else, each in a worker so a slow broker never freezes the screen.
 """
@@ -192,8 +192,8 @@ class TapewatchApp(OperatorCommands):
         if self._session is not None:
             self._attach_session(self._session)
         else:
-            # Only after the first frame is on screen: the build thread's imports (pandas,
-            # the calendar) would otherwise compete with that paint for the GIL.
+            # Only after the first frame is on screen: the build thread's imports (numpy,
+            # plotext, alpaca-py) would otherwise compete with that paint for the GIL.
             self.call_after_refresh(self._start_build)
 
     def _start_build(self) -> None:
@@ -213,7 +213,7 @@ class TapewatchApp(OperatorCommands):
 
     # ------------------------------------------------------------------ session start-up
     def _build_session(self) -> ConsoleSession:
-        """Runs in a thread: the factory imports pandas and the calendar; plotext comes too."""
+        """Runs in a thread: the factory imports numpy and plotext (and alpaca-py for paper)."""
         assert self._factory is not None
         session = self._factory()
         import plotext  # noqa: F401 - warm the import off the UI thread

@@ -1,6 +1,6 @@
 """The ``tapewatch`` command line: one entry point, subcommands, one-line errors.
 
-Heavy imports (textual, pandas, alpaca-py) happen inside the subcommand that needs them, so
+Heavy imports (textual, numpy, alpaca-py) happen inside the subcommand that needs them, so
 ``tapewatch --help`` answers at once. Every user error is one line on stderr and exit status 2;
 an unexpected failure is one line pointing at the log file, never a traceback on the screen.
 """

@@ -2,7 +2,7 @@
 
 Everything that can be wrong before the screen opens (no TTY, a bad [keys] table, an unknown
 theme, half a key pair in the environment) is one line on stderr and exit status 2. The heavy
-session (pandas, the market calendar, alpaca-py) is built by the app in a thread after its
+session (numpy, plotext; alpaca-py and pandas for paper/live) is built by the app in a thread after its
 first frame.
 
 Which session: plain ``tapewatch`` trades the Alpaca paper account when paper keys exist (the
@@ -130,13 +130,16 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
             notice = _paper_notice(alpaca)
         else:
             notice = _demo_notice(alpaca.problem(Mode.PAPER))
-    from console.instrument import instrument
 
     def observe(engine: object) -> object:
+        # Runs once the session is attached: metrics pull in numpy and prometheus-client,
+        # which must not delay the first frame.
+        from console.instrument import instrument
+
         return instrument(engine, data, args)  # type: ignore[arg-type]
 
     def build_demo_session() -> object:
-        from engine.wiring import DemoOptions, build_demo  # pandas + calendar: off the UI thread
+        from engine.wiring import DemoOptions, build_demo  # numpy + calendar: off the UI thread
 
         return build_demo(engine_config, DemoOptions(seed=seed, speed=speed), data_dir=data)
 

@@ -53,7 +53,7 @@ class ConsoleSession(Protocol):
 
 
 SessionFactory = Callable[[], ConsoleSession]
-"""Builds a session; called in a thread after the first frame because it imports pandas."""
+"""Builds a session; called in a thread after the first frame because of its heavy imports."""
 
 
 async def prime(session: ConsoleSession, bars: int = 0) -> None:
