@@ -2,8 +2,8 @@
 
 Everything that can be wrong before the screen opens (no TTY, a bad [keys] table, an unknown
 theme, half a key pair in the environment) is one line on stderr and exit status 2. The heavy
-session (numpy, plotext; alpaca-py and pandas for paper/live) is built by the app in a thread after its
-first frame.
+session (numpy, plotext; alpaca-py and pandas for paper/live) is built by the app in a thread
+after its first frame.
 
 Which session: plain ``tapewatch`` trades the Alpaca paper account when paper keys exist (the
 environment, else the keyring), and the offline demo when none do. Keys are read here, before
