@@ -2,8 +2,9 @@
 
 The app paints first and builds the session (numpy, the calendar data, plotext; for paper and
 live also alpaca-py and pandas) in a thread afterwards. Panes redraw from ``engine.state`` on
-one ~10 Hz timer, only when its version moved; the event stream is read only for toasts. Commands go through the engine's methods and
-nothing else, each in a worker so a slow broker never freezes the screen.
+one ~10 Hz timer, only when its version moved; the event stream is read only for toasts.
+Commands go through the engine's methods and nothing else, each in a worker so a slow broker
+never freezes the screen.
 """
 
 from __future__ import annotations
