@@ -90,6 +90,9 @@ class RiskConfig:
     max_drawdown: float = 0.05
     stale_bars: float = 2.0
     rate_limit_per_minute: int = 200
+    late_bar_seconds: float = 60.0  # a bar closed longer ago than this decides nothing
+    entry_timeout_seconds: float = 120.0  # an entry still unfilled this long is cancelled
+    order_deadline_seconds: float = 20.0  # a submit or look-up gives up (outcome unknown) after
 
     def validate(self) -> RiskConfig:
         if not 0 < self.max_drawdown < 1:
@@ -101,6 +104,10 @@ class RiskConfig:
             raise ConfigError("stale_bars must be positive (bar intervals without data)")
         if self.rate_limit_per_minute < 1:
             raise ConfigError("rate_limit_per_minute must be at least 1")
+        for name in ("late_bar_seconds", "entry_timeout_seconds", "order_deadline_seconds"):
+            value = getattr(self, name)
+            if not 0 < value <= 86_400:
+                raise ConfigError(f"{name} must be between 0 and 86400 seconds (got {value:g})")
         return self
 
 

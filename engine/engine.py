@@ -148,6 +148,9 @@ class Engine:
         self._busy = False
         self._fatal: JournalError | None = None
         self._last_bar_ts: datetime | None = None
+        # False when the asset or the account cannot trade fractional shares (live wiring
+        # reads both at start-up): entries are then sized in whole shares.
+        self.allow_fractional = True
         broker.set_listener(self._on_broker_event)
 
     # ------------------------------------------------------------------ plumbing
@@ -457,11 +460,11 @@ class Engine:
     ) -> OrderRequest | None:
         if signal.action == "buy":
             side, intent = Side.BUY, Intent.ENTRY
-            qty = self.strategy.entry_qty(equity, bar.close)
+            whole = not self.allow_fractional
+            qty = self.strategy.entry_qty(equity, bar.close, whole_shares=whole)
             if qty <= 0:
-                self._emit(
-                    Notice(ts=signal.ts, level="warning", message="entry size rounds to zero")
-                )
+                text = "entry size rounds to zero" + (" whole shares" if whole else "")
+                self._emit(Notice(ts=signal.ts, level="warning", message=text))
                 return None
         else:
             side, intent, qty = Side.SELL, Intent.EXIT, position_qty

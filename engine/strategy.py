@@ -7,6 +7,7 @@ the broker or sends orders itself: the engine does that through the risk gate.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime
 
@@ -106,8 +107,10 @@ class RsiSmaStrategy:
             rsi_overbought=overbought,
         )
 
-    def entry_qty(self, equity: float, close: float) -> float:
-        """Shares for an entry: ``position_pct`` of equity at ``close``, floored to 9 decimals."""
+    def entry_qty(self, equity: float, close: float, *, whole_shares: bool = False) -> float:
+        """Shares for an entry: ``position_pct`` of equity at ``close``, floored to 9 decimals
+        (or to whole shares where the asset or the account cannot trade fractions)."""
         if not close > 0 or not equity > 0:
             return 0.0
-        return floor_qty(self._cfg.position_pct * equity / close)
+        qty = floor_qty(self._cfg.position_pct * equity / close)
+        return float(math.floor(qty)) if whole_shares else qty
