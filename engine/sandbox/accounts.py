@@ -2,8 +2,10 @@
 
 A cash account (multiplier 1, no shorting): buys need cash not already promised to open buys,
 sells need shares not already held for open sells, so one order can never flip a position
-through zero. Orders are acknowledged ``accepted``; the server then calls ``activate`` and
-``fill`` on its loop, and every change is announced as a trade_updates event via ``emit``.
+through zero. Orders are acknowledged ``accepted``; the server then calls ``activate``, ``fill``
+(once per part: ``partial_fill`` events, then ``fill``) and ``expire`` on its loop, and every
+change is announced as a trade_updates event via ``emit``. Fractional orders pass ``refuse``
+first: the account or the asset may not allow them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ QTY_STEP = Decimal("0.000000001")
 _EXCHANGES = {"SPY": "ARCA", "AAPL": "NASDAQ"}
 
 Emit = Callable[[dict[str, object]], None]
+Refusal = Callable[[str], str | None]  # symbol -> why a fractional order is refused, or None
 
 
 @dataclass
@@ -46,6 +49,7 @@ class Account:
         now: Callable[[], datetime],
         emit: Emit,
         on_accepted: Callable[[Order], None],
+        refuse_fraction: Refusal = lambda symbol: None,
     ) -> None:
         self.id = account_id
         self.starting_cash = starting_cash
@@ -55,6 +59,7 @@ class Account:
         self._now = now
         self._emit = emit
         self._on_accepted = on_accepted
+        self._refuse_fraction = refuse_fraction
         self.holdings: dict[str, Holding] = {}
         self.orders: dict[str, Order] = {}
         self._by_client_id: dict[str, Order] = {}
@@ -76,22 +81,34 @@ class Account:
             if order.is_open and order.side == side and symbol in (None, order.symbol):
                 yield order
 
+    def _unfilled_cost(self, order: Order) -> Decimal:
+        if order.notional is not None:
+            return max(order.notional - order.gross, ZERO)
+        return ((order.qty or ZERO) - order.filled_qty) * self._price(order.symbol)
+
     def buying_power(self) -> Decimal:
-        promised = sum(
-            (o.notional or (o.qty or ZERO) * self._price(o.symbol) for o in self._open("buy")),
-            ZERO,
-        )
+        promised = sum((self._unfilled_cost(o) for o in self._open("buy")), ZERO)
         return self.cash - promised
 
     def held_for_orders(self, symbol: str) -> Decimal:
-        return sum((self._estimate_qty(o) for o in self._open("sell", symbol)), ZERO)
+        return sum(
+            (max(self._estimate_qty(o) - o.filled_qty, ZERO) for o in self._open("sell", symbol)),
+            ZERO,
+        )
 
     # -- orders ----------------------------------------------------------------------------
 
-    def submit(self, request: OrderRequest) -> Order:
-        """Accept an order or raise the ApiError Alpaca would answer."""
+    def submit(self, request: OrderRequest, *, closing: bool = False) -> Order:
+        """Accept an order or raise the ApiError Alpaca would answer.
+
+        ``closing``: liquidating a whole position, which fractional rules never block.
+        """
         if not self._market.knows(request.symbol):
             raise ApiError(422, 40010001, f"asset {request.symbol!r} not found")
+        if request.fractional and not closing:
+            reason = self._refuse_fraction(request.symbol)
+            if reason is not None:
+                raise ApiError(422, 40310000, reason)
         if request.client_order_id is not None and request.client_order_id in self._by_client_id:
             raise ApiError(422, 40010001, "client_order_id must be unique")
         now = self._now()
@@ -151,26 +168,53 @@ class Account:
             order.touch("new", self._now())
             self._event("new", order)
 
-    def fill(self, order: Order) -> None:
-        """Fill an open market order completely at the current price, or reject it."""
+    def _part_qty(self, order: Order, price: Decimal) -> Decimal:
+        """What the next fill executes: an equal share of what is left (all of it, last)."""
+        parts_left = max(order.parts - order.fills, 1)
+        if order.qty is not None:
+            left = order.qty - order.filled_qty
+            if parts_left == 1:
+                return left
+            if order.whole_shares:  # whole-share orders fill in whole shares
+                return max((left / parts_left).to_integral_value(ROUND_DOWN), min(left, Decimal(1)))
+            part = (left / parts_left).quantize(QTY_STEP, ROUND_DOWN)
+            return part if part > 0 else left
+        assert order.notional is not None
+        budget = order.notional - order.gross
+        if parts_left > 1:
+            budget = (budget / parts_left).quantize(CENT, ROUND_DOWN)
+        return (budget / price).quantize(QTY_STEP, ROUND_DOWN)
+
+    def _complete(self, order: Order) -> bool:
+        if order.qty is not None:
+            return order.filled_qty >= order.qty
+        return order.fills >= order.parts
+
+    def fill(self, order: Order, price: Decimal | None = None) -> None:
+        """Execute the next part of an open market order at ``price`` (default: now).
+
+        A part the account cannot settle (no cash, no shares) rejects the order, or cancels
+        the rest of it if some already filled.
+        """
         if not order.is_open:
             return
         now = self._now()
-        price = self._price(order.symbol)
+        price = self._price(order.symbol) if price is None else price
         holding = self.holdings.get(order.symbol)
-        if order.qty is not None:
-            qty = order.qty
-        else:
-            assert order.notional is not None
-            qty = (order.notional / price).quantize(QTY_STEP, ROUND_DOWN)
-            if order.side == "sell" and holding is not None:
-                qty = min(qty, holding.qty)
+        qty = self._part_qty(order, price)
+        if order.notional is not None and order.side == "sell" and holding is not None:
+            qty = min(qty, holding.qty)
         amount = (qty * price).quantize(CENT, ROUND_HALF_EVEN)
         short = order.side == "sell" and (holding is None or qty > holding.qty)
         if qty <= 0 or short or (order.side == "buy" and amount > self.cash):
-            order.failed_at = now
-            order.touch("rejected", now)
-            self._event("rejected", order)
+            if order.filled_qty > 0:
+                order.canceled_at = now
+                order.touch("canceled", now)
+                self._event("canceled", order)
+            else:
+                order.failed_at = now
+                order.touch("rejected", now)
+                self._event("rejected", order)
             return
         if order.side == "buy":
             holding = self.holdings.setdefault(order.symbol, Holding(ZERO, ZERO))
@@ -184,19 +228,28 @@ class Account:
             self.cash += amount
             if holding.qty == 0:
                 del self.holdings[order.symbol]
-        order.filled_qty = qty
-        order.filled_avg_price = price
-        order.filled_at = now
-        order.touch("filled", now)
+        order.add_fill(qty, price)
+        done = self._complete(order)
+        if done:
+            order.filled_at = now
+        order.touch("filled" if done else "partially_filled", now)
         position = self.holdings.get(order.symbol)
         self._event(
-            "fill",
+            "fill" if done else "partial_fill",
             order,
             execution_id=self._ids.new(),
             price=decimal_text(price),
             qty=decimal_text(qty),
             position_qty=decimal_text(position.qty if position else ZERO),
         )
+
+    def expire(self, order: Order, when: datetime) -> None:
+        """The session closed with the order still open: it ends ``expired`` (fills kept)."""
+        if not order.is_open:
+            return
+        order.expired_at = when
+        order.touch("expired", when)
+        self._event("expired", order)
 
     def find(self, order_id: str) -> Order:
         order = self.orders.get(order_id)
@@ -265,7 +318,7 @@ class Account:
         elif percentage is not None:
             amount = (holding.qty * percentage / 100).quantize(QTY_STEP, ROUND_DOWN)
         request = OrderRequest(symbol, "sell", amount, None, "day", None, False)
-        return self.submit(request)
+        return self.submit(request, closing=amount == holding.qty)
 
     def close_all(self, cancel_orders: bool) -> list[dict[str, object]]:
         """DELETE /v2/positions: one 207 entry per position, failures included."""

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+MAX_PARTIAL_FILLS = 100
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,11 @@ class SandboxConfig:
     start: datetime | None = None  # market clock start; None: the wall clock at start-up
     calendar: str = "XNYS"  # "XNYS" (exchange-calendars) or "weekday" (Mon-Fri 09:30-16:00 ET)
     fast_forward_closed: bool = True  # the market clock jumps over nights and weekends
-    fill_delay: float = 0.0  # seconds between "new" and "fill" of a market order
+    fill_delay: float = 0.0  # seconds between "new" and "fill" (and between partial fills)
+    partial_fills: int = 1  # a market order fills in this many parts, fill_delay apart
+    day_orders_expire: bool = True  # a DAY order still open at the close ends "expired"
+    non_fractionable: tuple[str, ...] = ()  # assets refusing fractional qty and notional orders
+    fractional_trading: bool = True  # False: the account refuses every fractional order
     page_size: int = 10_000  # most bars per market-data page (the SDK always asks for 10000)
     auth_timeout: float = 10.0  # seconds a data-stream client has to authenticate
     faults: Mapping[str, Any] = field(default_factory=dict)  # same keys as POST /_sandbox/faults
@@ -54,9 +59,14 @@ class SandboxConfig:
             raise ValueError("rate limits must be at least 1 request per minute")
         if self.page_size < 1:
             raise ValueError("page_size must be at least 1")
+        if self.fill_delay < 0 or not 1 <= self.partial_fills <= MAX_PARTIAL_FILLS:
+            raise ValueError(
+                f"fill_delay must be >= 0 and partial_fills between 1 and {MAX_PARTIAL_FILLS}"
+            )
         if self.calendar not in ("XNYS", "weekday"):
             raise ValueError(f"unknown calendar {self.calendar!r} (XNYS or weekday)")
         self.symbols = tuple(s.upper() for s in self.symbols)
         self.always_open = tuple(s.upper() for s in self.always_open)
+        self.non_fractionable = tuple(s.upper() for s in self.non_fractionable)
         if self.start is not None and self.start.tzinfo is None:
             raise ValueError("start must be timezone-aware")

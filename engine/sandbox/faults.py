@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.sandbox.config import MAX_PARTIAL_FILLS
 from engine.sandbox.wire import ApiError
 
 DATA_STREAM_MODES = ("normal", "mute", "refuse")
@@ -29,6 +30,15 @@ _SWITCHES = (
     "hold_fills",
 )
 ACTIONS = ("drop_data_stream", "advance_minutes", "set_price")
+# How the venue treats orders: a closed market, partial fills, fractions, a late POST answer.
+MAX_LATE_RESPONSE_MS = 60_000.0
+TRADING_SWITCHES = (
+    "market_closed",
+    "partial_fills",
+    "non_fractionable",
+    "fractional_trading",
+    "late_order_response_ms",
+)
 
 
 @dataclass
@@ -69,10 +79,15 @@ class Faults:
     data_stream: str = "normal"
     updated_bars: bool = False
     hold_fills: bool = False
+    market_closed: bool = False  # the session is closed now: orders queue until it reopens
+    partial_fills: int = 1  # parts a market order fills in
+    non_fractionable: tuple[str, ...] = ()  # assets refusing fractional and notional orders
+    fractional_trading: bool = True  # False: the account refuses fractional orders
+    late_order_response_ms: float = 0.0  # > 0: fill first, answer the POST this much later
 
     def apply(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Apply switches from ``spec``; return its one-shot actions for the caller to run."""
-        unknown = set(spec) - set(_SWITCHES) - set(ACTIONS)
+        unknown = set(spec) - set(_SWITCHES) - set(TRADING_SWITCHES) - set(ACTIONS)
         if unknown:
             raise ApiError(400, None, f"unknown fault keys: {', '.join(sorted(unknown))}")
         trial = copy.deepcopy(self)  # all or nothing: a bad key leaves every switch as it was
@@ -107,6 +122,32 @@ class Faults:
             self.updated_bars = bool(spec["updated_bars"])
         if "hold_fills" in spec:
             self.hold_fills = bool(spec["hold_fills"])
+        self._apply_trading(spec)
+
+    def _apply_trading(self, spec: Mapping[str, Any]) -> None:
+        if "market_closed" in spec:
+            self.market_closed = bool(spec["market_closed"])
+        if "partial_fills" in spec:
+            parts = spec["partial_fills"]
+            if isinstance(parts, bool) or not isinstance(parts, int):
+                raise TypeError("partial_fills must be a whole number")
+            if not 1 <= parts <= MAX_PARTIAL_FILLS:
+                raise ValueError(f"partial_fills must be between 1 and {MAX_PARTIAL_FILLS}")
+            self.partial_fills = parts
+        if "non_fractionable" in spec:
+            symbols = spec["non_fractionable"]
+            if not isinstance(symbols, list | tuple) or not all(
+                isinstance(s, str) for s in symbols
+            ):
+                raise TypeError("non_fractionable must be a list of symbols")
+            self.non_fractionable = tuple(s.upper() for s in symbols)
+        if "fractional_trading" in spec:
+            self.fractional_trading = bool(spec["fractional_trading"])
+        if "late_order_response_ms" in spec:
+            late = float(spec["late_order_response_ms"])
+            if not 0.0 <= late <= MAX_LATE_RESPONSE_MS:
+                raise ValueError(f"late_order_response_ms must be 0 to {MAX_LATE_RESPONSE_MS:g}")
+            self.late_order_response_ms = late
 
     def take_rest_error(self, method: str, path: str) -> InjectedError | None:
         """The injected error for this call, if one is armed (consumes one use)."""
@@ -133,4 +174,9 @@ class Faults:
             "data_stream": self.data_stream,
             "updated_bars": self.updated_bars,
             "hold_fills": self.hold_fills,
+            "market_closed": self.market_closed,
+            "partial_fills": self.partial_fills,
+            "non_fractionable": list(self.non_fractionable),
+            "fractional_trading": self.fractional_trading,
+            "late_order_response_ms": self.late_order_response_ms,
         }

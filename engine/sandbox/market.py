@@ -3,7 +3,8 @@
 The market clock is a minute counter moved by the server's ticker (one minute per streamed bar)
 or by the control endpoint, never by the wall clock, so tests are exactly repeatable. Bars come
 from ``PricePath``; "set price" rescales a symbol's path from the current minute on, leaving
-history untouched. Prices are rounded to cents, as an exchange would print them.
+history untouched. Prices are rounded to cents, as an exchange would print them. ``halted`` is
+the ``market_closed`` fault: the session is closed now, whatever the calendar says.
 """
 
 from __future__ import annotations
@@ -90,9 +91,11 @@ class Market:
         self._start = start_minute
         self._overrides: dict[str, list[tuple[int, float]]] = {}
         self.now_minute = self._snap(start_minute)
+        self.halted = False
 
     def reset(self) -> None:
         self._overrides.clear()
+        self.halted = False
         self.now_minute = self._snap(self._start)
 
     def _snap(self, minute: int) -> int:
@@ -108,7 +111,16 @@ class Market:
 
     def is_open(self) -> bool:
         """Whether the regular session is open (FAKEPACA trades regardless)."""
-        return self.sessions.is_open(self.now_minute)
+        return not self.halted and self.sessions.is_open(self.now_minute)
+
+    def trading(self, symbol: str) -> bool:
+        """Whether an order for ``symbol`` can execute now (FAKEPACA: unless halted)."""
+        return not self.halted and self.hours(symbol).is_open(self.now_minute)
+
+    def close_between(self, before: int, after: int) -> int | None:
+        """The first regular-session close in ``(before, after]``: the clock passed it."""
+        close = self.sessions.next_close(before)
+        return close if close is not None and close <= after else None
 
     def step(self) -> int:
         """Finish the current minute and move on (over closed hours when fast-forwarding)."""
@@ -120,7 +132,8 @@ class Market:
         """The GET /v2/clock body, in New York time like Alpaca's."""
         now = self.now_minute
         next_open = self.sessions.next_open(now) or now + 24 * 60
-        next_close = self.sessions.next_close(now) or next_open + 390
+        after = next_open if self.halted else now  # closed early: the close after it reopens
+        next_close = self.sessions.next_close(after) or next_open + 390
         return {
             "timestamp": precise_now.astimezone(NEW_YORK).isoformat(),
             "is_open": self.is_open(),

@@ -28,6 +28,12 @@ class OrderRequest:
     client_order_id: str | None
     extended_hours: bool
 
+    @property
+    def fractional(self) -> bool:
+        """A notional order or a qty with a fraction: what fractional trading rules cover."""
+        qty = self.qty
+        return self.notional is not None or (qty is not None and qty != qty.to_integral_value())
+
 
 def _invalid(message: str, status: int = 422) -> ApiError:
     return ApiError(status, 40010001, message)
@@ -78,15 +84,12 @@ def parse_order(body: object) -> OrderRequest:
         raise _invalid("only one of qty or notional may be given", 400)
     if qty is None and notional is None:
         raise _invalid("qty or notional is required")
-    fractional = notional is not None or (qty is not None and qty != qty.to_integral_value())
-    if fractional and tif != "day":
-        raise ApiError(422, 42210000, "fractional orders must be DAY orders")
     client_id = body.get("client_order_id")
     if client_id is not None and (not isinstance(client_id, str) or not client_id):
         raise _invalid("client_order_id is invalid")
     if client_id is not None and len(client_id) > MAX_CLIENT_ID:
         raise _invalid(f"client_order_id must be no more than {MAX_CLIENT_ID} characters")
-    return OrderRequest(
+    request = OrderRequest(
         symbol=symbol.upper(),
         side=str(side),
         qty=qty,
@@ -95,3 +98,6 @@ def parse_order(body: object) -> OrderRequest:
         client_order_id=client_id,
         extended_hours=bool(body.get("extended_hours", False)),
     )
+    if request.fractional and tif != "day":
+        raise ApiError(422, 42210000, "fractional orders must be DAY orders")
+    return request

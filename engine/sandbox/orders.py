@@ -2,6 +2,8 @@
 
 Quantities and money are Decimals: Alpaca sends them as strings and tapewatch converts them at
 its broker boundary, so the sandbox must never print binary float noise such as "0.30000000004".
+A notional order keeps ``qty`` null on the wire (Alpaca omits it; ``filled_qty`` says what
+filled), and ``filled_avg_price`` stays null until the first fill.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from decimal import Decimal
 from engine.sandbox.wire import decimal_text, timestamp
 
 OPEN_STATUSES = frozenset({"pending_new", "accepted", "new", "partially_filled"})
+AT_VENUE = frozenset({"new", "partially_filled"})  # the venue has it: a close expires it
 ZERO = Decimal(0)
+AVG_PRICE_STEP = Decimal("0.000001")
 
 
 class IdSource:
@@ -51,7 +55,11 @@ class Order:
     filled_at: datetime | None = None
     canceled_at: datetime | None = None
     failed_at: datetime | None = None
+    expired_at: datetime | None = None
     asset: str = field(default="")
+    parts: int = 1  # how many fills the venue splits it into (the last one is "fill")
+    fills: int = 0  # fills so far
+    gross: Decimal = ZERO  # sum of qty * price over its fills (for the average and notional)
 
     def __post_init__(self) -> None:
         self.updated_at = self.updated_at or self.submitted_at
@@ -60,6 +68,17 @@ class Order:
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def whole_shares(self) -> bool:
+        return self.qty is not None and self.qty == self.qty.to_integral_value()
+
+    def add_fill(self, qty: Decimal, price: Decimal) -> None:
+        """Count one execution: cumulative quantity and volume-weighted average price."""
+        self.fills += 1
+        self.gross += qty * price
+        self.filled_qty += qty
+        self.filled_avg_price = (self.gross / self.filled_qty).quantize(AVG_PRICE_STEP)
 
     def touch(self, status: str, when: datetime) -> None:
         self.status = status
@@ -73,7 +92,7 @@ class Order:
             "updated_at": timestamp(self.updated_at),
             "submitted_at": timestamp(self.submitted_at),
             "filled_at": timestamp(self.filled_at),
-            "expired_at": None,
+            "expired_at": timestamp(self.expired_at),
             "expires_at": None,
             "canceled_at": timestamp(self.canceled_at),
             "failed_at": timestamp(self.failed_at),

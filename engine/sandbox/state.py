@@ -1,8 +1,10 @@
 """Everything one sandbox knows, wired together: market, account, faults, limits, streams.
 
 The handlers and the ticker all run on the server's one event loop, so the state needs no
-locks. Order execution is scheduled here (accepted -> new on the next loop turn, fill after
-``fill_delay``) because it needs the loop and the ``hold_fills`` fault.
+locks. Order execution is scheduled here because it needs the loop, the clock and the faults:
+accepted -> new on the next loop turn, then ``partial_fills`` fills ``fill_delay`` apart. While
+the market is closed (the calendar or the ``market_closed`` fault) orders wait ``accepted`` and
+fill at the next open; at a close, DAY orders the venue holds expire, as Alpaca's do.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from engine.sandbox.config import SandboxConfig
 from engine.sandbox.data_stream import DataStreamHub
 from engine.sandbox.faults import Faults
 from engine.sandbox.market import Market, start_minute
-from engine.sandbox.orders import IdSource, Order
+from engine.sandbox.orders import AT_VENUE, IdSource, Order
 from engine.sandbox.ratelimit import RateLimiter
+from engine.sandbox.sessions import from_minute
 from engine.sandbox.trade_stream import TradeStreamHub
 from engine.sandbox.wire import ApiError
 
@@ -42,7 +45,7 @@ class SandboxState:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.market = Market(config, start_minute(config))
-        self.faults = Faults()
+        self.faults = self._initial_faults()
         self.stats: Counter[str] = Counter(dict.fromkeys(_COUNTERS, 0))
         self.keys = KeyPolicy(config.keys, config.live)
         self.trading_limiter = RateLimiter(config.rate_limit, config.time_source)
@@ -54,9 +57,19 @@ class SandboxState:
         )
         self.trade_hub = TradeStreamHub(self.keys, self.faults, self.stats)
         self._last_tick = time.monotonic()
-        self._held: list[Order] = []
+        self._held: list[Order] = []  # due to fill while hold_fills is on
+        self._queued: list[tuple[Order, bool]] = []  # (order, venue has it) until the open
         self.account = self._new_account()
         self.apply_faults(config.faults)
+
+    def _initial_faults(self) -> Faults:
+        """The trading switches start as configured; the fault spec may change them."""
+        config = self.config
+        return Faults(
+            partial_fills=config.partial_fills,
+            non_fractionable=config.non_fractionable,
+            fractional_trading=config.fractional_trading,
+        )
 
     def _new_account(self) -> Account:
         account_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"tapewatch-sandbox/{self.config.seed}"))
@@ -68,15 +81,17 @@ class SandboxState:
             now=self.now,
             emit=self.trade_hub.publish,
             on_accepted=self._schedule,
+            refuse_fraction=self._refuse_fraction,
         )
 
     def reset(self) -> None:
         """Back to the configured start: clock, prices, account, faults, limits."""
         self.market.reset()
-        self.faults.__dict__.update(Faults().__dict__)
+        self.faults.__dict__.update(self._initial_faults().__dict__)
         self.trading_limiter.clear()
         self.data_limiter.clear()
         self._held.clear()
+        self._queued.clear()
         self.account = self._new_account()
         self.apply_faults(self.config.faults)
 
@@ -95,29 +110,86 @@ class SandboxState:
         """One market minute passes: finish it and stream its bars."""
         finished = self.market.step()
         self._last_tick = time.monotonic()
+        close = self.market.close_between(finished, self.market.now_minute)
+        if close is not None:
+            self._session_closed(from_minute(close))
+        self._release_queued()
         self.data_hub.publish_minute(finished)
 
     # -- orders ----------------------------------------------------------------------------
 
+    def _refuse_fraction(self, symbol: str) -> str | None:
+        if not self.faults.fractional_trading:
+            return "fractional orders are not supported for this account"
+        if symbol in self.faults.non_fractionable:
+            return "requested asset is not fractionable"
+        return None
+
     def _schedule(self, order: Order) -> None:
+        """A new order: to the venue now, or queued ``accepted`` while the market is closed."""
+        order.parts = self.faults.partial_fills
+        if not self.market.trading(order.symbol):
+            self._queued.append((order, False))
+            return
         loop = asyncio.get_running_loop()
         loop.call_soon(self.account.activate, order)
-        loop.call_later(self.config.fill_delay, self._fill, order)
+        # a late POST answer: the venue fills first, the held answer follows (trading_rest)
+        delay = 0.0 if self.faults.late_order_response_ms > 0 else self.config.fill_delay
+        loop.call_later(delay, self._fill, order)
 
-    def _fill(self, order: Order) -> None:
-        if self.account.orders.get(order.id) is not order:
-            return  # the sandbox was reset since this order was placed
+    def _fill(self, order: Order, price: Decimal | None = None) -> None:
+        """Execute the order's next part, unless held or the market closed meanwhile."""
+        if self.account.orders.get(order.id) is not order or not order.is_open:
+            return  # reset, canceled or expired since it was scheduled
         if self.faults.hold_fills:
             self._held.append(order)
-        else:
-            self.account.fill(order)
+            return
+        if not self.market.trading(order.symbol):
+            self._queued.append((order, True))
+            return
+        self.account.fill(order, price)
+        if order.status == "partially_filled":
+            asyncio.get_running_loop().call_later(self.config.fill_delay, self._fill, order)
+
+    def _release_queued(self) -> None:
+        """The market trades again: queued orders reach the venue and fill at the open price."""
+        if not self._queued:
+            return
+        loop = asyncio.get_running_loop()
+        waiting: list[tuple[Order, bool]] = []
+        for order, at_venue in self._queued:
+            if not order.is_open:
+                continue
+            if not self.market.trading(order.symbol):
+                waiting.append((order, at_venue))
+                continue
+            if not at_venue:
+                self.account.activate(order)
+            price = Decimal(str(self.market.price(order.symbol)))
+            loop.call_later(self.config.fill_delay, self._fill, order, price)
+        self._queued = waiting
+
+    def _session_closed(self, when: datetime) -> None:
+        """The close: open DAY orders the venue holds expire (queued ones wait for the open)."""
+        if not self.config.day_orders_expire:
+            return
+        for order in sorted(self.account.orders.values(), key=lambda o: o.seq):
+            if (
+                order.status in AT_VENUE
+                and order.time_in_force == "day"
+                and self.market.hours(order.symbol) is self.market.sessions
+            ):
+                self.account.expire(order, when)
+        self._queued = [(o, at_venue) for o, at_venue in self._queued if o.is_open]
 
     # -- faults ----------------------------------------------------------------------------
 
     def apply_faults(self, spec: Mapping[str, Any]) -> bool:
         """Apply switches and run market actions; True if the data stream must be dropped."""
         prices, minutes = self._market_actions(spec)
+        was_closed = self.faults.market_closed
         actions = self.faults.apply(spec)
+        self._apply_market_closed(was_closed)
         for symbol, price in prices.items():
             self.market.set_price(symbol, price)
         for _ in range(minutes):
@@ -128,6 +200,15 @@ class SandboxState:
             for order in held:
                 loop.call_soon(self._fill, order)
         return bool(actions.get("drop_data_stream"))
+
+    def _apply_market_closed(self, was_closed: bool) -> None:
+        """``market_closed`` on: the session closes now; off: it reopens and orders go."""
+        closed = self.faults.market_closed
+        self.market.halted = closed
+        if closed and not was_closed and self.market.sessions.is_open(self.market.now_minute):
+            self._session_closed(self.now())
+        elif was_closed and not closed:
+            self._release_queued()
 
     def _market_actions(self, spec: Mapping[str, Any]) -> tuple[dict[str, float], int]:
         """Validate set_price and advance_minutes before anything is applied."""

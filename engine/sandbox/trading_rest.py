@@ -1,11 +1,14 @@
 """Trading REST routes (``/v2/account``, ``/clock``, ``/positions``, ``/orders``).
 
 Thin: parse the query or body, ask the account, shape the answer as Alpaca does (207 for the
-bulk deletes, 204 for a single cancel). Errors are raised as ``ApiError`` for the gate.
+bulk deletes, 204 for a single cancel). Errors are raised as ``ApiError`` for the gate. With
+the ``late_order_response_ms`` fault, a POST's answer is the order as accepted, sent only after
+the venue has filled it and the trade stream has said so (a response held up in the network).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -60,7 +63,7 @@ def _symbol(state: SandboxState, raw: str) -> str:
 
 
 async def get_asset(request: web.Request) -> web.Response:
-    """``GET /v2/assets/{symbol}``: the sandbox's symbols are tradable, fractionable equities."""
+    """``GET /v2/assets/{symbol}``: tradable equities, fractionable unless configured not."""
     state = _state(request)
     symbol = _symbol(state, request.match_info["symbol"])
     if symbol not in state.market.symbols:
@@ -77,7 +80,7 @@ async def get_asset(request: web.Request) -> web.Response:
             "marginable": True,
             "shortable": True,
             "easy_to_borrow": True,
-            "fractionable": True,
+            "fractionable": symbol not in state.faults.non_fractionable,
             "attributes": [],
         }
     )
@@ -85,6 +88,23 @@ async def get_asset(request: web.Request) -> web.Response:
 
 async def get_account(request: web.Request) -> web.Response:
     return json_response(_state(request).account.account())
+
+
+async def get_account_configurations(request: web.Request) -> web.Response:
+    """``GET /v2/account/configurations``: a cash account; fractional trading as configured.
+
+    No PDT or DTBP checks: Alpaca stopped sending them (the SDK defaults them to None).
+    """
+    return json_response(
+        {
+            "trade_confirm_email": "all",
+            "suspend_trade": False,
+            "no_shorting": True,
+            "fractional_trading": _state(request).faults.fractional_trading,
+            "max_margin_multiplier": "1",
+            "ptp_no_exception_entry": False,
+        }
+    )
 
 
 async def get_clock(request: web.Request) -> web.Response:
@@ -123,8 +143,13 @@ async def post_order(request: web.Request) -> web.Response:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, 40010001, "request body format is invalid") from exc
-    order = _state(request).account.submit(parse_order(body))
-    return json_response(order.to_wire())
+    state = _state(request)
+    order = state.account.submit(parse_order(body))
+    answer = json_response(order.to_wire())  # as accepted: execution starts on the next turn
+    late = state.faults.late_order_response_ms
+    if late > 0:
+        await asyncio.sleep(late / 1000.0)
+    return answer
 
 
 async def get_orders(request: web.Request) -> web.Response:
@@ -173,6 +198,7 @@ async def delete_order(request: web.Request) -> web.Response:
 
 def add_trading_routes(app: web.Application) -> None:
     app.router.add_get("/v2/account", get_account)
+    app.router.add_get("/v2/account/configurations", get_account_configurations)
     app.router.add_get("/v2/assets/{symbol}", get_asset)
     app.router.add_get("/v2/clock", get_clock)
     app.router.add_get("/v2/positions", get_positions)
