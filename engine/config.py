@@ -6,15 +6,43 @@ prints that line and exits 2.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.models import Timeframe
 
+SHOWN_CHARS = 40
+"""How much of a bad value a message repeats: a 10 000-character paste is not echoed back."""
+MAX_PERIOD = 10_000  # bars of look-back; more is a typo, and numpy would try to allocate it
+MAX_CASH = 1e12
+MAX_SYMBOL = 15  # Alpaca's longest tickers (crypto pairs such as BTC/USD) are well inside this
+
 
 class ConfigError(ValueError):
     """A setting a user gave is wrong; the message says which and how to fix it."""
+
+
+def clip(text: object, limit: int = SHOWN_CHARS) -> str:
+    """``text`` for a message: at most ``limit`` characters, then "…"; control characters
+    escaped so the message stays one line."""
+    shown = str(text)
+    cut = len(shown) > limit
+    shown = shown[:limit]
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown)
+    return shown + "…" if cut else shown
+
+
+def _in_range(
+    value: float, low: float, high: float, *, low_open: bool = False, high_open: bool = False
+) -> bool:
+    """``low <= value <= high``, an end excluded when ``*_open``; False for NaN and inf."""
+    if not math.isfinite(value):
+        return False
+    above = low < value if low_open else low <= value
+    below = value < high if high_open else value <= high
+    return above and below
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,18 +67,39 @@ class StrategyConfig:
 
     def validate(self) -> StrategyConfig:
         symbol = self.symbol.strip().upper()
-        if not symbol or not all(c.isalnum() or c in ".-/" for c in symbol):
-            raise ConfigError(f"symbol {self.symbol!r} is not valid; use a ticker such as SPY")
+        if (
+            not symbol
+            or len(symbol) > MAX_SYMBOL
+            or not all(c.isascii() and (c.isalnum() or c in ".-/") for c in symbol)
+        ):
+            raise ConfigError(
+                f"symbol {clip(self.symbol)!r} is not valid; use a ticker such as SPY"
+            )
+        if len(self.timeframe) > 12:
+            raise ConfigError(
+                f"timeframe {clip(self.timeframe)!r} is not understood; use e.g. 1Min, 5Min, "
+                "15Min or 1Hour"
+            )
         try:
             Timeframe.parse(self.timeframe)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         for name in ("rsi_period", "sma_period"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 2:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not 2 <= value <= MAX_PERIOD
+            ):
                 flag = name.replace("_", "-")
-                raise ConfigError(f"--{flag} must be a whole number of at least 2 (got {value})")
-        if not 0 < self.rsi_oversold < 100 or not 0 < self.rsi_overbought < 100:
+                raise ConfigError(
+                    f"--{flag} must be a whole number of at least 2 and at most {MAX_PERIOD} "
+                    f"bars (got {clip(value)})"
+                )
+        if not all(
+            _in_range(t, 0, 100, low_open=True, high_open=True)
+            for t in (self.rsi_oversold, self.rsi_overbought)
+        ):
             raise ConfigError("RSI thresholds must lie between 0 and 100 (e.g. 30 and 70)")
         if self.rsi_oversold >= self.rsi_overbought:
             raise ConfigError(
@@ -58,8 +107,10 @@ class StrategyConfig:
                 f"({self.rsi_overbought:g}); e.g. 30 and 70"
             )
         if self.rsi_method not in ("sma", "wilder"):
-            raise ConfigError(f"--rsi-method must be 'sma' or 'wilder' (got {self.rsi_method!r})")
-        if not 0 < self.position_pct <= 1:
+            raise ConfigError(
+                f"--rsi-method must be 'sma' or 'wilder' (got {clip(self.rsi_method)!r})"
+            )
+        if not _in_range(self.position_pct, 0, 1, low_open=True):
             raise ConfigError(
                 "--position-pct must be in (0, 1], a fraction of equity "
                 f"(got {self.position_pct:g}); e.g. 0.02 for 2%"
@@ -76,12 +127,20 @@ class ExecutionConfig:
     commission_per_share: float = 0.0
 
     def validate(self) -> ExecutionConfig:
-        if not 0 <= self.slippage_bps < 10_000:
+        if not _in_range(self.slippage_bps, 0, 10_000, high_open=True):
             raise ConfigError(
                 f"--slippage-bps must be between 0 and 10000 (got {self.slippage_bps:g})"
             )
-        if self.commission_per_order < 0 or self.commission_per_share < 0:
-            raise ConfigError("commissions cannot be negative; use 0 for none")
+        if not _in_range(self.commission_per_order, 0, 10_000):
+            raise ConfigError(
+                "--commission must be 0 to 10000 dollars per order "
+                f"(got {self.commission_per_order:g}); use 0 for none"
+            )
+        if not _in_range(self.commission_per_share, 0, 100):
+            raise ConfigError(
+                "--commission-per-share must be 0 to 100 dollars per share "
+                f"(got {self.commission_per_share:g}); use 0 for none"
+            )
         return self
 
 
@@ -95,18 +154,24 @@ class RiskConfig:
     order_deadline_seconds: float = 20.0  # a submit or look-up gives up (outcome unknown) after
 
     def validate(self) -> RiskConfig:
-        if not 0 < self.max_drawdown < 1:
+        if not _in_range(self.max_drawdown, 0, 1, low_open=True, high_open=True):
             raise ConfigError(
                 f"--max-drawdown must be in (0, 1), a fraction of the day's starting equity "
                 f"(got {self.max_drawdown:g}); e.g. 0.05 for 5%"
             )
-        if self.stale_bars <= 0:
-            raise ConfigError("stale_bars must be positive (bar intervals without data)")
-        if self.rate_limit_per_minute < 1:
-            raise ConfigError("rate_limit_per_minute must be at least 1")
+        if not _in_range(self.stale_bars, 0, 1_000, low_open=True):
+            raise ConfigError(
+                "stale_bars must be above 0 and at most 1000 bar intervals without data "
+                f"(got {self.stale_bars:g})"
+            )
+        rate = self.rate_limit_per_minute
+        if isinstance(rate, bool) or not isinstance(rate, int) or not 1 <= rate <= 100_000:
+            raise ConfigError(
+                f"rate_limit_per_minute must be a whole number from 1 to 100000 (got {clip(rate)})"
+            )
         for name in ("late_bar_seconds", "entry_timeout_seconds", "order_deadline_seconds"):
             value = getattr(self, name)
-            if not 0 < value <= 86_400:
+            if not _in_range(value, 0, 86_400, low_open=True):
                 raise ConfigError(f"{name} must be between 0 and 86400 seconds (got {value:g})")
         return self
 
@@ -120,8 +185,11 @@ class EngineConfig:
     strategy_name: str = "rsisma"
 
     def validate(self) -> EngineConfig:
-        if not self.starting_cash > 0:
-            raise ConfigError(f"--cash must be positive (got {self.starting_cash:g})")
+        if not _in_range(self.starting_cash, 0, MAX_CASH, low_open=True):
+            raise ConfigError(
+                f"--cash must be above 0 and at most {MAX_CASH:,.0f} dollars "
+                f"(got {self.starting_cash:g})"
+            )
         return replace(
             self,
             strategy=self.strategy.validate(),

@@ -13,7 +13,8 @@ Tables and keys::
     [strategy]  symbol, timeframe, rsi_period, sma_period, rsi_oversold, rsi_overbought,
                 rsi_method, position_pct
     [execution] slippage_bps, commission_per_order, commission_per_share
-    [risk]      max_drawdown, stale_bars, rate_limit_per_minute
+    [risk]      max_drawdown, stale_bars, rate_limit_per_minute, late_bar_seconds,
+                entry_timeout_seconds, order_deadline_seconds
     [account]   starting_cash
     [alpaca]    trading_url, data_url, stream_url, trade_stream_url, feed ("iex" or "sip")
     [metrics]   port, host
@@ -46,6 +47,7 @@ from engine.config import (
     ExecutionConfig,
     RiskConfig,
     StrategyConfig,
+    clip,
 )
 
 FILE_NAME = "config.toml"
@@ -94,6 +96,8 @@ _FLAGS = {
     "--rsi-method": "strategy.rsi_method",
     "--position-pct": "strategy.position_pct",
     "--slippage-bps": "execution.slippage_bps",
+    "--commission-per-share": "execution.commission_per_share",  # before --commission: prefix
+    "--commission": "execution.commission_per_order",
     "--max-drawdown": "risk.max_drawdown",
     "--cash": "account.starting_cash",
 }
@@ -131,11 +135,12 @@ def _toml(value: object) -> str:
 
 
 def _got(value: object) -> str:
+    """A bad value for a message: a long string is cut (see engine.config.clip)."""
     if isinstance(value, str):
-        return repr(value)
+        return repr(clip(value))
     if isinstance(value, float):
         return repr(value)
-    return _toml(value)
+    return clip(_toml(value))
 
 
 SCHEMA: dict[str, dict[str, tuple[str, str]]] = {**_engine_keys(), **_OTHER_KEYS}
@@ -350,7 +355,7 @@ def _alpaca(
             if not _url_ok(from_env, schemes):
                 example = SCHEMA["alpaca"][key][1].strip('"')
                 raise ConfigError(
-                    f"environment variable {var}={from_env!r} is not a URL starting with "
+                    f"environment variable {var}={clip(from_env)!r} is not a URL starting with "
                     f"{' or '.join(s + '://' for s in schemes)}; e.g. {var}={example}"
                 )
             chosen[key] = from_env.rstrip("/")
@@ -448,13 +453,13 @@ class _Checker:
             return self.fail(
                 name,
                 None,
-                f"unknown setting {name!r} outside any table; settings belong in one of "
+                f"unknown setting {clip(name)!r} outside any table; settings belong in one of "
                 f"[{'], ['.join(TABLES)}]",
             )
         close = difflib.get_close_matches(name, TABLES, n=1)
         hint = f"did you mean [{close[0]}]?" if close else "remove it"
         return self.fail(
-            name, None, f"unknown table [{name}]; {hint} (tables: {', '.join(TABLES)})"
+            name, None, f"unknown table [{clip(name)}]; {hint} (tables: {', '.join(TABLES)})"
         )
 
     def _unknown_key(self, table: str, key: str) -> ConfigError:
@@ -466,7 +471,7 @@ class _Checker:
         valid = list(SCHEMA[table])
         close = difflib.get_close_matches(key, valid, n=1)
         hint = f"did you mean {close[0]}?" if close else f"valid keys: {', '.join(valid)}"
-        return self.fail(table, key, f"unknown key {table}.{key}; {hint}")
+        return self.fail(table, key, f"unknown key {table}.{clip(key)}; {hint}")
 
     def _typed(self, table: str, key: str, value: object, kind: str, example: str) -> object:
         name = f"{table}.{key}"
@@ -499,7 +504,7 @@ class _Checker:
                 raise self.fail(
                     table,
                     key,
-                    f"{name} = {value!r} is not a URL starting with "
+                    f"{name} = {clip(value)!r} is not a URL starting with "
                     f"{' or '.join(s + '://' for s in schemes)}; {fix}",
                 )
             return value
@@ -507,11 +512,13 @@ class _Checker:
             feed = value.strip().lower()
             if feed not in FEEDS:
                 raise self.fail(
-                    table, key, f'{name} must be "iex" or "sip", got {value!r}; {fix} (free plan)'
+                    table,
+                    key,
+                    f'{name} must be "iex" or "sip", got {clip(value)!r}; {fix} (free plan)',
                 )
             return feed
         if not value.strip() or (kind == "host" and any(c.isspace() for c in value)):
-            raise self.fail(table, key, f"{name} must not be empty, got {value!r}; {fix}")
+            raise self.fail(table, key, f"{name} must not be empty, got {clip(value)!r}; {fix}")
         return value
 
     # -- ranges (engine.config's validate rules) ----------------------------------------
