@@ -21,14 +21,18 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.events import Event, OperatorAction
+from engine.audit_anchor import Anchor, check_anchors
+from engine.datadir import open_private, private_dir
+from engine.events import AuditAnchored, Event, OperatorAction, SessionStarted, SessionStopped
+from engine.journal import JournalError
 from engine.logs import redact
 
 if TYPE_CHECKING:
@@ -107,8 +111,8 @@ class AuditLog:
         """Write one record (flushed and fsynced) and return it."""
         stamp = ts.isoformat() if isinstance(ts, datetime) else ts
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._lock, open(self.path, "a+b") as fh:
+            private_dir(self.path.parent)
+            with self._lock, os.fdopen(open_private(self.path), "a+b") as fh:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
                 try:
                     last, torn = _tail(fh)
@@ -190,10 +194,25 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
             yield number, raw[:-1] if terminated else raw, terminated
 
 
-def verify(path: Path) -> VerifyResult:
-    """Check every link of the chain; report the first record that does not hold."""
+def verify(path: Path, *, anchors: Sequence[Anchor] = ()) -> VerifyResult:
+    """Check every link of the chain; report the first record that does not hold.
+
+    ``anchors`` (``engine.audit_anchor.read_anchors(data_dir)``) are the heads the journals
+    recorded: the file must still reach each of them, so cutting or emptying it fails too.
+    """
     if not path.exists():
+        if anchors:
+            newest = max(anchors, key=lambda a: a.seq)
+            return VerifyResult(
+                False,
+                0,
+                None,
+                f"no audit file at {path}, but the journal {newest.journal} anchors "
+                f"{newest.seq} record(s): the audit file was deleted or moved",
+            )
         return VerifyResult(False, 0, None, f"no audit file at {path}")
+    wanted = {anchor.seq for anchor in anchors}
+    hashes: dict[int, str] = {}
     expected_seq = 1
     prev_hash = GENESIS
     try:
@@ -207,11 +226,17 @@ def verify(path: Path) -> VerifyResult:
                     f"chain broken at seq {expected_seq} (line {number}): {problem}",
                 )
             prev_hash = json.loads(raw)["hash"]
+            if expected_seq in wanted:
+                hashes[expected_seq] = prev_hash
             expected_seq += 1
     except OSError as exc:
         return VerifyResult(False, expected_seq - 1, None, f"cannot read {path}: {exc.strerror}")
     count = expected_seq - 1
-    return VerifyResult(True, count, None, f"{count} record(s), chain intact")
+    short = check_anchors(count, hashes, anchors)
+    if short is not None:
+        return VerifyResult(False, count, None, short)
+    anchored = f", {len(anchors)} journal anchor(s) match" if anchors else ""
+    return VerifyResult(True, count, None, f"{count} record(s), chain intact{anchored}")
 
 
 def _check(raw: bytes, terminated: bool, seq: int, prev_hash: str) -> str | None:
@@ -262,7 +287,9 @@ def engine_snapshot(engine: Engine) -> dict[str, Any]:
 
 
 class AuditTrail:
-    """Bus sink writing each OperatorAction with the engine's state before and after."""
+    """Bus sink writing each OperatorAction with the engine's state before and after, plus
+    the session's start and stop (with the signal that stopped it), each anchored in the
+    engine's journal."""
 
     def __init__(self, log: AuditLog, engine: Engine, *, settle: float = 0.25) -> None:
         self.log = log
@@ -270,6 +297,7 @@ class AuditTrail:
         self.settle = settle
         self._pending: tuple[OperatorAction, dict[str, Any]] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._session_open = False
         self.written = 0
         self.failures = 0
 
@@ -278,8 +306,13 @@ class AuditTrail:
             self.flush()
             self._pending = (event, engine_snapshot(self.engine))
             self._arm_timer()
-        elif self._pending is not None and event.kind not in _CONSEQUENCES:
+            return
+        if self._pending is not None and event.kind not in _CONSEQUENCES:
             self.flush()
+        if isinstance(event, SessionStarted):
+            self.session_started(event.ts)
+        elif isinstance(event, SessionStopped):
+            self.session_stopped(event.reason, event.ts)
 
     def _arm_timer(self) -> None:
         try:
@@ -297,24 +330,80 @@ class AuditTrail:
         if pending is None:
             return
         event, before = pending
+        self._write(event.ts, event.who, event.action, event.detail, before)
+
+    def session_started(self, ts: datetime | None = None) -> None:
+        """Record that this process's session began (once), naming the user and the PID."""
+        if self._session_open:
+            return
+        self._session_open = True
+        engine = self.engine
+        detail = (
+            f"{engine.state.mode.value} account {engine.state.account or '-'} "
+            f"{engine.symbol} {engine.timeframe.label} pid {os.getpid()}"
+        )
+        self._write(ts or engine.clock.now(), engine.who, "session_start", detail, {})
+
+    def session_stopped(self, reason: str, ts: datetime | None = None) -> None:
+        """Record the session's end: its reason and the signal, if a signal stopped it."""
+        if not self._session_open:
+            return
+        self._session_open = False
+        match = _SIGNAL.search(reason)
+        detail = f"{reason} (signal {match.group(0)})" if match else reason
+        engine = self.engine
+        before = engine_snapshot(engine)
+        self._write(ts or engine.clock.now(), engine.who, "session_stop", detail, before)
+
+    def close(self) -> None:
+        """Write what is held; a session that never stopped cleanly is recorded as ended."""
+        self.flush()
+        self.session_stopped("ended without a clean stop")
+
+    def _write(
+        self, ts: datetime, who: str, action: str, detail: str, before: dict[str, Any]
+    ) -> None:
         try:
-            self.log.append(
-                ts=event.ts,
-                who=event.who,
-                action=event.action,
-                detail=event.detail,
+            record = self.log.append(
+                ts=ts,
+                who=who,
+                action=action,
+                detail=detail,
                 state_before=before,
                 state_after=engine_snapshot(self.engine),
             )
         except AuditError as exc:  # a full disk must not stop a pause or a flatten
             self.failures += 1
-            log.error("operator action %s by %s not audited: %s", event.action, event.who, exc)
+            log.error("operator action %s by %s not audited: %s", action, who, exc)
             return
         self.written += 1
+        self._anchor(record)
+
+    def _anchor(self, record: dict[str, Any]) -> None:
+        """Record the new head in the journal, where it cannot be cut off with the file."""
+        journal = getattr(self.engine, "journal", None)
+        if journal is None:
+            return
+        anchor = AuditAnchored(
+            ts=self.engine.clock.now(), audit_seq=record["seq"], audit_hash=record["hash"]
+        )
+        try:
+            journal.append(anchor)
+        except JournalError as exc:
+            log.error("audit record %s not anchored in the journal: %s", record["seq"], exc)
+
+
+_SIGNAL = re.compile(r"\bSIG[A-Z0-9]+\b")
 
 
 def attach_audit(engine: Engine, path: Path, *, settle: float = 0.25) -> AuditTrail:
-    """Write every operator action of ``engine`` to the audit file at ``path``."""
+    """Write every operator action of ``engine`` to the audit file at ``path``.
+
+    An engine already started (a paper or live session is started while it connects) has
+    its session start recorded now; otherwise its SessionStarted event records it.
+    """
     trail = AuditTrail(AuditLog(path), engine, settle=settle)
     engine.bus.add_sink(trail)
+    if engine.state.running:
+        trail.session_started()
     return trail

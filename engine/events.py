@@ -172,6 +172,16 @@ class Notice(Event):
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class AuditAnchored(Event):
+    """The operator audit file's head after an append (its record count and hash), kept in
+    the append-only journal so a truncated, emptied or replaced audit file fails verify."""
+
+    kind: ClassVar[str] = "audit_anchor"
+    audit_seq: int
+    audit_hash: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -191,5 +201,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         OperatorAction,
         AccountAdopted,
         Notice,
+        AuditAnchored,
     )
 }

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
 
+from engine.datadir import private_dir, tighten, touch_private
 from engine.events import EVENT_TYPES, Event
 from engine.serde import UnknownEventError, event_from_json, event_to_json
 
@@ -52,6 +53,11 @@ COMMIT;
 _OBJECTS = {"meta", "events", "events_kind_seq", "events_no_update", "events_no_delete"}
 
 _INSERT = "INSERT INTO events (ts, kind, payload) VALUES (?, ?, ?)"
+
+
+def _sidecars(path: Path) -> tuple[Path, Path]:
+    """SQLite's write-ahead log and shared-memory index beside the journal."""
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
 
 
 class JournalError(Exception):
@@ -144,7 +150,7 @@ class Journal(_ClosesOnExit):
     def _open(self) -> sqlite3.Connection:
         folder = self._shown.parent
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            private_dir(folder, tighten_existing=False)  # created 0700, never widened
         except (FileExistsError, NotADirectoryError) as exc:
             ancestors = (folder, *folder.parents)
             blocker = next((p for p in ancestors if p.exists() and not p.is_dir()), folder)
@@ -161,6 +167,14 @@ class Journal(_ClosesOnExit):
             raise JournalError(
                 f"journal path {self._shown} is a folder; give a file path or use --data-dir"
             )
+        if not self._shown.exists():
+            try:  # created 0600 first: SQLite gives its -wal and -shm files the same mode
+                touch_private(self._shown)
+            except OSError as exc:
+                raise JournalError(
+                    f"cannot create the journal {self._shown} ({exc.strerror or exc}); "
+                    "choose a writable --data-dir"
+                ) from exc
         try:
             conn = sqlite3.connect(self._shown, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -172,6 +186,8 @@ class Journal(_ClosesOnExit):
             if isinstance(exc, sqlite3.Error):
                 raise self._translate(exc, "opening") from exc
             raise
+        for path in (self._shown, *_sidecars(self._shown)):
+            tighten(path)  # one left readable by an older tapewatch becomes private
         return conn
 
     def _prepare(self, conn: sqlite3.Connection) -> None:

@@ -10,6 +10,7 @@ to the journal and to the broker's records.
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import os
@@ -18,6 +19,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
+from engine.datadir import private_dir, tighten, touch_private
 from engine.events import Event, OrderFilled, OrderSubmitted, OrderUpdated, RiskDenied
 
 MASK = "[REDACTED]"
@@ -95,6 +97,14 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose every file (the first, each one after a rollover) is 0600."""
+
+    def _open(self) -> io.TextIOWrapper:
+        touch_private(Path(self.baseFilename))
+        return super()._open()
+
+
 def log_path(data_dir: Path) -> Path:
     return data_dir / "logs" / "tapewatch.log"
 
@@ -115,14 +125,16 @@ def setup_logging(
     the root logger, so nothing reaches the screen. Calling it again replaces what it installed.
     """
     path = log_path(data_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
+    for number in range(1, backups + 1):  # backups left readable by an older tapewatch
+        tighten(path.with_name(f"{path.name}.{number}"))
     redact.add_from_env(env)
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, _OURS, False) or _writes_to_terminal(handler):
             root.removeHandler(handler)
             handler.close()
-    file_handler = logging.handlers.RotatingFileHandler(
+    file_handler = PrivateRotatingFileHandler(
         path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
     )
     handlers: list[logging.Handler] = [file_handler]

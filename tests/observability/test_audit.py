@@ -175,14 +175,14 @@ async def test_the_bus_sink_writes_each_operator_action_with_state_before_and_af
     await engine.start()
     await engine.pause(who="alice@203.0.113.7")
     await asyncio.sleep(0.05)  # the settle timer writes it
-    assert trail.written == 1
+    assert trail.written == 2  # the session's start, then the pause
     await engine.resume(who="bob@local")
     await engine.flatten(who="bob@local")  # the next action writes the previous one at once
-    assert trail.written == 2
+    assert trail.written == 3
     trail.flush()
     records = [json.loads(line) for line in lines(path)]
-    assert [r["action"] for r in records] == ["pause", "resume", "flatten"]
-    pause, resume, flatten = records
+    assert [r["action"] for r in records] == ["session_start", "pause", "resume", "flatten"]
+    _, pause, resume, flatten = records
     assert pause["who"] == "alice@203.0.113.7"
     assert pause["state_before"]["trading_state"] == TradingState.ACTIVE.value
     assert pause["state_after"]["trading_state"] == TradingState.REDUCING.value
@@ -203,4 +203,4 @@ async def test_an_unwritable_audit_file_does_not_stop_the_command(tmp_path: Path
     await engine.pause(who="ops@local")
     trail.flush()
     assert engine.state.paused
-    assert (trail.written, trail.failures) == (0, 1)
+    assert (trail.written, trail.failures) == (0, 2)  # the session's start and the pause
