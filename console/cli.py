@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from engine import __version__
+from engine.config import clip as _clip  # small: engine.models and the standard library only
 
 if TYPE_CHECKING:
     from engine.config import EngineConfig
@@ -42,14 +44,100 @@ ENGINE_FLAGS = (
 """argparse destinations of the strategy flags; None means "not given": the file's value stands."""
 
 
+SHOWN = 40  # characters of a bad value a message repeats, as engine.config.clip does
+LONG_INPUT = 120  # typed values longer than this are cut to SHOWN in every message…
+LONGEST_WORD = 200  # …and so is any longer run of non-blanks, whatever its source
+MAX_SEED = 2**32 - 1
+MAX_SPEED = 10_000.0  # engine.feeds.replay clamps the pace here
+MAX_BARS = 2_000_000  # about 20 years of 1-minute bars
+FIRST_DAY = date(1900, 1, 1)  # engine.calendar.EARLIEST..LATEST: the sessions it can answer
+LAST_DAY = date(2199, 12, 31)
+MAX_COMPARE = 20
+
+
 class UsageError(Exception):
     """A mistake in what the user asked for: printed as one line, exit status 2."""
 
 
+_typed: list[str] = []
+"""What the user typed (set by ``main``): values over LONG_INPUT are cut in every message.
+
+Checks that name a bad value cut it to SHOWN themselves; this catches the rest (argparse's own
+messages, paths inside OS errors) while a path of ordinary length is still shown whole."""
+
+
+def one_line(message: str) -> str:
+    """``message`` fit for stderr: one line, no long value echoed whole (what the user typed
+    over LONG_INPUT characters is cut, and so is any other run of non-blanks over
+    LONGEST_WORD)."""
+    for value in sorted({v for t in _typed for v in (t, t.partition("=")[2])}, key=len)[::-1]:
+        if len(value) > LONG_INPUT:
+            message = message.replace(repr(value), repr(_clip(value)))
+            message = message.replace(value, _clip(value))
+    message = " ".join(message.splitlines())
+    words = message.split(" ")
+    return " ".join(_clip(w, SHOWN if len(w) > LONGEST_WORD else len(w)) for w in words)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        sys.stderr.write(
+            one_line(f"{self.prog}: error: {message} (see '{self.prog} --help')") + "\n"
+        )
         raise SystemExit(USAGE_ERROR)
+
+
+def _number(
+    low: float, high: float, example: str, *, above: bool = False
+) -> Callable[[str], float]:
+    """An argparse type: a finite number in [low, high] (above ``low`` when ``above``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{_clip(text)!r} is not a number; e.g. {example}"
+            ) from None
+        low_ok = value > low if above else value >= low
+        if not (math.isfinite(value) and low_ok and value <= high):
+            first = f"above {low:g}" if above else f"at least {low:g}"
+            raise argparse.ArgumentTypeError(
+                f"must be {first} and at most {high:g} (got {_clip(text)}); e.g. {example}"
+            )
+        return value
+
+    return parse
+
+
+def _finite(text: str) -> float:
+    """An argparse type: any finite number (engine.config checks the range)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{_clip(text)!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number (got {_clip(text)})")
+    return value
+
+
+def _whole(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number, within [low, high] when given."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip()) if len(text) <= 30 else None
+        except ValueError:
+            value = None
+        if value is None:
+            raise argparse.ArgumentTypeError(f"{_clip(text)!r} is not a whole number")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number from {low} to {high} (got {_clip(text)})"
+            )
+        return value
+
+    return parse
 
 
 def _add_strategy_flags(p: argparse.ArgumentParser) -> None:
@@ -66,48 +154,48 @@ def _add_strategy_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--cash",
-        type=float,
+        type=_finite,
         default=None,
         help="starting cash for simulation (default 100000)",
     )
-    g.add_argument("--rsi-period", type=int, help="RSI look-back in bars (default 14)")
-    g.add_argument("--sma-period", type=int, help="SMA look-back in bars (default 50)")
+    g.add_argument("--rsi-period", type=_whole(), help="RSI look-back in bars (default 14)")
+    g.add_argument("--sma-period", type=_whole(), help="SMA look-back in bars (default 50)")
     g.add_argument(
-        "--rsi-oversold", type=float, default=None, help="buy below this RSI (default 30)"
+        "--rsi-oversold", type=_finite, default=None, help="buy below this RSI (default 30)"
     )
     g.add_argument(
-        "--rsi-overbought", type=float, default=None, help="sell above this RSI (default 70)"
+        "--rsi-overbought", type=_finite, default=None, help="sell above this RSI (default 70)"
     )
     g.add_argument(
         "--rsi-method", choices=("sma", "wilder"), default=None, help="RSI averaging (default sma)"
     )
     g.add_argument(
         "--position-pct",
-        type=float,
+        type=_finite,
         default=None,
         help="entry size as a fraction of equity (default 0.02)",
     )
     g.add_argument(
         "--max-drawdown",
-        type=float,
+        type=_finite,
         default=None,
         help="halt at this drawdown from the day's start (default 0.05)",
     )
     g.add_argument(
         "--slippage-bps",
-        type=float,
+        type=_finite,
         default=None,
         help="simulated slippage in basis points (default 0)",
     )
     g.add_argument(
         "--commission",
-        type=float,
+        type=_finite,
         default=None,
         help="simulated commission per order in $ (default 0)",
     )
     g.add_argument(
         "--commission-per-share",
-        type=float,
+        type=_finite,
         default=None,
         help="simulated commission per share in $ (default 0)",
     )
@@ -122,9 +210,19 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 
 def _date(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text) if len(text) <= 10 else None
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD") from None
+        day = None
+    if day is None:
+        raise argparse.ArgumentTypeError(f"{_clip(text)!r} is not a date; use YYYY-MM-DD")
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise argparse.ArgumentTypeError(
+            f"{day} is outside the market calendar ({FIRST_DAY} to {LAST_DAY})"
+        )
+    return day
+
+
+SEED_HELP = f"synthetic market seed, 0-{MAX_SEED} (default 7)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,11 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--headless", action="store_true", help="no screen: log decisions to stdout")
     demo.add_argument(
         "--speed",
-        type=float,
+        type=_number(1, MAX_SPEED, "60"),
         default=60.0,
-        help="replay speed, × real time (default 60: a 5-minute bar every 5 s)",
+        help=f"replay speed, 1-{MAX_SPEED:g} × real time (default 60: a 5-minute bar every 5 s)",
     )
-    demo.add_argument("--seed", type=int, default=7, help="synthetic market seed (default 7)")
+    demo.add_argument("--seed", type=_whole(0, MAX_SEED), default=7, help=SEED_HELP)
     demo.add_argument("--theme", help="console theme (see themes/)")
     _add_strategy_flags(demo)
     _add_data_dir(demo)
@@ -164,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument(
         "--synthetic", action="store_true", help="synthetic bars (the default when no --data)"
     )
-    bt.add_argument("--seed", type=int, default=7, help="synthetic market seed (default 7)")
+    bt.add_argument("--seed", type=_whole(0, MAX_SEED), default=7, help=SEED_HELP)
     bt.add_argument(
         "--start", type=_date, default=date(2024, 1, 2), help="first day, YYYY-MM-DD (synthetic)"
     )
@@ -172,7 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--end", type=_date, default=date(2024, 12, 31), help="last day, YYYY-MM-DD (synthetic)"
     )
     bt.add_argument(
-        "--bars", type=int, help="exactly this many synthetic bars from --start (instead of --end)"
+        "--bars",
+        type=_whole(1, MAX_BARS),
+        help=f"exactly this many synthetic bars from --start, 1-{MAX_BARS} (instead of --end)",
     )
     bt.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     bt.add_argument("--trades", type=Path, help="write every fill to this CSV file")
@@ -185,17 +285,25 @@ def build_parser() -> argparse.ArgumentParser:
         "sandbox", help="a local Alpaca-compatible server on 127.0.0.1 for practice and tests"
     )
     sandbox.add_argument(
-        "--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks one)"
+        "--port",
+        type=_whole(0, 65535),
+        default=8765,
+        help="port on 127.0.0.1 (default 8765; 0 picks one)",
     )
-    sandbox.add_argument("--seed", type=int, default=7, help="market seed (default 7)")
+    sandbox.add_argument(
+        "--seed", type=_whole(0, MAX_SEED), default=7, help=f"market seed, 0-{MAX_SEED} (default 7)"
+    )
     sandbox.add_argument(
         "--bar-interval",
-        type=float,
+        type=_number(0, 3600, "60", above=True),
         default=60.0,
-        help="real seconds between 1-minute bars (default 60)",
+        help="real seconds between 1-minute bars, up to 3600 (default 60)",
     )
     sandbox.add_argument(
-        "--rate-limit", type=int, default=200, help="requests per minute per key (default 200)"
+        "--rate-limit",
+        type=_whole(1, 100_000),
+        default=200,
+        help="requests per minute per key, 1-100000 (default 200)",
     )
     sandbox.add_argument(
         "--live", action="store_true", help="behave as the live endpoint (paper keys get 401)"
@@ -204,8 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
     from console.login_cli import add_credential_commands
     from console.observability_cli import add_metrics_flags, add_observability_commands
     from console.run_cli import add_run_command
+    from console.trades_cli import add_trades_command
 
-    add_run_command(sub, _add_strategy_flags)
+    run = add_run_command(sub, _add_strategy_flags)
+    run.add_argument(
+        "--confirm-live",
+        action="store_true",
+        help="with --headless --live: yes, trade real money (otherwise type LIVE when asked "
+        "on a terminal; without either nothing starts)",
+    )
+    add_trades_command(sub, _date)
     add_credential_commands(sub)
     add_observability_commands(sub)
     add_metrics_flags(demo)
@@ -219,9 +335,143 @@ def _file_config(args: argparse.Namespace) -> FileConfig:
 
 
 def engine_config(args: argparse.Namespace) -> EngineConfig:
-    """Defaults < the config file < the flags the user typed (those not None)."""
+    """Defaults < the config file < the flags the user typed (those not None); worked out once
+    per invocation (``main`` checks it before any command starts)."""
+    cached: EngineConfig | None = getattr(args, "_engine_config", None)
+    if cached is not None:
+        return cached
     overrides = {name: getattr(args, name, None) for name in ENGINE_FLAGS}
-    return _file_config(args).engine_config(overrides)
+    config = _file_config(args).engine_config(overrides)
+    args._engine_config = config
+    return config
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """What argparse types cannot see, checked before any command opens a file, the keyring or
+    a socket: paths on disk, flags other modules register, the engine settings (file + flags)
+    and the live-trading confirmation."""
+    command = args.command
+    data = getattr(args, "data_dir", None)
+    if data is not None:
+        _check_folder("--data-dir", data)
+    port = getattr(args, "metrics_port", None)
+    if port is not None and not 0 <= port <= 65535:
+        raise UsageError(f"--metrics-port must be 0-65535 (got {_clip(port)}); e.g. 9464")
+    if command == "audit":
+        _check_file("--file", getattr(args, "file", None), must_exist=False)
+    if command in (None, "demo", "backtest", "run"):
+        config = engine_config(args)
+        if command == "backtest":
+            _check_backtest(args, config)
+    if command == "run" and args.live and args.headless:
+        _confirm_live(args)
+
+
+def _path(flag: str, value: str | Path) -> Path:
+    text = str(value)
+    if not text.strip():
+        raise UsageError(f"{flag} must not be empty; name a path")
+    if "\0" in text:
+        raise UsageError(f"{flag} {_clip(text)!r} contains a NUL character; name a real path")
+    return Path(text).expanduser()
+
+
+def _probe(flag: str, path: Path) -> tuple[Path | None, Path]:
+    """(the path if it exists, else None; the nearest existing ancestor)."""
+    try:
+        if path.exists():
+            return path, path
+        return None, next((p for p in path.absolute().parents if p.exists()), Path("/"))
+    except OSError as exc:  # a name too long, a loop of links…
+        raise UsageError(f"{flag} {path} cannot be used ({exc.strerror or exc})") from None
+
+
+def _check_folder(flag: str, value: str | Path) -> None:
+    path = _path(flag, value)
+    found, ancestor = _probe(flag, path)
+    if found is not None and not found.is_dir():
+        raise UsageError(f"{flag} {path} is a file, not a folder; choose a folder")
+    if found is None and not ancestor.is_dir():
+        raise UsageError(f"{flag} {path}: {ancestor} is a file, not a folder; choose a folder")
+
+
+def _check_file(flag: str, value: str | Path | None, *, must_exist: bool) -> None:
+    if value is None:
+        return
+    path = _path(flag, value)
+    found, ancestor = _probe(flag, path)
+    if found is not None and found.is_dir():
+        raise UsageError(f"{flag} {path} is a folder; name a file in it")
+    if found is None and must_exist:
+        raise UsageError(f"{flag} {path} does not exist; check the path")
+    if found is None and not ancestor.is_dir():
+        raise UsageError(f"{flag} {path}: {ancestor} is a file, not a folder")
+
+
+def _check_writable(flag: str, value: Path | None) -> None:
+    """An output file: not a folder, in a folder that exists, writable by this user."""
+    import os
+
+    if value is None:
+        return
+    _check_file(flag, value, must_exist=False)
+    path = _path(flag, value)
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise UsageError(f"{flag}: folder {folder} does not exist; create it or pick another")
+    target = path if path.exists() else folder
+    if not os.access(target, os.W_OK):
+        raise UsageError(f"{flag}: cannot write {target} (permission denied); pick another path")
+
+
+def _check_backtest(args: argparse.Namespace, config: EngineConfig) -> None:
+    _check_file("--data", args.data, must_exist=True)
+    _check_writable("--trades", args.trades)
+    if args.compare is not None and args.compare.count(",") >= MAX_COMPARE:
+        raise UsageError(f"--compare takes at most {MAX_COMPARE} pairs; e.g. 70/30,75/25")
+    if args.data is not None:
+        return
+    per_session = -(-23_400 // config.strategy.tf.seconds)  # 6.5 h: bars in a full session
+    if args.bars is not None:
+        sessions = -(-args.bars // per_session)
+        last = args.start.toordinal() + sessions * 7 // 5 + 60
+        if last > LAST_DAY.toordinal():
+            raise UsageError(
+                f"--bars {args.bars} from --start {args.start} runs past {LAST_DAY}, the end of "
+                "the market calendar; ask for fewer bars or start earlier"
+            )
+        return
+    days = max(args.end.toordinal() - args.start.toordinal(), 0)
+    bars = days * 252 // 365 * per_session
+    if bars > MAX_BARS:
+        raise UsageError(
+            f"--start {args.start} to --end {args.end} holds about {bars:,} bars of "
+            f"{config.strategy.timeframe}, more than {MAX_BARS:,}; narrow the range or use --bars"
+        )
+
+
+def _confirm_live(args: argparse.Namespace) -> None:
+    """Real money needs a yes: --confirm-live, or LIVE typed on a terminal. Nothing (keyring,
+    network, journal) has been touched when this refuses."""
+    if args.confirm_live:
+        return
+    stdin = sys.stdin
+    try:
+        interactive = stdin is not None and stdin.isatty()
+    except ValueError:  # a closed stdin
+        interactive = False
+    if not interactive:
+        raise UsageError(
+            "--live trades real money: add --confirm-live to go on (or run it on a terminal "
+            "and type LIVE when asked); nothing was started"
+        )
+    sys.stderr.write("tapewatch run --live trades REAL MONEY on the live account. Type LIVE: ")
+    sys.stderr.flush()
+    if stdin.readline().strip() != "LIVE":
+        raise UsageError("live trading not confirmed (LIVE was not typed); nothing was started")
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
@@ -252,12 +502,7 @@ def _cmd_console(args: argparse.Namespace) -> int:
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from engine.sandbox.server import SandboxConfig, run_sandbox
 
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port must be 0-65535 (got {args.port})")
-    if not args.bar_interval > 0:
-        raise UsageError("--bar-interval must be positive seconds, e.g. 60")
-    if args.rate_limit < 1:
-        raise UsageError("--rate-limit must be at least 1 request per minute")
+    # --port, --seed, --bar-interval and --rate-limit are range-checked by their argparse types
     return run_sandbox(
         SandboxConfig(
             port=args.port,
@@ -279,6 +524,12 @@ def _cmd_credentials(args: argparse.Namespace) -> int:
     return int(args.credential_command(args))
 
 
+def _cmd_trades(args: argparse.Namespace) -> int:
+    from console.trades_cli import cmd_trades
+
+    return cmd_trades(args)
+
+
 def _cmd_observability(args: argparse.Namespace) -> int:
     from console.observability_cli import COMMANDS as OBSERVABILITY
 
@@ -296,6 +547,7 @@ COMMANDS = {
     "whoami": _cmd_credentials,
     "doctor": _cmd_observability,
     "audit": _cmd_observability,
+    "trades": _cmd_trades,
 }
 
 
@@ -326,24 +578,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     from engine.config import ConfigError
     from engine.feeds.base import DataError
 
+    _typed[:] = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = COMMANDS[args.command]
     try:
+        _check_args(args)
         code = handler(args)
     except (UsageError, ConfigError, DataError) as exc:
-        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        sys.stderr.write(one_line(f"{PROG}: error: {exc}") + "\n")
         return USAGE_ERROR
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         known = _known_error(exc)
         if known is not None:
-            sys.stderr.write(f"{PROG}: error: {known}\n")
+            sys.stderr.write(one_line(f"{PROG}: error: {known}") + "\n")
             return USAGE_ERROR
         where = _record_crash()
         sys.stderr.write(
-            f"{PROG}: internal error: {type(exc).__name__}: {exc} (details in {where})\n"
+            one_line(f"{PROG}: internal error: {type(exc).__name__}: {exc} (details in {where})")
+            + "\n"
         )
         return 1
     return code
