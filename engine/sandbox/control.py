@@ -5,6 +5,8 @@
 ``latency_ms``, ``lose_order_responses``, ``reject_auth``, ``data_stream``
 ("normal" | "mute" | "refuse"), ``updated_bars``, ``hold_fills``, and the one-shot actions
 ``drop_data_stream``, ``advance_minutes`` and ``set_price`` ({symbol: price}).
+The trading switches (``faults.TRADING_SWITCHES``: ``market_closed``, ``partial_fills``,
+``non_fractionable``, ``fractional_trading``, ``late_order_response_ms``) are accepted too.
 ``GET /_sandbox/state`` shows the clock, account, faults and counters;
 ``POST /_sandbox/reset`` returns everything to the configured start.
 """

@@ -107,7 +107,7 @@ class SandboxState:
         return base + timedelta(seconds=60.0 * fraction)
 
     def tick(self) -> None:
-        """One market minute passes: finish it and stream its bars."""
+        """One market minute passes: a close expires DAY orders, an open releases queued ones."""
         finished = self.market.step()
         self._last_tick = time.monotonic()
         close = self.market.close_between(finished, self.market.now_minute)
@@ -242,6 +242,7 @@ class SandboxState:
                 "positions": {s: str(h.qty) for s, h in sorted(self.account.holdings.items())},
                 "orders": len(self.account.orders),
                 "open_orders": sum(1 for o in self.account.orders.values() if o.is_open),
+                "queued_orders": len(self._queued),  # waiting for the market to open
             },
             "faults": self.faults.to_dict(),
             "streams": {
