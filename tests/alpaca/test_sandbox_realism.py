@@ -247,6 +247,29 @@ def test_open_day_order_expires_at_the_close_and_gtc_survives(
     assert [p.symbol for p in client.get_all_positions()] == ["SPY"]
 
 
+def test_partially_filled_day_order_expires_at_the_close_keeping_its_fill(
+    make_sandbox: Callable[..., SandboxThread],
+) -> None:
+    # a late POST answer makes the first part immediate; the second one is 30 s away
+    sandbox = make_sandbox(
+        start=BEFORE_CLOSE,
+        bar_interval=0,
+        partial_fills=2,
+        fill_delay=30.0,
+        faults={"late_order_response_ms": 100},
+    )
+    client = trading_client(sandbox)
+    with listening(sandbox) as updates:
+        order = client.submit_order(_order(qty=4, cid="half-1"))
+        part = updates.wait_event(order.id, TradeEvent.PARTIAL_FILL)
+        sandbox.apply_faults(advance_minutes=5)
+        expired = updates.wait_event(order.id, TradeEvent.EXPIRED)
+    assert part.order.filled_qty == "2"
+    assert expired.order.filled_qty == "2" and expired.order.expired_at == CLOSE
+    assert client.get_open_position("AAPL").qty == "2"
+    assert _cash(client) == CASH - _spent([part])
+
+
 # -- 4. partial fills ------------------------------------------------------------------------
 
 
