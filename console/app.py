@@ -10,6 +10,7 @@ never freezes the screen.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
@@ -48,6 +49,7 @@ from engine.engine import Engine
 from engine.feeds.base import DataError
 from engine.journal import JournalError
 from engine.models import Mode
+from engine.stop_deadline import STOP_DEADLINE, ExitDeadline
 
 
 class Closeable(Protocol):
@@ -145,6 +147,11 @@ class TapewatchApp(OperatorCommands):
         self._histogram_counts: tuple[int, ...] = ()
         self._histogram_at = -HISTOGRAM_EVERY
         self.error_message: str | None = None  # one line for the terminal after exit
+        self.stop_signal: str | None = None  # the signal (or "terminal lost") that stopped us
+        self.deadline: ExitDeadline | None = None
+        if handle_signals:  # a real terminal: survive its hang-up, bound every stop
+            self.deadline = ExitDeadline(STOP_DEADLINE)
+            self._use_hangup_safe_driver()
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -187,15 +194,54 @@ class TapewatchApp(OperatorCommands):
         if self._startup_notice:
             self.notify(self._startup_notice, timeout=8)
         if self._handle_signals:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(sig, self._begin_shutdown)  # a dropped SSH link too
+            self._install_stop_signals()
         if self._session is not None:
             self._attach_session(self._session)
         else:
             # Only after the first frame is on screen: the build thread's imports (numpy,
             # plotext, alpaca-py) would otherwise compete with that paint for the GIL.
             self.call_after_refresh(self._start_build)
+
+    # ------------------------------------------------------------------ stopping from outside
+    def _use_hangup_safe_driver(self) -> None:
+        try:
+            from textual.drivers.linux_driver import LinuxDriver
+
+            from console.hangup import HangupSafeDriver
+        except ImportError:  # no termios (Windows): Textual's own driver
+            return
+        if self.driver_class is LinuxDriver:
+            self.driver_class = HangupSafeDriver
+
+    def _install_stop_signals(self) -> None:
+        """SIGTERM, SIGHUP (a dropped SSH link) and SIGINT stop the session cleanly.
+
+        Plain ``signal.signal`` rather than the loop's handlers: the handler runs in the main
+        thread even when the loop is stuck, so the exit deadline is armed whatever happens next.
+        """
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int, _frame: object) -> None:
+            name = signal.Signals(signum).name
+            if self.deadline is not None:
+                self.deadline.arm(f"received {name}")
+            with contextlib.suppress(RuntimeError):  # a closed loop: the deadline ends us
+                loop.call_soon_threadsafe(self._stop_from_outside, name)
+
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, on_signal)
+
+    def terminal_lost(self) -> None:
+        """The driver found the terminal gone (EIO): stop as for SIGHUP; nothing is drawn."""
+        if self.deadline is not None:
+            self.deadline.arm("terminal lost")
+        self._stop_from_outside("terminal lost")
+
+    def _stop_from_outside(self, why: str) -> None:
+        if self.stop_signal is None:
+            self.stop_signal = why
+            log.info("stopping: %s", why)
+        self._begin_shutdown()
 
     def _start_build(self) -> None:
         self.run_worker(self._build_session, thread=True, name="build", exit_on_error=False)
