@@ -362,6 +362,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--metrics-port must be 0-65535 (got {_clip(port)}); e.g. 9464")
     if command == "audit":
         _check_file("--file", getattr(args, "file", None), must_exist=False)
+    if command == "trades":
+        _check_file("--journal", args.journal, must_exist=True)
     if command in (None, "demo", "backtest", "run"):
         config = engine_config(args)
         if command == "backtest":
@@ -562,7 +564,10 @@ def _record_crash() -> str:
     """Write the traceback to the log file; return where, for the one-line message."""
     path = _log_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from engine.datadir import private_dir, touch_private
+
+        private_dir(path.parent)
+        touch_private(path)  # the log is 0600 in a 0700 folder, whatever the umask
         logger = logging.getLogger("tapewatch.crash")
         handler = logging.FileHandler(path)
         logger.addHandler(handler)

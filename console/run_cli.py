@@ -83,28 +83,47 @@ def cmd_run(args: argparse.Namespace) -> int:
     mode = Mode.LIVE if args.live else Mode.PAPER
     try:
         from console.cli import engine_config  # the same strategy flags as backtest and demo
+        from console.observability_cli import check_metrics_args
 
         config: Any = engine_config(args)
+        warning = check_metrics_args(args)  # before any broker session starts
     except ConfigError as exc:
         return _error(str(exc))
-    try:
-        credentials = load_credentials(mode)
-    except CredentialError as exc:
-        return _error(str(exc))
-    if credentials is None:
-        return _error(_no_keys(mode))
-    if credentials.notice:
-        sys.stderr.write(f"{PROG}: {credentials.notice}\n")
-    folder = data_dir(args.data_dir)
-    from engine.logs import redact, setup_logging
+    if warning:
+        sys.stderr.write(f"{PROG}: {warning}\n")
+    from engine.datadir import prepare_data_dir
+    from engine.writer_lock import DataDirBusy, WriterLock
 
-    redact.add(credentials.secret)
-    redact.add(credentials.key_id)
     try:
-        setup_logging(folder, stderr_level=logging.WARNING)
+        folder = prepare_data_dir(data_dir(args.data_dir))
+        # One writer per journal (engine.live_wiring.journal_path): held until we return.
+        lock = WriterLock.acquire(folder / mode.value.lower(), holder=_holder(mode))
+    except (ConfigError, DataDirBusy) as exc:
+        return _error(str(exc))
     except OSError as exc:
-        return _error(f"cannot write logs under {folder}: {exc.strerror or exc}")
-    return asyncio.run(_run(config, mode, credentials, folder, args))
+        return _error(f"cannot lock the data directory {folder}: {exc.strerror or exc}")
+    with lock:
+        try:
+            credentials = load_credentials(mode)
+        except CredentialError as exc:
+            return _error(str(exc))
+        if credentials is None:
+            return _error(_no_keys(mode))
+        if credentials.notice:
+            sys.stderr.write(f"{PROG}: {credentials.notice}\n")
+        from engine.logs import redact, setup_logging
+
+        redact.add(credentials.secret)
+        redact.add(credentials.key_id)
+        try:
+            setup_logging(folder, stderr_level=logging.WARNING)
+        except OSError as exc:
+            return _error(f"cannot write logs under {folder}: {exc.strerror or exc}")
+        return asyncio.run(_run(config, mode, credentials, folder, args))
+
+
+def _holder(mode: Mode) -> str:
+    return "tapewatch run --headless" + (" --live" if mode is Mode.LIVE else "")
 
 
 async def _run(

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # alpaca-py and pandas load in the build thread, never at imp
     from engine.calendar import MarketCalendar
     from engine.journal import Journal
     from engine.live_wiring import LiveOptions, LiveSession
+    from engine.writer_lock import WriterLock
 
 
 class MarketHours(Protocol):
@@ -162,7 +163,18 @@ class LiveSessionFactory:
         self.data_dir = data_dir
         self.mode = mode
         self.options = options
+        self.writer: WriterLock | None = None
         self._call: Callable[..., Any] | None = None
+
+    def lock_journal(self) -> WriterLock:
+        """Take the one-writer lock of this mode's journal folder before anything connects;
+        ``DataDirBusy`` (one line naming the holder's PID) if another tapewatch has it."""
+        from engine.writer_lock import WriterLock
+
+        if self.writer is None:
+            folder = self.data_dir / self.mode.value.lower()  # live_wiring.journal_path's
+            self.writer = WriterLock.acquire(folder, holder="the tapewatch console")
+        return self.writer
 
     def bind(self, call_from_thread: Callable[..., Any]) -> None:
         """Give the app's ``call_from_thread`` (the app is built after this factory)."""

@@ -35,7 +35,7 @@ class DataDirBusy(Exception):
 
 def busy_message(folder: Path, pid: int | None, holder: str = "") -> str:
     who = f"PID {pid}" if pid is not None else "another process (PID not recorded yet)"
-    what = f"another tapewatch: {holder}" if holder else "another tapewatch"
+    what = holder or "another tapewatch"
     return (
         f"the data directory {folder} is in use by {who} ({what}); "
         "stop it or choose another --data-dir"
@@ -49,7 +49,8 @@ def read_holder(text: str) -> tuple[int | None, str]:
         pid = int(first)
     except ValueError:
         return None, ""
-    return (pid, rest.strip()) if pid > 0 else (None, "")
+    what = "".join(c for c in rest.strip()[:80] if c.isprintable())
+    return (pid, what) if pid > 0 else (None, "")
 
 
 class WriterLock:

@@ -3,24 +3,34 @@ audit trail records sessions and is anchored in the journal; metrics stay on loo
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
+import re
+import signal
+import socket
 import stat
+import subprocess
+import sys
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from console.observability_cli import check_metrics_args
 from engine.audit import AuditLog, attach_audit, default_audit_path, verify
 from engine.audit_anchor import read_anchors
+from engine.config import ConfigError
 from engine.datadir import DataDirError, prepare_data_dir
 from engine.events import AuditAnchored, Notice
 from engine.journal import Journal
 from engine.logs import setup_logging, teardown_logging
 from tests.helpers import make_engine
 
+ROOT = Path(__file__).resolve().parents[2]
 T = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 UMASKS = [0o022, 0o000]
 
@@ -36,6 +46,12 @@ def umask(request: pytest.FixtureRequest) -> Iterator[int]:
         yield request.param
     finally:
         os.umask(old)
+
+
+@pytest.fixture
+def fresh_logging() -> Iterator[None]:
+    yield
+    teardown_logging()
 
 
 # ---- file modes ------------------------------------------------------------------------------
@@ -196,3 +212,144 @@ def test_anchors_are_read_without_writing_to_the_journal(tmp_path: Path) -> None
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "journal-x.sqlite3").write_text("not a database")
     assert len(read_anchors(tmp_path)) == 1  # an unreadable file anchors nothing
+
+
+# ---- metrics stay on loopback unless asked ---------------------------------------------------
+
+
+def _metrics_args(*flags: str) -> argparse.Namespace:
+    from console.cli import build_parser
+
+    return build_parser().parse_args(["demo", "--headless", *flags])
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_loopback_metrics_hosts_need_no_flag(host: str) -> None:
+    assert check_metrics_args(_metrics_args("--metrics-port", "0", "--metrics-host", host)) is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "::", "metrics.example"])
+def test_a_remote_metrics_host_needs_the_explicit_flag(host: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_metrics_args(_metrics_args("--metrics-port", "9464", "--metrics-host", host))
+    text = str(caught.value)
+    assert "\n" not in text and host in text and "--metrics-allow-remote" in text
+    flags = ("--metrics-port", "9464", "--metrics-host", host, "--metrics-allow-remote")
+    warning = check_metrics_args(_metrics_args(*flags))
+    assert warning is not None and warning.startswith("warning:") and host in warning
+
+
+def test_a_bad_metrics_port_and_a_long_host_are_one_short_line() -> None:
+    with pytest.raises(ConfigError, match="--metrics-port must be 0-65535"):
+        check_metrics_args(_metrics_args("--metrics-port", "70000"))
+    with pytest.raises(ConfigError) as caught:
+        check_metrics_args(_metrics_args("--metrics-port", "1", "--metrics-host", "h" * 500))
+    assert "h" * 41 not in str(caught.value)
+
+
+class _Listener:
+    """A TCP port that only counts connections: where a broker would be."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.sock.setblocking(False)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def connections(self) -> int:
+        count = 0
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except BlockingIOError:
+                return count
+            conn.close()
+            count += 1
+
+
+@pytest.mark.usefixtures("fresh_logging")
+def test_metrics_options_are_checked_before_any_broker_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from console.cli import main
+
+    broker = _Listener()
+    for name in ("TRADING_URL", "DATA_URL"):
+        monkeypatch.setenv(f"TAPEWATCH_ALPACA_{name}", broker.url)
+    for name in ("STREAM_URL", "TRADE_STREAM_URL"):
+        monkeypatch.setenv(f"TAPEWATCH_ALPACA_{name}", broker.url.replace("http", "ws"))
+    monkeypatch.setenv("APCA_API_KEY_ID", "PKTESTKEY123")
+    monkeypatch.setenv("APCA_API_SECRET_KEY", "test-secret-123")
+    data = tmp_path / "data"
+    argv = ["run", "--headless", "--data-dir", str(data), "--metrics-port", "0"]
+    try:
+        code = main([*argv, "--metrics-host", "0.0.0.0"])
+        err = capsys.readouterr().err
+        assert code == 2
+        assert err.count("\n") == 1 and "--metrics-allow-remote" in err
+        assert broker.connections() == 0  # nothing was asked of the broker
+        assert not (data / "paper" / "journal.sqlite3").exists()
+    finally:
+        broker.sock.close()
+
+
+def test_the_console_checks_metrics_before_opening(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import console.launch as launch
+
+    monkeypatch.setattr(launch, "has_terminal", lambda: True)
+    args = _metrics_args("--metrics-port", "0", "--metrics-host", "0.0.0.0")
+    args.data_dir = str(tmp_path / "data")
+    assert launch.launch_console(args, demo=True, config=None) == 2
+    assert "--metrics-allow-remote" in capsys.readouterr().err
+
+
+def test_metrics_port_0_prints_the_port_chosen(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "console.cli", "demo", "--headless", "--speed", "3000"]
+    argv += ["--data-dir", str(tmp_path / "data"), "--metrics-port", "0"]
+    proc = subprocess.Popen(
+        argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        line = ""
+        for _ in range(200):
+            line = proc.stdout.readline()
+            if not line or line.startswith("metrics: serving on"):
+                break
+        match = re.fullmatch(r"metrics: serving on (http://127\.0\.0\.1:(\d+)/metrics)\n", line)
+        assert match is not None, line
+        assert int(match.group(2)) > 0
+        with urllib.request.urlopen(match.group(1), timeout=10) as answer:
+            assert answer.status == 200 and b"tapewatch" in answer.read()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+# ---- audit verify on the command line --------------------------------------------------------
+
+
+async def test_audit_verify_fails_in_one_line_when_the_file_is_emptied(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from console.cli import main
+
+    path = await _session(tmp_path, "received SIGTERM")
+    assert main(["audit", "verify", "--data-dir", str(tmp_path)]) == 0
+    assert "3 record(s), chain intact, 1 journal anchor(s) match" in capsys.readouterr().out
+    path.write_bytes(b"")
+    assert main(["audit", "verify", "--data-dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "has 0 record(s)" in out and "anchors 3" in out
+    assert main(["audit", "verify", "--file", str(path)]) == 1  # the data dir is found from it
+    path.unlink()
+    assert main(["audit", "verify", "--data-dir", str(tmp_path)]) == 1
+    assert "deleted or moved" in capsys.readouterr().out
