@@ -93,10 +93,13 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
         return USAGE_ERROR
     from console.accounts import AccountDirectory, NoAccounts
     from console.keymap import KeymapError, load_keymap
+    from console.observability_cli import check_metrics_args
     from console.session import LiveSessionFactory
     from console.themes import ThemeError, load_themes, resolve_theme, theme_dirs
     from engine.config import ConfigError, config_dir, data_dir
     from engine.config_file import config_path, load_config_file
+    from engine.datadir import prepare_data_dir
+    from engine.writer_lock import DataDirBusy
 
     cfg_dir = config_dir()
     cfg_path = config_path(getattr(args, "config", None))
@@ -105,14 +108,17 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
         keymap = load_keymap(cfg_path)
         themes = load_themes(theme_dirs(cfg_dir))
         theme = resolve_theme(getattr(args, "theme", None) or file_config.theme, themes)
+        metrics_warning = check_metrics_args(args)  # before any broker session starts
+        data = prepare_data_dir(data_dir(getattr(args, "data_dir", None)))  # 0700
     except (KeymapError, ThemeError, ConfigError) as exc:
         sys.stderr.write(f"tapewatch: error: {exc}\n")
         return USAGE_ERROR
+    if metrics_warning:
+        sys.stderr.write(f"tapewatch: {metrics_warning}\n")
 
     engine_config = config if config is not None else EngineConfig().validate()
     seed = int(getattr(args, "seed", 7))
     speed = float(getattr(args, "speed", 60.0))
-    data = data_dir(getattr(args, "data_dir", None))
     log_path = _file_logging(data)  # before the keys are read: warnings go to the file
     accounts: AccountDirectory = NoAccounts()
     live_factory: LiveSessionFactory | None = None
@@ -128,6 +134,11 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
         if alpaca.paper_available():
             accounts = alpaca
             live_factory = LiveSessionFactory(engine_config, alpaca, data)
+            try:  # one writer per journal, held for the process's life
+                live_factory.lock_journal()
+            except (DataDirBusy, OSError) as exc:
+                sys.stderr.write(f"tapewatch: error: {exc}\n")
+                return USAGE_ERROR
             notice = _paper_notice(alpaca)
         else:
             notice = _demo_notice(alpaca.problem(Mode.PAPER))
