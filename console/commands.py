@@ -317,7 +317,8 @@ class OperatorCommands(App[int]):
             await self.workers.wait_for_complete(commands)
         engine = self._engine
         if engine is not None:
-            await engine.stop("operator quit", who=engine.who)
+            why = getattr(self, "stop_signal", None)  # "received SIGTERM", "terminal lost"
+            await engine.stop(why or "operator quit", who=engine.who)  # the audit names it
             worker = self._engine_worker
             if worker is not None and worker.is_running:
                 # The feed stops at once; the bar in hand finishes (engine.stop waited for it).

@@ -353,3 +353,19 @@ async def test_audit_verify_fails_in_one_line_when_the_file_is_emptied(
     path.unlink()
     assert main(["audit", "verify", "--data-dir", str(tmp_path)]) == 1
     assert "deleted or moved" in capsys.readouterr().out
+
+
+async def test_a_console_stopped_by_a_signal_audits_the_signal(tmp_path: Path) -> None:
+    from tests.console.conftest import make_app, make_session, until
+
+    session = make_session(tmp_path, [10.0, 9.0, 10.5])
+    path = default_audit_path(tmp_path / "data")
+    app = make_app(session, observe=lambda engine: attach_audit(engine, path, settle=0.01))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: session.engine.state.running)
+        app._stop_from_outside("received SIGTERM")  # what the SIGTERM handler calls
+        await until(pilot, lambda: not session.engine.state.running, "engine stopped")
+    rows = records(path)
+    assert [r["action"] for r in rows] == ["session_start", "quit", "session_stop"]
+    assert rows[-1]["detail"] == "received SIGTERM (signal SIGTERM)"
+    assert rows[0]["who"] == rows[-1]["who"] == session.engine.who
