@@ -8,6 +8,7 @@ sandbox on 127.0.0.1 through the real alpaca-py clients.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import selectors
 import signal
@@ -195,6 +196,24 @@ def test_a_second_headless_run_exits_2_and_a_restart_after_sigkill_starts(
             _end(third)
     finally:
         _end(first)
+    # Issue 9 item 12 end to end: what a real run leaves behind is private.
+    modes = {
+        p.relative_to(data).as_posix(): stat.S_IMODE(p.stat().st_mode)
+        for p in [data, *data.rglob("*")]
+    }
+    assert {name for name, mode in modes.items() if mode not in (0o700, 0o600)} == set()
+    for name in ("paper/journal.sqlite3", "logs/tapewatch.log", "audit/operator-audit.jsonl"):
+        assert modes[name] == 0o600
+    assert modes["."] == modes["paper"] == 0o700
+    audit = [json.loads(line) for line in (data / "audit" / "operator-audit.jsonl").open()]
+    # The killed run never said stop; the refused one never started; the third stopped cleanly.
+    assert [r["action"] for r in audit] == ["session_start", "session_start", "session_stop"]
+    assert audit[-1]["detail"] == "received SIGTERM (signal SIGTERM)"
+    check = subprocess.run(
+        [sys.executable, "-m", "console.cli", "audit", "verify", "--data-dir", str(data)],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert check.returncode == 0 and "journal anchor(s) match" in check.stdout, check
 
 
 def test_demo_runs_are_not_blocked_by_a_writer(
