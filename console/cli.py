@@ -156,10 +156,14 @@ def _add_strategy_flags(p: argparse.ArgumentParser) -> None:
         "--cash",
         type=_finite,
         default=None,
-        help="starting cash for simulation (default 100000)",
+        help="starting cash for simulation, up to 1e12 (default 100000)",
     )
-    g.add_argument("--rsi-period", type=_whole(), help="RSI look-back in bars (default 14)")
-    g.add_argument("--sma-period", type=_whole(), help="SMA look-back in bars (default 50)")
+    g.add_argument(
+        "--rsi-period", type=_whole(), help="RSI look-back in bars, 2-10000 (default 14)"
+    )
+    g.add_argument(
+        "--sma-period", type=_whole(), help="SMA look-back in bars, 2-10000 (default 50)"
+    )
     g.add_argument(
         "--rsi-oversold", type=_finite, default=None, help="buy below this RSI (default 30)"
     )
@@ -364,6 +368,11 @@ def _check_args(args: argparse.Namespace) -> None:
         _check_file("--file", getattr(args, "file", None), must_exist=False)
     if command == "trades":
         _check_file("--journal", args.journal, must_exist=True)
+    theme = getattr(args, "theme", None)
+    if theme is not None and (
+        not 0 < len(theme) <= 64 or not all(c.isalnum() or c in "-_." for c in theme)
+    ):
+        raise UsageError(f"--theme {_clip(theme)!r} is not a theme name; e.g. --theme dark")
     if command in (None, "demo", "backtest", "run"):
         config = engine_config(args)
         if command == "backtest":

@@ -59,6 +59,7 @@ BAD = [
     (["demo", "--cash", "-5"], "--cash"),
     (["demo", "--metrics-port", "70000"], "--metrics-port"),
     (["demo", "--metrics-port", "-1"], "--metrics-port"),
+    (["demo", "--theme", "no such/theme"], "--theme"),
     # backtest: strategy flags (shared by demo and run)
     (["backtest", "--rsi-period", HUGE], "--rsi-period"),
     (["backtest", "--sma-period", HUGE], "--sma-period"),
@@ -182,7 +183,10 @@ LONG_CASES = [
         ["backtest", flag, LONG]
         for flag in ("--seed", "--start", "--end", "--bars", "--compare", "--data", "--trades")
     ),
-    *(["demo", flag, LONG] for flag in ("--speed", "--seed", "--data-dir", "--metrics-port")),
+    *(
+        ["demo", flag, LONG]
+        for flag in ("--speed", "--seed", "--data-dir", "--metrics-port", "--theme")
+    ),
     *(["sandbox", flag, LONG] for flag in ("--port", "--seed", "--bar-interval", "--rate-limit")),
     *(["run", "--headless", flag, LONG] for flag in ("--data-dir", "--metrics-port", "--cash")),
     *(["trades", flag, LONG] for flag in ("--since", "--mode", "--data-dir", "--journal")),
