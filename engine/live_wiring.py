@@ -14,6 +14,13 @@ The twin of ``engine.wiring.build_demo``. Start-up runs in the order a restart n
 4. back-fill enough history to warm the indicators;
 5. the caller then runs ``engine.run(feed)``, which opens the market-data stream.
 
+Every start-up read waits out a 429, a 5xx, a timeout or a refused connection (jittered
+backoff 1 → 60 s, one "waiting for Alpaca: …" line per wait; engine.alpaca.startup), so a
+restart loop under systemd never hammers the API; only refused keys (401/403) and an unknown
+symbol end start-up. The asset and the account's configuration are read too: when either
+cannot trade fractional shares, entries are sized in whole shares (``allow_fractional``), said
+once in a notice.
+
 No entries outside the regular session: ``in_session`` is Alpaca's clock while a reading
 covers the moment, else the XNYS calendar; the engine's stale-data breaker uses it, and the
 engine's ``entry_hours`` refuses entries outside it (exits still go through).
@@ -28,15 +35,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from engine.alpaca.clock import BrokerClock
 from engine.alpaca.endpoints import Endpoints, resolve_endpoints
 from engine.alpaca.hours import SessionHours
+from engine.alpaca.mapping import AssetInfo
+from engine.alpaca.rest import RetryPolicy
+from engine.alpaca.startup import StartupWait
 from engine.alpaca.streams import stop_task
 from engine.brokers.alpaca import AlpacaBroker
 from engine.brokers.base import BrokerError
@@ -53,6 +63,8 @@ from engine.risk.ratelimit import RateLimitBreaker, watch
 log = logging.getLogger("tapewatch.live")
 
 CLOCK_CHECK_SECONDS = 60.0
+
+T = TypeVar("T")
 
 
 class KeyPair(Protocol):
@@ -79,6 +91,8 @@ class LiveOptions:
     env: Mapping[str, str] | None = None
     reconcile_every: float = 300.0  # seconds between periodic reconciliations
     reconcile_headless: bool = True  # False: differences wait, paused, for the console's modal
+    policy: RetryPolicy | None = None  # the broker's per-call retries (None: the default)
+    startup_wait: StartupWait | None = None  # how start-up waits out a storm (None: 1 → 60 s)
 
 
 @dataclass(slots=True)
@@ -183,6 +197,19 @@ def _fmt(qty: float) -> str:
     return f"{qty:.9f}".rstrip("0").rstrip(".") or "0"
 
 
+def whole_shares_reason(
+    symbol: str, asset: AssetInfo, account_fractional: bool | None
+) -> str | None:
+    """Why entries must be whole shares (one line), or None when fractions are fine."""
+    if not asset.fractionable:
+        return f"{symbol} is not fractionable on Alpaca: entries are sized in whole shares"
+    if account_fractional is False:
+        return (
+            "this Alpaca account cannot trade fractional shares: entries are sized in whole shares"
+        )
+    return None
+
+
 async def _reconcile(engine: Engine, reconciler: Reconciler, account: AccountSnapshot) -> list[str]:
     """Start-up check (adopts the broker's state headless); cash alone is adopted quietly."""
     found = await reconciler.check("start-up")
@@ -203,7 +230,8 @@ async def build_live_session(
     """Connect, reconcile and warm up a paper or live session (see the module docstring).
 
     Raises BrokerError when Alpaca cannot be used (``status == 401``: the keys belong to the
-    other mode), ConfigError for bad endpoint settings, JournalError for an unusable journal.
+    other mode; transient failures are waited out, never raised), ConfigError for bad endpoint
+    settings or an unknown symbol, JournalError for an unusable journal.
     """
     if mode not in (Mode.PAPER, Mode.LIVE):
         raise ConfigError(f"a live session is PAPER or LIVE, not {mode.value}")
@@ -222,16 +250,30 @@ async def build_live_session(
         poll_after=options.poll_after,
         account_refresh=options.account_refresh,
         rate_limit_per_minute=config.risk.rate_limit_per_minute,
+        policy=options.policy,
     )
+    wait = options.startup_wait or StartupWait()
+
+    def patiently(call: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+        """One attempt per try (so every wait is announced), retried by ``wait``."""
+
+        async def once() -> T:
+            with broker.tried_once():
+                return await call()
+
+        return wait.run(once)
+
+    symbol = config.strategy.symbol
     journal: Journal | None = None
     feed: AlpacaFeed | None = None
     try:
-        reading = await broker.get_clock()
+        reading = await patiently(broker.get_clock)
         clock.sync(reading.timestamp)
         hours = SessionHours(calendar, reading)
-        await broker.check_symbol(config.strategy.symbol)  # before any socket is opened
+        asset = await patiently(lambda: broker.check_symbol(symbol))  # before any socket
         await broker.start()
-        account = await broker.fetch_account()
+        account = await patiently(broker.fetch_account)
+        fractional = await patiently(broker.fractional_trading)
         journal = Journal(journal_path(data_dir, mode))
         engine = Engine(
             config,
@@ -247,8 +289,14 @@ async def build_live_session(
         broker.record_latency_to(engine.latency)
         rate_limit = RateLimitBreaker(_budget_of(engine), limit=config.risk.rate_limit_per_minute)
         engine.gate.add(rate_limit)
+        whole = whole_shares_reason(symbol, asset, fractional)
+        engine.allow_fractional = whole is None
         await engine.start()
-        account = await broker.fetch_account()  # after in-flight intents were settled
+        if whole is not None:
+            log.warning("%s", whole)
+            engine.notice("info", whole)
+        account = await patiently(broker.fetch_account)  # after in-flight intents were settled
+        await patiently(broker.open_orders)  # the reconcile below reads them: storm over first
         reconciler = Reconciler(
             engine,
             broker,
@@ -273,7 +321,7 @@ async def build_live_session(
             on_notice=engine.bus.publish,  # the feed's own Notice events
         )
         feed.latency = engine.latency
-        await feed.backfill()
+        await wait.run(feed.backfill)
     except BaseException:
         if feed is not None:
             await feed.aclose()

@@ -112,6 +112,27 @@ def is_not_found(exc: BaseException) -> bool:
     return api_status(exc) == 404
 
 
+def is_transient(exc: BaseException) -> bool:
+    """A failure that waiting cures: 429, any 5xx, a timeout or a refused/dropped connection.
+
+    401/403 (keys), 404 (an unknown symbol) and other 4xx answers are not: trying again
+    would only repeat them."""
+    if not isinstance(exc, BrokerError):
+        return False
+    if exc.status is not None:
+        return exc.status == 429 or 500 <= exc.status <= 599
+    return exc.retryable  # timeouts and connection errors carry no status
+
+
+def wait_reason(exc: BrokerError) -> str:
+    """A transient failure in a few words, for "waiting for Alpaca: <reason>, retrying ..."."""
+    if exc.status is not None:
+        return f"HTTP {exc.status}"
+    if isinstance(exc, RequestTimeout) or "timed out" in str(exc):
+        return "no answer in time"
+    return "cannot connect"
+
+
 def _scrub(text: str, secrets: tuple[str, ...]) -> str:
     for secret in secrets:
         if secret:

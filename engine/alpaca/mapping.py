@@ -41,11 +41,13 @@ _STATUS = {
     "cancelled": OrderStatus.CANCELLED,
     "replaced": OrderStatus.CANCELLED,
     "expired": OrderStatus.EXPIRED,
-    "done_for_day": OrderStatus.EXPIRED,
     "rejected": OrderStatus.REJECTED,
     # Still working at the venue: accepted, pending_new, pending_cancel, pending_replace,
     # accepted_for_bidding, pending_review, held, stopped, suspended, calculated, and any
     # status Alpaca adds later (treated as open, so the order keeps being watched).
+    # done_for_day too: the order is done for today but Alpaca may resume it tomorrow (a DAY
+    # order then ends as expired, which is final).
+    "done_for_day": OrderStatus.ACCEPTED,
 }
 
 
@@ -95,21 +97,47 @@ def order_status(raw: object) -> OrderStatus:
     return _STATUS.get(_text(raw).lower(), OrderStatus.ACCEPTED)
 
 
+def fill_price(obj: object) -> Decimal | None:
+    """``filled_avg_price``; None before any fill (Alpaca sends null, "0" or 0 for that)."""
+    avg = dec(field_of(obj, "filled_avg_price"))
+    return avg if avg is not None and avg > 0 else None
+
+
+def order_qty(obj: object) -> Decimal:
+    """The order's quantity. A notional order ($ amount) has ``qty`` null: once it is done
+    that is what filled; while it works, notional ÷ average fill price so far (never less
+    than what filled), else what filled (0 before any fill: the shares are not known yet)."""
+    qty = dec(field_of(obj, "qty"))
+    if qty is not None:
+        return qty
+    filled = dec(field_of(obj, "filled_qty")) or Decimal(0)
+    if not order_status(field_of(obj, "status")).is_open:
+        return filled
+    notional, avg = dec(field_of(obj, "notional")), fill_price(obj)
+    if notional is not None and avg is not None:
+        return max(filled, Decimal(str(floor_qty(float(notional / avg)))))
+    return filled
+
+
 def to_order(obj: object, *, reason: str = "") -> Order:
     """An SDK ``Order`` (or its dict form) as the engine's Order."""
     status = order_status(field_of(obj, "status"))
-    avg = dec(field_of(obj, "filled_avg_price"))
+    filled = num(field_of(obj, "filled_qty"))
+    if status.is_open and filled > 0:  # e.g. done_for_day or pending_cancel after a fill
+        status = OrderStatus.PARTIALLY_FILLED
+    avg = fill_price(obj)
     return Order(
         order_id=_text(field_of(obj, "id")),
         client_order_id=_text(field_of(obj, "client_order_id")),
         symbol=_text(field_of(obj, "symbol")),
         side=Side(_text(field_of(obj, "side")).lower() or "buy"),
-        qty=num(field_of(obj, "qty")),
+        qty=float(order_qty(obj)),
         status=status,
-        filled_qty=num(field_of(obj, "filled_qty")),
+        filled_qty=filled,
         filled_avg_price=None if avg is None else float(avg),
         submitted_at=utc(field_of(obj, "submitted_at")),
         reason=reason or (_rejection(obj) if status is OrderStatus.REJECTED else ""),
+        filled_at=utc(field_of(obj, "filled_at")),
     )
 
 
@@ -120,7 +148,7 @@ def _rejection(obj: object) -> str:
 def filled_notional(obj: object) -> Decimal:
     """filled_qty × filled_avg_price, exactly (0 when nothing has filled)."""
     qty = dec(field_of(obj, "filled_qty")) or Decimal(0)
-    price = dec(field_of(obj, "filled_avg_price")) or Decimal(0)
+    price = fill_price(obj) or Decimal(0)
     return qty * price
 
 
@@ -144,6 +172,30 @@ def to_account(account: object, positions: tuple[Position, ...]) -> AccountSnaps
         account_id=_text(field_of(account, "account_number")) or _text(field_of(account, "id")),
         status=_text(field_of(account, "status")) or "ACTIVE",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AssetInfo:
+    """GET /v2/assets/{symbol}: whether Alpaca trades it, and in fractions."""
+
+    symbol: str
+    tradable: bool
+    fractionable: bool
+
+
+def to_asset(obj: object) -> AssetInfo:
+    """A missing ``fractionable`` counts as False: whole shares are always accepted."""
+    return AssetInfo(
+        symbol=_text(field_of(obj, "symbol")),
+        tradable=bool(field_of(obj, "tradable")),
+        fractionable=bool(field_of(obj, "fractionable")),
+    )
+
+
+def fractional_trading(configuration: object) -> bool | None:
+    """GET /v2/account/configurations' ``fractional_trading`` (None when it is not said)."""
+    value = field_of(configuration, "fractional_trading")
+    return None if value is None else bool(value)
 
 
 def to_bar(obj: object, symbol: str | None = None) -> Bar:

@@ -290,9 +290,10 @@ def test_string_numbers_become_exact_floats() -> None:
 def test_every_alpaca_order_status_maps_to_an_engine_status() -> None:
     assert order_status("partially_filled") is OrderStatus.PARTIALLY_FILLED
     assert order_status("canceled") is OrderStatus.CANCELLED
-    assert order_status("done_for_day") is OrderStatus.EXPIRED
+    assert order_status("expired") is OrderStatus.EXPIRED
     assert order_status("rejected") is OrderStatus.REJECTED
-    for working in ("pending_new", "accepted", "pending_cancel", "held", "something_new"):
+    working_states = ("pending_new", "accepted", "pending_cancel", "held", "done_for_day")
+    for working in (*working_states, "something_new"):
         assert order_status(working).is_open
     rejected = to_order({"status": "rejected", "side": "sell", "qty": "1"})
     assert rejected.reason == "Alpaca status rejected"
