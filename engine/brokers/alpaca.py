@@ -25,7 +25,8 @@ import asyncio
 import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -39,11 +40,14 @@ from engine.alpaca.account import AccountBook
 from engine.alpaca.endpoints import Endpoints
 from engine.alpaca.errors import AlpacaApiError
 from engine.alpaca.mapping import (
+    AssetInfo,
     ClockReading,
     field_of,
+    fractional_trading,
     market_order,
     order_status,
     to_account,
+    to_asset,
     to_clock,
     to_order,
     to_position,
@@ -307,6 +311,22 @@ class AlpacaBroker:
             cancelled.append(order)
         return cancelled
 
+    async def cancel_order(self, client_order_id: str) -> Order | None:
+        """DELETE /v2/orders/{id} for one of our orders, then its state as Alpaca now has it.
+        422 (not cancelable: it filled or ended first) is not an error: the look-up says why."""
+        order = await self.get_order_by_client_id(client_order_id)
+        if order is None or not order.status.is_open or not order.order_id:
+            return order
+        order_id = order.order_id
+        try:
+            await self._rest.call(
+                f"DELETE /v2/orders/{order_id}", lambda c: c.cancel_order_by_id(order_id)
+            )
+        except AlpacaApiError as exc:
+            if exc.status not in (404, 422):
+                raise
+        return await self.get_order_by_client_id(client_order_id)
+
     async def _order_by_id(self, order_id: str) -> Any:
         return await self._rest.call(f"GET order {order_id}", lambda c: c.get_order_by_id(order_id))
 
@@ -365,18 +385,45 @@ class AlpacaBroker:
         except BrokerError as exc:
             log.warning("account refresh failed: %s", exc)
 
-    async def check_symbol(self, symbol: str) -> None:
-        """Refuse, in one line, a symbol Alpaca does not know or will not trade."""
+    async def check_symbol(self, symbol: str) -> AssetInfo:
+        """The asset (tradable, fractionable); refuse, in one line, a symbol Alpaca does not
+        know or will not trade."""
         try:
-            asset = await self._rest.call(f"GET /v2/assets/{symbol}", lambda c: c.get_asset(symbol))
+            raw = await self._rest.call(f"GET /v2/assets/{symbol}", lambda c: c.get_asset(symbol))
         except BrokerError as exc:
             if exc.status == 404:
                 raise ConfigError(
                     f"Alpaca does not know the symbol {symbol!r}; check --symbol (e.g. SPY)"
                 ) from None
             raise
-        if not bool(field_of(asset, "tradable")):
+        asset = to_asset(raw)
+        if not asset.tradable:
             raise ConfigError(f"{symbol} is not tradable on Alpaca; choose another --symbol")
+        return asset
+
+    async def fractional_trading(self) -> bool | None:
+        """Whether the account may trade fractional shares (its configuration); None when
+        Alpaca does not say (no such endpoint or field: the asset's flag then decides)."""
+        try:
+            raw = await self._rest.call(
+                "GET /v2/account/configurations", lambda c: c.get_account_configurations()
+            )
+        except AlpacaApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return fractional_trading(raw)
+
+    @contextmanager
+    def tried_once(self) -> Iterator[None]:
+        """Trading REST calls in this block get one attempt each: start-up's wait does the
+        retrying there, and says so on each wait (engine.alpaca.startup)."""
+        before = self._rest.policy
+        self._rest.policy = replace(before, rate_limit_attempts=1, server_error_attempts=1)
+        try:
+            yield
+        finally:
+            self._rest.policy = before
 
     async def get_clock(self) -> ClockReading:
         raw = await self._rest.call("GET /v2/clock", lambda c: c.get_clock())
