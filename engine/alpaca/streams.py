@@ -1,4 +1,4 @@
-"""Alpaca's two websockets, run on the engine's own event loop.
+"""Alpaca's two websockets, run on the engine's own event loop, and their health.
 
 ``StockDataStream.run()`` calls ``asyncio.run()`` and cannot run inside a running loop, and in
 the same loop ``subscribe_*()`` after start deadlocks and ``stop()`` blocks. So each stream
@@ -8,10 +8,15 @@ registered *before* start (an unsubscribed stream busy-loops at 100% CPU), the p
 cancel + ``close()``, which is immediate. Handlers only stamp the time and hand the message on
 with ``call_soon`` so the socket is never held up by the engine's work.
 
-The SDK reconnects on its own with jittered backoff; ``data_timeout`` makes a socket that is
-connected but mute reconnect too. Alpaca allows one market-data socket per account and feed (a
-second gets 406 and the SDK retries quietly forever), so this process refuses to open a second
-one for the same key and URL. Both sockets report ``connected`` and the age of the last message.
+The SDK reconnects on its own; ``data_timeout`` makes a socket that is connected but mute
+reconnect too. Its failures (402 auth failed, 406 connection limit, 409 insufficient
+subscription, an unreachable URL) used to be a traceback per retry on stderr, and 409 ended its
+loop silently; here each becomes one line with the reason and the jittered wait (1 → 60 s),
+said again only when the reason changes or the count of repeats doubles, a dead SDK loop is
+restarted, and ``health()`` tells anyone who asks (see ``stream_failures``). ``report(level,
+line)``, when given, gets each such line too (the engine's notice path). Alpaca allows one
+market-data socket per account and feed, so this process refuses to open a second one for the
+same key and URL. Both sockets report ``connected`` and the age of the last message.
 """
 
 from __future__ import annotations
@@ -22,19 +27,31 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import websockets
 from alpaca.data.live import StockDataStream
 from alpaca.trading.stream import TradingStream
 
 from engine.alpaca.mapping import data_feed
+from engine.alpaca.stream_failures import (
+    Backoff,
+    Failure,
+    StreamHealth,
+    StreamState,
+    classify,
+    quiet_sdk_stream_logs,
+    retry_words,
+    worth_saying,
+)
 from engine.brokers.base import BrokerError
 
 log = logging.getLogger("tapewatch.alpaca.streams")
 
 _open_data_sockets: set[tuple[str, str]] = set()
 _registry_lock = threading.Lock()
+quiet_sdk_stream_logs()  # the SDK's tracebacks never reach a screen; our one line does
 
 
 async def stop_task(task: asyncio.Task[Any] | None, *, within: float = 5.0) -> None:
@@ -60,10 +77,30 @@ async def stop_task(task: asyncio.Task[Any] | None, *, within: float = 5.0) -> N
 
 
 class _Socket:
-    """What both sockets share: the task, liveness, and message timing."""
+    """What both sockets share: the task, liveness, message timing and health.
 
-    def __init__(self, name: str) -> None:
+    The SDK's private ``_start_ws``, ``_consume`` and ``_reconnect_delay`` are wrapped (0.44.0
+    is pinned): a failed attempt becomes a `Failure`, the wait before the next one comes from
+    our `Backoff` (1 → 60 s, jittered), and the one line saying why is written just before that
+    wait, when it is known. The SDK's loop itself runs under `_supervise`, which restarts it
+    when it gives up on its own (409).
+    """
+
+    label = "stream"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        endpoint: str,
+        report: Callable[[str, str], None] | None,
+        backoff: Backoff | None,
+    ) -> None:
         self.name = name
+        self._endpoint = endpoint
+        self._feed = "iex"
+        self._report = report
+        self._backoff = backoff or Backoff()
         self._stream: Any = None
         self._task: asyncio.Task[None] | None = None
         self._last_message: float | None = None  # monotonic
@@ -71,40 +108,162 @@ class _Socket:
         self._clock_now: Callable[[], datetime] | None = None
         self.messages = 0
         self.connects = 0  # successful (re)connections; more than one means a reconnect
+        self.restarts = 0  # times the SDK's loop ended by itself and was started again
         self._on_reconnect: Callable[[], None] | None = None
         self._watching = False
+        self._stopping = False
+        self._step = 0  # backoff step: failures since data last flowed
+        self._connected_at: float | None = None  # monotonic
+        self._pending: Failure | None = None  # failed, the line not yet written
+        self._last_failure: Failure | None = None
+        self._health: StreamHealth | None = None
+
+    # -- health -------------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return self._clock_now() if self._clock_now is not None else datetime.now(UTC)
+
+    def health(self) -> StreamHealth:
+        """Now: ok, connecting, reconnecting or down (and why), or stopped."""
+        if self._health is None:
+            return StreamHealth("stopped" if self._task is None else "connecting", self._now())
+        return self._health
+
+    def _set_health(self, state: StreamState, **fields: Any) -> None:
+        current = self._health
+        since = current.since if current is not None and current.state == state else self._now()
+        self._health = StreamHealth(state, since, **fields)
+
+    def _say(self, level: int, line: str) -> None:
+        log.log(level, "%s", line)
+        if self._report is not None:
+            self._report(logging.getLevelName(level).lower(), line)
+
+    def _failed(self, failure: Failure) -> None:
+        """An attempt failed or a connection was lost: count it and pick the wait; the line is
+        written when the wait begins (``_retry_delay``)."""
+        up_since, self._connected_at = self._connected_at, None
+        if up_since is not None and time.monotonic() - up_since >= self._backoff.cap:
+            self._step = 0  # it had been up a long while: start the backoff afresh
+        self._step += 1
+        previous = self._health
+        self._pending = failure
+        self._set_health(
+            "down" if failure.lasting else "reconnecting",
+            reason=failure.reason,
+            code=failure.code,
+            failures=previous.failures + 1 if previous is not None else 1,
+            retry_in=self._backoff.delay(self._step),
+        )
+
+    def _retry_delay(self, _sdk_retries: int = 0, *, restart: bool = False) -> float:
+        """The wait before the next attempt (replaces the SDK's), saying why once per reason
+        and then rarely (see ``worth_saying``)."""
+        failure, self._pending = self._pending, None
+        if failure is None:  # the SDK failed somewhere not wrapped: its words are in the log
+            failure = Failure("connection failed (alpaca-py's message is in the log file)")
+            self._failed(failure)
+            self._pending = None
+        health = self.health()
+        delay = health.retry_in if health.retry_in is not None else self._backoff.delay(1)
+        same = self._last_failure is not None and self._last_failure.reason == failure.reason
+        self._last_failure = failure
+        if worth_saying(health.failures, same):
+            then = "alpaca-py gave up; restarting it" if restart else "retrying"
+            repeats = f" (failed {health.failures} times in a row)" if health.failures > 1 else ""
+            self._say(
+                logging.WARNING,
+                f"{self.label}: {failure.text}; {then} in {retry_words(delay)}{repeats}",
+            )
+        return delay
+
+    def _recovered(self) -> None:
+        self._connected_at = time.monotonic()
+        previous = self._health
+        self._pending = None
+        self._set_health("ok", reason=previous.reason if previous is not None else None)
+        if previous is not None and previous.failures and previous.reason is not None:
+            attempts = "attempt" if previous.failures == 1 else "attempts"
+            self._say(
+                logging.INFO,
+                f"{self.label}: connected again after {previous.failures} failed {attempts} "
+                f"(last: {previous.reason})",
+            )
+        self._last_failure = None
+
+    # -- the SDK's private hooks --------------------------------------------------------------
 
     def set_on_reconnect(self, callback: Callable[[], None] | None) -> None:
         """Called (on the loop, via ``call_soon``) after each reconnection, not the first."""
         self._on_reconnect = callback
 
+    def _classify(self, exc: BaseException) -> Failure:
+        return classify(exc, endpoint=self._endpoint, feed=self._feed)
+
     def _watch_connects(self) -> None:
-        """Count connections by wrapping the SDK's private ``_start_ws`` (0.44.0 is pinned):
-        the SDK reconnects silently, and a reconnect is when updates may have been missed."""
+        """Wrap the SDK's private ``_start_ws``, ``_consume`` and ``_reconnect_delay``: the
+        SDK reconnects silently (a reconnect is when updates may have been missed) and says
+        why a connection failed only in a traceback."""
         if self._watching:
             return
         self._watching = True
-        original = self._stream._start_ws
+        stream = self._stream
+        original_start, original_consume = stream._start_ws, stream._consume
 
         async def start_ws() -> None:
-            await original()
+            try:
+                await original_start()
+            except Exception as exc:
+                self._failed(self._classify(exc))
+                raise
             self.connects += 1
+            self._recovered()
             if self.connects > 1 and self._on_reconnect is not None:
                 asyncio.get_running_loop().call_soon(self._on_reconnect)
 
-        self._stream._start_ws = start_ws
+        async def consume() -> Any:
+            try:
+                stale = await original_consume()
+            except websockets.exceptions.WebSocketException as exc:
+                self._failed(self._classify(exc))
+                raise
+            if stale and not self._stopping:
+                timeout = getattr(stream, "_data_timeout", None) or 0.0
+                self._failed(Failure(f"no market data for {timeout:g} s (connected but mute)"))
+            return stale
+
+        stream._start_ws = start_ws
+        stream._consume = consume
+        stream._reconnect_delay = self._retry_delay
 
     def _touch(self) -> None:
         self._last_message = time.monotonic()
         if self._clock_now is not None:
             self._last_message_at = self._clock_now()
         self.messages += 1
+        self._step = 0  # data flows: the next failure starts the backoff from the beginning
 
     def _launch(self) -> None:
         self._watch_connects()
+        self._stopping = False
+        self._set_health("connecting")
         self._task = asyncio.get_running_loop().create_task(
-            self._stream._run_forever(), name=f"tapewatch-{self.name}-stream"
+            self._supervise(), name=f"tapewatch-{self.name}-stream"
         )
+
+    async def _supervise(self) -> None:
+        """Run the SDK's loop; when it returns by itself (409 makes it give up, the socket
+        dead and nothing said), start it again after a jittered backoff."""
+        while True:
+            await self._stream._run_forever()
+            if self._stopping:
+                return
+            self.restarts += 1
+            if self._pending is None:
+                self._failed(Failure("the stream loop ended by itself", lasting=True))
+            await asyncio.sleep(self._retry_delay(restart=True))
+            if self._stopping:
+                return
 
     @property
     def running(self) -> bool:
@@ -127,6 +286,7 @@ class _Socket:
         return max(0.0, current - self._last_message)
 
     async def stop(self) -> None:
+        self._stopping = True
         task, self._task = self._task, None
         if task is not None and self._stream is not None:
             # The stop flag ends the SDK's loop even if a cancel is swallowed (see stop_task).
@@ -136,10 +296,14 @@ class _Socket:
         if self._stream is not None:
             with contextlib.suppress(Exception):
                 await self._stream.close()
+        health = self.health()
+        self._health = StreamHealth("stopped", self._now(), health.reason, health.code)
 
 
 class DataSocket(_Socket):
     """The one market-data socket: minute bars and their corrections for some symbols."""
+
+    label = "market-data stream"
 
     def __init__(
         self,
@@ -153,8 +317,11 @@ class DataSocket(_Socket):
         feed: str = "iex",
         data_timeout: float | None = 150.0,
         clock_now: Callable[[], datetime] | None = None,
+        report: Callable[[str, str], None] | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
-        super().__init__("data")
+        super().__init__("data", endpoint=url, report=report, backoff=backoff)
+        self._feed = feed.lower()
         self._key = (key_id, url)
         self._symbols = tuple(symbols)
         self._on_bar = on_bar
@@ -205,6 +372,8 @@ class DataSocket(_Socket):
 class TradeSocket(_Socket):
     """The trade_updates socket: every order event of the account."""
 
+    label = "trade-updates stream"
+
     def __init__(
         self,
         key_id: str,
@@ -214,8 +383,10 @@ class TradeSocket(_Socket):
         paper: bool,
         on_update: Callable[[Any], None],
         clock_now: Callable[[], datetime] | None = None,
+        report: Callable[[str, str], None] | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
-        super().__init__("trade")
+        super().__init__("trade", endpoint=url, report=report, backoff=backoff)
         self._on_update = on_update
         self._clock_now = clock_now
         self._stream = TradingStream(key_id, secret, paper=paper, url_override=url)

@@ -9,7 +9,10 @@ whole periods lost to a reconnect, and minutes missing from a period that is clo
 Everything runs on the engine's loop: the socket's handlers only queue the message, and one
 pump task handles the queue in order (a REST back-fill pauses the pump, never the socket), so
 bars always come out in time order. A correction to a bar already closed cannot change a
-decision already taken: it is reported as a Notice. The feed exposes the socket's staleness.
+decision already taken: it is reported as a Notice. The feed exposes the socket's staleness
+and its health (``stream_health()``: ok / connecting / reconnecting / down and why); each
+one-line stream failure the socket says (402, 406, 409, unreachable, and the recovery) is a
+Notice too. Silence while the socket is refused or dead is what the stale-data breaker sees.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from engine.alpaca.aggregator import MINUTE, MinuteAggregator, Outcome
 from engine.alpaca.endpoints import Endpoints
 from engine.alpaca.history import MinuteHistory, warmup_start
 from engine.alpaca.mapping import field_of, to_bar, utc
+from engine.alpaca.stream_failures import Backoff, StreamHealth
 from engine.alpaca.streams import DataSocket, stop_task
 from engine.brokers.base import BrokerError
 from engine.calendar import MarketCalendar
@@ -110,8 +114,17 @@ class AlpacaFeed:
         data_timeout: float | None = 150.0,
         grace: timedelta = timedelta(seconds=10),
         on_notice: Callable[[Notice], None] | None = None,
+        stream_backoff: Backoff | None = None,
     ) -> AlpacaFeed:
-        """A feed on the market-data REST and stream of ``endpoints`` (Alpaca or the sandbox)."""
+        """A feed on the market-data REST and stream of ``endpoints`` (Alpaca or the sandbox).
+
+        ``stream_backoff`` is the socket's wait between failed connections (1 → 60 s)."""
+        feed: AlpacaFeed | None = None
+
+        def report(level: str, line: str) -> None:
+            if feed is not None:
+                feed.notice(level, line)
+
         history = MinuteHistory(
             key_id, secret, endpoints.data, feed=endpoints.feed, timeout=timeout
         )
@@ -127,9 +140,11 @@ class AlpacaFeed:
                 feed=endpoints.feed,
                 data_timeout=data_timeout,
                 clock_now=clock.now,
+                report=report,
+                backoff=stream_backoff,
             )
 
-        return cls(
+        feed = cls(
             symbol=symbol,
             timeframe=timeframe,
             clock=clock,
@@ -140,6 +155,7 @@ class AlpacaFeed:
             grace=grace,
             on_notice=on_notice,
         )
+        return feed
 
     # -- warm-up ------------------------------------------------------------------------------
 
@@ -245,8 +261,12 @@ class AlpacaFeed:
             "already closed and traded on; not applied"
         )
         log.warning("%s", message)
+        self.notice("warning", message)
+
+    def notice(self, level: str, message: str) -> None:
+        """Hand a message for the operator to ``on_notice`` (the engine's bus), if set."""
         if self._on_notice is not None:
-            self._on_notice(Notice(ts=self._clock.now(), level="warning", message=message))
+            self._on_notice(Notice(ts=self._clock.now(), level=level, message=message))
 
     async def _fetch(self, first: datetime, last: datetime) -> list[Bar]:
         try:
@@ -299,3 +319,12 @@ class AlpacaFeed:
 
     def websocket_last_message_age(self, now: datetime | float | None = None) -> float | None:
         return None if self._socket is None else self._socket.last_message_age(now)
+
+    def stream_health(self) -> StreamHealth:
+        """The market-data socket's health (what the console and metrics show)."""
+        health = getattr(self._socket, "health", None)
+        if health is None:
+            stopped = self._stopped or self._pump is None
+            return StreamHealth("stopped" if stopped else "connecting", self._clock.now())
+        result: StreamHealth = health()
+        return result

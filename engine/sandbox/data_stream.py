@@ -4,8 +4,12 @@ Handshake: ``connected`` -> client auth -> ``authenticated`` -> subscribe -> the
 ``subscription``. Each market minute the hub sends one ``b`` bar per subscribed symbol (bar
 start in ``t`` as a msgpack Timestamp), ``d`` daily bars at the session close and, with the
 ``updated_bars`` fault, a ``u`` correction of the previous minute. Only one authenticated
-connection per key and feed: the second is told 406 and closed, as Alpaca does. Like Alpaca, a
-client without a msgpack Content-Type header is answered in JSON (handy for poking by hand).
+connection per key and feed: the second is told 406 and closed, as Alpaca does. Refusals come
+as Alpaca's error frames (``[{"T":"error","code":409,"msg":"insufficient subscription"}]``)
+answering the auth message, then the socket closes; the ``data_stream`` fault forces one:
+``refuse`` (406), ``reject_auth`` (402, the data stream only) or ``insufficient_subscription``
+(409). Like Alpaca, a client without a msgpack Content-Type header is answered in JSON (handy
+for poking by hand).
 """
 
 from __future__ import annotations
@@ -200,11 +204,16 @@ class DataStreamHub:
             self._error(client, 403, "already authenticated")
             return True
         key, secret = request.get("key"), request.get("secret")
-        if self._faults.data_stream == "refuse":
+        mode = self._faults.data_stream
+        if mode == "refuse":
             self._error(client, 406, "connection limit exceeded")
             return False
-        if self._faults.reject_auth or not self._keys.accepts(_text(key), _text(secret)):
+        refused = self._faults.reject_auth or mode == "reject_auth"
+        if refused or not self._keys.accepts(_text(key), _text(secret)):
             self._error(client, 402, "auth failed")
+            return False
+        if mode == "insufficient_subscription":  # good keys, but the plan lacks this feed
+            self._error(client, 409, "insufficient subscription")
             return False
         if any(c.key == key and c.feed == client.feed for c in self.clients):
             self._error(client, 406, "connection limit exceeded")

@@ -17,7 +17,8 @@ from typing import Any
 from engine.sandbox.config import MAX_PARTIAL_FILLS
 from engine.sandbox.wire import ApiError
 
-DATA_STREAM_MODES = ("normal", "mute", "refuse")
+# refuse: 406 connection limit; reject_auth: 402 auth failed; insufficient_subscription: 409
+DATA_STREAM_MODES = ("normal", "mute", "refuse", "reject_auth", "insufficient_subscription")
 REST_ERROR_STATUSES = (429, 500, 502, 503, 504)
 _SWITCHES = (
     "rest_error",
