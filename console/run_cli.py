@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -132,40 +131,42 @@ async def _run(
     from console.instrument import instrument
     from engine.brokers.base import BrokerError
     from engine.config import ConfigError
-    from engine.headless import run_headless
+    from engine.headless import install_stop_signals, run_headless
     from engine.journal import JournalError
     from engine.live_wiring import build_live_session
+    from engine.stop_deadline import STOP_DEADLINE, ExitDeadline
 
-    loop = asyncio.get_running_loop()
+    # Armed by the first stop signal: whatever the broker does, the process ends within 10 s.
+    deadline = ExitDeadline(STOP_DEADLINE)
     building = asyncio.current_task()
-    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     stopped: list[str] = []
 
     def stop_start_up(name: str) -> None:
+        deadline.arm(f"received {name}")
         stopped.append(name)
         if building is not None:
             building.cancel()
 
-    for sig in signals:
-        loop.add_signal_handler(sig, stop_start_up, sig.name)
+    restore = install_stop_signals(stop_start_up)
     try:
         session = await build_live_session(config, mode, credentials, folder)
     except asyncio.CancelledError:
         if not stopped:
             raise
+        deadline.leave(0)
         return 0  # asked to stop while connecting: nothing was traded
     except BrokerError as exc:
         if exc.status == 401:
             from engine.alpaca.endpoints import resolve_endpoints
 
             return _error(_rejected(mode, resolve_endpoints(mode).trading))
+        if exc.status == 403:  # keys accepted, account refused: waiting would not change it
+            return _error(f"{exc}; check the account's status and the keys at Alpaca")
         return _error(f"cannot start the {mode.value.lower()} session: {exc}", FAILURE)
     except (ConfigError, JournalError) as exc:
         return _error(str(exc))
     finally:
-        for sig in signals:
-            with contextlib.suppress(ValueError, RuntimeError):
-                loop.remove_signal_handler(sig)
+        restore()
     engine = session.engine
     instruments = instrument(engine, folder, args)
     warm = len(session.feed.warmup())
@@ -176,10 +177,33 @@ async def _run(
     )
     for line in session.differences:
         print(f"reconcile: {line}", flush=True)
+    code = FAILURE
     try:
-        return await run_headless(engine, session.feed)
+        code = await run_headless(
+            engine, session.feed, on_signal=lambda name: deadline.arm(f"received {name}")
+        )
     except JournalError as exc:  # a full disk mid-session: one line, nothing recorded is lost
-        return _error(f"{exc}; trading stopped")
+        code = _error(f"{exc}; trading stopped")
     finally:
         instruments.close()
-        await session.aclose()
+        await _close_session(session)
+    # After a signal, threads still in a broker call must not hold the exit (see ``leave``).
+    deadline.leave(code)
+    return code
+
+
+CLOSE_BUDGET = 1.5
+"""Seconds for closing sockets and streams after the engine stopped (inside the 10 s)."""
+
+
+async def _close_session(session: Any) -> None:
+    """``session.aclose()``, bounded: a hung broker or stream never holds the exit; the journal
+    is closed regardless (every record is already committed)."""
+    try:
+        await asyncio.wait_for(session.aclose(), CLOSE_BUDGET)
+    except TimeoutError:
+        logging.getLogger("tapewatch.headless").warning(
+            "closing the Alpaca connections took longer than %.1f s: leaving them", CLOSE_BUDGET
+        )
+        with contextlib.suppress(Exception):
+            session.journal.close()

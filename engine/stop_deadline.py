@@ -11,11 +11,13 @@ ends the process. It runs in a daemon thread, so it fires even while the main th
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import IO
 
@@ -23,6 +25,8 @@ log = logging.getLogger("tapewatch.stop")
 
 STOP_DEADLINE = 9.0
 """Seconds from a stop signal to the forced end: inside systemd's and the issue's 10 s."""
+LEAVE_GRACE = 0.5
+"""Seconds a clean stop waits for pool threads to finish before it leaves them behind."""
 
 
 class ExitDeadline:
@@ -66,6 +70,33 @@ class ExitDeadline:
         (a broker call still in flight, a pool joined at exit), so it reports the clean status."""
         self.status = status
 
+    def leave(self, status: int, *, grace: float = LEAVE_GRACE) -> None:
+        """After the clean stop a signal asked for: end the process now rather than at the
+        interpreter's exit, where ``concurrent.futures`` joins every pool thread and so would
+        wait out a broker call still in flight (a minute, under a hung Alpaca).
+
+        Returns (normal exit follows) when nothing armed the deadline or no other non-daemon
+        thread is alive within ``grace``; else flushes stdout, stderr and the logs and ends the
+        process with ``status``. Everything worth keeping is already written: the journal is
+        closed, the audit trail is fsynced per record, and the OS releases the writer lock.
+        """
+        self.settle(status)
+        if not self.armed:
+            return
+        end = time.monotonic() + grace
+        while (lingering := _lingering_threads()) and time.monotonic() < end:
+            time.sleep(0.02)
+        if not lingering:
+            return
+        log.info(
+            "stopped cleanly; not waiting for %s", ", ".join(sorted(t.name for t in lingering))
+        )
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                stream.flush()
+        logging.shutdown()
+        self._exit_now(status)
+
     def cancel(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -86,6 +117,12 @@ class ExitDeadline:
                 pass
         logging.shutdown()
         self._exit_now(self.status)
+
+
+def _lingering_threads() -> list[threading.Thread]:
+    """Threads the interpreter's exit would wait for (not daemon, not this one)."""
+    me = threading.current_thread()
+    return [t for t in threading.enumerate() if t is not me and not t.daemon and t.is_alive()]
 
 
 def _log_stream() -> IO[str] | None:
