@@ -71,6 +71,16 @@ def unreachable(mode: Mode, endpoint: str, exc: BaseException) -> str:
     )
 
 
+def busy(mode: Mode, endpoint: str, exc: BaseException) -> str:
+    """A 429, 5xx or dropped connection on a switch: it passes; the switch can be asked again.
+
+    (Start-up waits such failures out; a switch is a key press, so it says so and returns.)"""
+    return (
+        f"Alpaca ({mode.value.lower()}) at {endpoint} is not answering right now ({exc}); "
+        "nothing changed: try the switch again in a minute"
+    )
+
+
 class AlpacaAccounts:
     """Paper and live Alpaca accounts from keys loaded at start-up (see the module docstring)."""
 
@@ -167,6 +177,7 @@ class AlpacaAccounts:
             raise AccountUnavailable(
                 self.describe(mode) + f"; add them with 'tapewatch login{_flag(mode)}'"
             )
+        from engine.alpaca.errors import is_transient
         from engine.brokers.alpaca import AlpacaBroker  # alpaca-py: only when trading
         from engine.brokers.base import BrokerError
 
@@ -187,6 +198,8 @@ class AlpacaAccounts:
             await broker.close()
             if exc.status == 401:
                 raise AccountUnavailable(rejected(mode, endpoints.trading)) from None
+            if is_transient(exc):
+                raise AccountUnavailable(busy(mode, endpoints.trading, exc)) from None
             raise AccountUnavailable(unreachable(mode, endpoints.trading, exc)) from None
         except BaseException:
             await broker.close()

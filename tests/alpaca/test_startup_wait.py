@@ -277,6 +277,24 @@ async def test_cancelling_start_up_ends_the_wait_at_once(
     assert lines[0].startswith(PREFIX + "HTTP 429")
 
 
+async def test_the_console_switch_in_a_storm_says_try_again_and_keeps_nothing_open(
+    make_sandbox: Callable[..., SandboxThread],
+) -> None:
+    from console.accounts import AccountUnavailable
+    from console.alpaca_accounts import AlpacaAccounts
+
+    storm = {"status": 503, "count": 10_000, "path": "/v2/account"}
+    sandbox = make_sandbox(bar_interval=0, faults={"rest_error": storm})
+    endpoints = sandbox_endpoints(sandbox)
+    accounts = AlpacaAccounts(
+        {Mode.PAPER: credentials()}, {Mode.PAPER: endpoints}, timeout=2.0, policy=FAST_RETRIES
+    )
+    with pytest.raises(AccountUnavailable) as caught:
+        await accounts.connect(Mode.PAPER)  # a key press: it answers, it does not wait
+    text = str(caught.value)
+    assert "HTTP 503" in text and "try the switch again" in text and SECRET not in text
+
+
 # -- tapewatch run --headless under systemd ----------------------------------------------------
 
 
