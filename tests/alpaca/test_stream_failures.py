@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import selectors
+import signal
 import socket
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +46,14 @@ from engine.feeds.alpaca import AlpacaFeed
 from engine.logs import setup_logging, teardown_logging
 from engine.models import Timeframe, TradingState
 from engine.sandbox import SandboxThread
-from tests.alpaca.adapter_helpers import eventually, in_thread, sandbox_endpoints, stat
-from tests.alpaca.conftest import KEY, SECRET, START, running_stream
+from tests.alpaca.adapter_helpers import (
+    eventually,
+    in_thread,
+    sandbox_endpoints,
+    sandbox_env,
+    stat,
+)
+from tests.alpaca.conftest import KEY, SECRET, START, running_stream, wait_for
 
 FAST = (0.05, 0.4)  # backoff for tests: the same shape as 1 → 60 s, compressed
 KEYS_ADVICE = "check the API keys (paper keys for paper, live keys for live)"
@@ -383,3 +394,65 @@ async def test_stale_breaker_goes_reducing_while_the_stream_is_refused(
         await engine.stop("test done")
         await asyncio.wait_for(running, 10)
         await feed.aclose()
+
+
+# -- a real headless run -------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = (
+    "import sys, argparse\n"
+    "from console.cli import _add_strategy_flags\n"
+    "from console.run_cli import add_run_command, cmd_run\n"
+    "p = argparse.ArgumentParser(prog='tapewatch')\n"
+    "add_run_command(p.add_subparsers(dest='command'), _add_strategy_flags)\n"
+    "sys.exit(cmd_run(p.parse_args(sys.argv[1:])))\n"
+)
+
+
+def test_a_headless_run_with_a_refused_stream_prints_one_line_and_no_traceback(
+    make_sandbox: Callable[..., SandboxThread], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(bar_interval=0.05, faults={"data_stream": "reject_auth"})
+    env = {
+        **os.environ,
+        **sandbox_env(sandbox),
+        "APCA_API_KEY_ID": KEY,
+        "APCA_API_SECRET_KEY": SECRET,
+        "TAPEWATCH_DATA_DIR": str(tmp_path),
+        "XDG_DATA_HOME": str(tmp_path / "xdg"),
+        "PYTHONPATH": str(ROOT),
+    }
+    argv = [sys.executable, "-c", RUN, "run", "--headless"]
+    proc = subprocess.Popen(
+        argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    err_lines: list[str] = []
+    try:
+        assert proc.stderr is not None
+        selector = selectors.DefaultSelector()
+        selector.register(proc.stderr, selectors.EVENT_READ)
+        deadline = time.monotonic() + 30
+        while not any("market-data stream: authentication refused" in x for x in err_lines):
+            assert time.monotonic() < deadline, f"no stream failure line: {err_lines}"
+            if selector.select(timeout=0.5):
+                line = proc.stderr.readline()
+                assert line, f"exited early: {err_lines}"
+                err_lines.append(line)
+        wait_for(lambda: stat(sandbox, "data_error_402") >= 3, 30, "three refusals")
+        proc.send_signal(signal.SIGTERM)
+        out, rest = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = "".join(err_lines) + rest
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    reports = [x for x in err.splitlines() if "market-data stream:" in x]
+    assert (
+        f"market-data stream: authentication refused (402 auth failed); {KEYS_ADVICE}; "
+        "retrying in " in reports[0]
+    )
+    assert len(reports) < stat(sandbox, "data_error_402")  # not one line per retry
+    assert not [x for x in err.splitlines() if "alpaca." in x.split(":")[0]]  # no SDK lines
+    assert "market-data stream: authentication refused (402 auth failed)" in out  # the notice
