@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # alpaca-py and pandas load in the build thread, never at imp
     from engine.live_wiring import LiveOptions, LiveSession
     from engine.writer_lock import WriterLock
 
+CONSOLE_START_PATIENCE = 10.0  # seconds the loading screen waits out a 429/5xx storm in all
+
 
 class MarketHours(Protocol):
     def is_open(self, now: datetime) -> bool: ...
@@ -191,8 +193,11 @@ class LiveSessionFactory:
         return session
 
     async def _build(self, calendar: MarketCalendar) -> AlpacaConsoleSession:
+        from dataclasses import replace
+
         from console.accounts import AccountUnavailable
         from console.alpaca_accounts import rejected, unreachable
+        from engine.alpaca.startup import StartupWait
         from engine.brokers.base import BrokerError
         from engine.live_wiring import LiveOptions, build_live_session
 
@@ -204,9 +209,10 @@ class LiveSessionFactory:
         # Differences found at start-up wait, paused, for the reconcile modal.
         options = self.options or LiveOptions(endpoints=endpoints, reconcile_headless=False)
         if options.endpoints is None:
-            from dataclasses import replace
-
             options = replace(options, endpoints=endpoints)
+        if options.startup_wait is None:  # a person watches the loading screen: not for ever
+            patience = StartupWait(give_up_after=CONSOLE_START_PATIENCE)
+            options = replace(options, startup_wait=patience)
         url = options.endpoints.trading if options.endpoints is not None else endpoints.trading
         try:
             live = await build_live_session(

@@ -6,7 +6,9 @@ for. So each start-up read (clock, asset, account, configuration, history) that 
 1 s up to 60 s, and each wait is one line ("waiting for Alpaca: HTTP 429, retrying in 8 s").
 Anything else (401/403 keys, an unknown symbol, another 4xx) is raised at once: waiting cannot
 fix it. The wait is an ``asyncio`` sleep, so cancelling the start-up task (SIGTERM, Ctrl+C)
-ends it at once. Sleep, randomness and the line's destination are injectable for tests.
+ends it at once. Headless runs wait as long as it takes; the console, where a person watches a
+loading screen, sets ``give_up_after`` and then reports the failure. Sleep, randomness and the
+line's destination are injectable for tests.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class StartupWait:
     say: Callable[[str], None] = _warn
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)
+    give_up_after: float | None = None  # seconds of waiting in all; None: wait as long as it takes
     waits: list[float] = field(default_factory=list)  # every wait taken, for the record
 
     def delay(self, attempt: int) -> float:
@@ -58,6 +61,11 @@ class StartupWait:
                     raise
                 attempt += 1
                 seconds = self.delay(attempt)
+                if (
+                    self.give_up_after is not None
+                    and sum(self.waits) + seconds > self.give_up_after
+                ):
+                    raise
                 self.waits.append(seconds)
                 self.say(f"waiting for Alpaca: {wait_reason(exc)}, retrying in {_seconds(seconds)}")
                 log.info("start-up step failed (%s); waiting %.2f s", exc, seconds)

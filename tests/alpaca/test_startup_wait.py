@@ -130,6 +130,20 @@ async def test_a_transient_failure_is_retried_and_a_refusal_is_not() -> None:
     assert len(waits.slept) == 3  # nothing more was waited for
 
 
+async def test_with_limited_patience_the_failure_is_raised_instead_of_a_long_wait() -> None:
+    waits = Waits()
+    wait = StartupWait(give_up_after=5.0, say=waits.lines.append, sleep=waits.sleep)
+
+    async def storm() -> None:
+        raise BrokerError("rate limited", status=429, retryable=True)
+
+    with pytest.raises(BrokerError) as caught:
+        await wait.run(storm)
+    assert caught.value.status == 429
+    assert len(waits.slept) == 2 and sum(waits.slept) <= 5.0  # ~1 + ~2; ~4 more is too long
+    assert len(waits.lines) == 2
+
+
 # -- start-up against the sandbox --------------------------------------------------------------
 
 
