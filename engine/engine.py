@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from engine.bar_checks import bar_problem
@@ -55,6 +57,7 @@ from engine.models import (
     client_order_id,
 )
 from engine.operator import operator_identity
+from engine.orderbook import OrderBook, Tracked
 from engine.portfolio import PortfolioState, apply_fill, rebuild
 from engine.risk.base import RiskDecision
 from engine.risk.gate import RiskGate
@@ -62,6 +65,8 @@ from engine.state import EngineState, OrderRow
 from engine.strategy import RsiSmaStrategy
 
 log = logging.getLogger("tapewatch.engine")
+
+T = TypeVar("T")
 
 ET = ZoneInfo("America/New_York")
 
@@ -83,8 +88,15 @@ JOURNALED = frozenset(
         "equity",
         "operator",
         "account_adopted",
+        "notice",
     }
 )
+
+WATCH_EVERY = 2.0  # seconds between checks of open orders in paper and live sessions
+UNRESOLVED_GRACE = 60.0  # seconds before an intent the broker never heard of is given up
+UNRESOLVED_MISSES = 3  # look-ups that must find nothing before that
+STOP_WAIT = 5.0  # seconds stop() waits for the bar in hand
+INLINE_SUBMIT_WAIT = 2.0  # seconds a bar waits for a submit before it goes on without it
 
 
 class EngineCommandError(Exception):
@@ -138,7 +150,11 @@ class Engine:
             symbol=self.symbol,
             timeframe=self.timeframe.label,
         )
-        self._in_flight: dict[str, float] = {}  # client_order_id -> perf_counter at ack
+        self.book = OrderBook()  # our orders: intents, merged broker views, journaled fills
+        self._acked: dict[str, float] = {}  # client_order_id -> perf_counter at ack (latency)
+        self._submitting: set[str] = set()  # client order ids whose submit has not returned
+        self._watcher: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Order | None]] = set()  # sends a storm outlasted
         self._next_day_boundary: datetime | None = None
         self._day = ""  # the New York trading day of the last bar, ISO date
         self._stale_margin = timedelta(seconds=config.risk.stale_bars * self.timeframe.seconds)
@@ -250,6 +266,7 @@ class Engine:
         if not events:
             return []
         self.portfolio = rebuild(events)
+        self.book = OrderBook.from_events(events)
         symbol = self.symbol
         used = [e.bar.ts for e in events if isinstance(e, BarClosed) and e.bar.symbol == symbol]
         if used:
@@ -263,39 +280,152 @@ class Engine:
         return events
 
     async def _resolve_in_flight_intents(self, history: list[Event]) -> None:
-        """After a restart, settle every intent the journal left open against the broker."""
-        outcome: dict[str, OrderStatus | None] = {}
-        requests: dict[str, OrderRequest] = {}
-        for event in history:
-            if isinstance(event, OrderIntended):
-                requests[event.request.client_order_id] = event.request
-                outcome.setdefault(event.request.client_order_id, None)
-            elif isinstance(event, OrderSubmitted | OrderUpdated | OrderFilled):
-                outcome[event.order.client_order_id] = event.order.status
-        for cid, status in outcome.items():
-            if status is not None and not status.is_open:
+        """After a restart, settle every order the journal left open against the broker: its
+        fills are journaled as fills, an intent the broker never received is closed."""
+        await self.settle_open_orders("start-up")
+
+    async def settle_open_orders(self, reason: str = "check") -> int:
+        """Look up every open or unresolved order of ours (not one being submitted) and journal
+        what the broker says, fills included. Returns how many are still open."""
+        for tracked in self.book.open_orders():
+            if tracked.client_order_id in self._submitting or self._stopping:
                 continue
+            await self._settle(tracked, reason)
+        self._flush_or_fail()
+        self._sync_in_flight()
+        return self.book.open_count()
+
+    async def _settle(self, tracked: Tracked, reason: str) -> None:
+        cid = tracked.client_order_id
+        try:
+            order = await self._deadline(self.broker.get_order_by_client_id(cid))
+        except (BrokerError, TimeoutError) as exc:
+            text = str(exc) or "no answer in time"
+            self._emit(Notice(ts=self.clock.now(), level="warning", message=f"{cid}: {text}"))
+            return
+        if order is None:
+            self._settle_missing(tracked, reason)
+            return
+        self._record_view(order)
+
+    def _settle_missing(self, tracked: Tracked, reason: str) -> None:
+        """The broker has no such order. At start-up (one writer, the old process is gone) it
+        never reached the broker; in a running session only after repeated misses."""
+        if tracked.order is not None:
+            return  # the broker knew it once: a miss now is a glitch, keep looking
+        misses = self.book.missed(tracked.client_order_id)
+        now = self.clock.now()
+        age = (now - tracked.intended_at).total_seconds() if tracked.intended_at else 1e9
+        if reason != "start-up" and (misses < UNRESOLVED_MISSES or age < UNRESOLVED_GRACE):
+            return
+        order = Order(
+            order_id="",
+            client_order_id=tracked.client_order_id,
+            symbol=tracked.symbol,
+            side=tracked.side,
+            qty=tracked.qty,
+            status=OrderStatus.REJECTED,
+            reason="never reached the broker; not resent",
+        )
+        self.book.observe(order)
+        self._emit(OrderUpdated(ts=now, order=order))
+        self._update_row(order)
+
+    def _record_view(self, order: Order) -> None:
+        """Merge a broker view found by a look-up and journal what it adds: the fills the
+        journal lacks (as fills), or the order's end."""
+        tracked = self.book.get(order.client_order_id)
+        before = tracked.order if tracked is not None else None
+        merged = self.book.observe(order)
+        now = self.clock.now()
+        fill = self.book.unjournaled_fill(merged, now)
+        if fill is not None:
+            self._apply_fill_event(OrderFilled(ts=now, fill=fill, order=merged))
+        elif before is None or before.status is not merged.status:
+            self._emit(OrderUpdated(ts=now, order=merged))
+        self._update_row(merged)
+
+    def _apply_fill_event(self, event: OrderFilled) -> bool:
+        """Book and portfolio take a fill once; a duplicate (more than the order's size) is
+        dropped with a warning. Returns whether it was applied."""
+        fill = event.fill
+        tracked = self.book.get(fill.client_order_id)
+        if tracked is not None and tracked.journaled_qty + fill.qty > tracked.qty + 1e-6:
+            message = f"{fill.client_order_id}: ignored a fill beyond the order's quantity"
+            self._emit(Notice(ts=self.clock.now(), level="warning", message=message))
+            return False
+        if tracked is None:  # an order we never sent (say, a manual trade on the stream)
+            self.book.observe(replace(event.order, filled_qty=0.0, filled_avg_price=None))
+        apply_fill(self.portfolio, fill)
+        self.book.record_fill(fill)
+        self._emit(event)
+        return True
+
+    def _sync_in_flight(self) -> None:
+        self.state.in_flight = self.book.open_count()
+
+    async def _deadline(self, awaitable: Awaitable[T]) -> T:
+        """A broker call bounded by ``order_deadline_seconds``: a storm never holds the bar loop."""
+        return await asyncio.wait_for(awaitable, self.config.risk.order_deadline_seconds)
+
+    def _update_row(self, order: Order) -> None:
+        row = self.state.order_row(order.client_order_id)
+        if row is not None:
+            self._apply_order_to_row(row, order)
+
+    # -- the watcher (paper and live): unresolved intents, silent orders, stale entries --------
+    def start_watch(self, every: float = WATCH_EVERY) -> None:
+        """Check our open orders every ``every`` seconds (a task on the running loop)."""
+        if self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(
+                self._watch_forever(every), name="tapewatch-order-watch"
+            )
+
+    async def _watch_forever(self, every: float) -> None:
+        while not self._stopping:
+            await asyncio.sleep(every)
             try:
-                order = await self.broker.get_order_by_client_id(cid)
-            except BrokerError as exc:
-                self._emit(Notice(ts=self.clock.now(), level="warning", message=f"{cid}: {exc}"))
+                await self.watch_once()
+            except Exception:  # a bug here must not end the watching for good
+                log.exception("order watch failed")
+
+    async def watch_once(self) -> None:
+        """Settle unresolved intents; cancel entries unfilled for ``entry_timeout_seconds``."""
+        if self._stopping or self._busy:
+            return
+        now = self.clock.now()
+        timeout = self.config.risk.entry_timeout_seconds
+        for tracked in self.book.open_orders():
+            cid = tracked.client_order_id
+            if cid in self._submitting or self._stopping:
                 continue
-            if order is None:
-                order = Order(
-                    order_id="",
-                    client_order_id=cid,
-                    symbol=requests[cid].symbol if cid in requests else "",
-                    side=requests[cid].side if cid in requests else Side.BUY,
-                    qty=requests[cid].qty if cid in requests else 0.0,
-                    status=OrderStatus.REJECTED,
-                    reason="never reached the broker (stopped before submit); not resent",
-                )
-                self._emit(OrderUpdated(ts=self.clock.now(), order=order))
-            elif order.status.is_open:
-                self._in_flight[cid] = time.perf_counter()
-                self.state.in_flight += 1  # quitting asks while it is open
-            else:
-                self._emit(OrderUpdated(ts=self.clock.now(), order=order))
+            if tracked.unresolved:
+                await self._settle(tracked, "watch")
+                continue
+            age = (now - tracked.intended_at).total_seconds() if tracked.intended_at else 0.0
+            if tracked.intent is Intent.ENTRY and age >= timeout and tracked.journaled_qty == 0:
+                await self._cancel_stale_entry(tracked, age)
+        self._flush_or_fail()
+        self._sync_in_flight()
+        self.state.touch()
+
+    async def _cancel_stale_entry(self, tracked: Tracked, age: float) -> None:
+        cid = tracked.client_order_id
+        self._emit(
+            Notice(
+                ts=self.clock.now(),
+                level="warning",
+                message=f"{cid}: entry unfilled after {age:.0f} s (market closed?); cancelling",
+            )
+        )
+        try:
+            order = await self._deadline(self.broker.cancel_order(cid))
+        except (BrokerError, TimeoutError) as exc:
+            text = str(exc) or "no answer in time"
+            self._emit(Notice(ts=self.clock.now(), level="warning", message=f"{cid}: {text}"))
+            return
+        if order is not None:
+            self._record_view(order)
 
     async def run(self, feed: Feed) -> None:
         """Warm up from the feed's history, then trade each closed bar until the feed ends."""
@@ -303,6 +433,8 @@ class Engine:
         if not self._started:
             await self.start()
         self.warm(feed.warmup())
+        if self.mode in (Mode.PAPER, Mode.LIVE):
+            self.start_watch()
         async for bar in feed.bars():
             if self._stopping:
                 break
@@ -337,8 +469,17 @@ class Engine:
         self._stopping = True
         if self._feed is not None:
             self._feed.stop()
-        while self._busy:  # let the bar in hand finish so the journal stays consistent
+        # Let the bar in hand finish so the journal stays consistent, but never wait long: its
+        # intent is already journaled, and whatever the broker did is settled at the next start.
+        loop = asyncio.get_running_loop()
+        until = loop.time() + STOP_WAIT
+        while self._busy and loop.time() < until:
             await asyncio.sleep(0.005)
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+        for send in list(self._background):  # journaled intents: settled at the next start
+            send.cancel()
         self.state.running = False
         self._emit(SessionStopped(ts=self.clock.now(), reason=reason))
         self._flush()
@@ -354,13 +495,31 @@ class Engine:
             stamp = bar.ts.isoformat()
             message = f"ignored the {bar.symbol} bar of {stamp}: {problem}"
             self._emit(Notice(ts=self.clock.now(), level="warning", message=message))
+            self._flush_or_fail()
             self.state.touch()
+            return
+        late = (self.clock.now() - (bar.ts + self.timeframe.delta)).total_seconds()
+        if late > self.config.risk.late_bar_seconds:
+            self._take_late_bar(bar, late)
             return
         self._busy = True
         try:
             await self._process_bar(bar)
         finally:
             self._busy = False
+
+    def _take_late_bar(self, bar: Bar, late: float) -> None:
+        """A bar closed long ago (a backlog after an outage, a back-fill): it updates the
+        indicators and charts but decides nothing, and the journal says so."""
+        self._last_bar_ts = bar.ts
+        self.warm([bar])
+        self._emit(BarClosed(ts=self.clock.now(), bar=bar, warmup=True))
+        message = (
+            f"the {bar.symbol} bar of {bar.ts.isoformat()} arrived {late:.0f} s after its close: "
+            "indicators updated, no order placed"
+        )
+        self._emit(Notice(ts=self.clock.now(), level="warning", message=message))
+        self._flush_or_fail()
 
     async def _process_bar(
         self,
@@ -393,17 +552,22 @@ class Engine:
         self._emit(BarClosed(ts=now, bar=bar))
         position = self.portfolio.positions.get(self.symbol)
         position_qty = position.qty if position is not None else 0.0
+        # Exposure is position plus open orders: an entry still working (or of unknown
+        # outcome) means "not flat", so a second buy signal cannot stack another entry.
+        exposure = position_qty + self.book.open_buy_qty(self.symbol)
         if indicators is None:
-            signal = self.strategy.evaluate(bar, position_qty, ts=now)
+            signal = self.strategy.evaluate(bar, exposure, ts=now)
         else:
-            signal = self.strategy.decide(bar, position_qty, *indicators, ts=now)
+            signal = self.strategy.decide(bar, exposure, *indicators, ts=now)
         state.bars.append(bar)
         state.rsi.append(signal.rsi)
         state.sma.append(signal.sma)
         state.last_signal = signal
         state.positions = {p.symbol: p for p in account.positions}
         self._emit(signal)
-        if signal.action != "hold":
+        if signal.action != "hold" and self._order_open(signal):
+            self.latency.record("bar_to_decision", time.perf_counter() - started)
+        elif signal.action != "hold":
             request = self._request_for(signal, bar, position_qty, equity)
             if request is not None:
                 self.latency.record("bar_to_decision", time.perf_counter() - started)
@@ -455,6 +619,16 @@ class Engine:
         if changes:
             self._emit_breakers(changes)
 
+    def _order_open(self, signal: SignalEvaluated) -> bool:
+        """At most one open order per symbol: a signal while one works places nothing."""
+        working = self.book.open_orders(self.symbol)
+        if not working:
+            return False
+        cids = ", ".join(t.client_order_id for t in working)
+        message = f"{signal.action} signal on {self.symbol} not acted on: {cids} still open"
+        self._emit(Notice(ts=signal.ts, level="info", message=message))
+        return True
+
     def _request_for(
         self, signal: SignalEvaluated, bar: Bar, position_qty: float, equity: float
     ) -> OrderRequest | None:
@@ -467,7 +641,10 @@ class Engine:
                 self._emit(Notice(ts=signal.ts, level="warning", message=text))
                 return None
         else:
-            side, intent, qty = Side.SELL, Intent.EXIT, position_qty
+            side, intent = Side.SELL, Intent.EXIT
+            qty = position_qty - self.book.open_sell_qty(self.symbol)  # never more than held
+            if qty <= 1e-9:
+                return None
         return OrderRequest(
             client_order_id=client_order_id(self.config.strategy_name, self.symbol, bar.ts, intent),
             symbol=self.symbol,
@@ -513,7 +690,10 @@ class Engine:
         return await self._submit(request, decided)
 
     async def _submit(self, request: OrderRequest, decided: float | None = None) -> Order | None:
-        """Journal the intent, then send; an unknown outcome is looked up, never resent."""
+        """Journal the intent, then send; an unknown outcome is looked up, never resent.
+
+        The order is in the book (open, outcome unknown) from the moment its intent is
+        journaled, so exposure counts it whatever the broker does next."""
         now = self.clock.now()
         if self._stopping:
             self._emit(
@@ -522,9 +702,15 @@ class Engine:
                 )
             )
             return None
-        self._emit(OrderIntended(ts=now, request=request))
-        self._flush()  # durable before the broker hears of it
         cid = request.client_order_id
+        if cid in self.book:
+            self._emit(
+                Notice(ts=now, level="warning", message=f"{cid} was already sent; not resent")
+            )
+            return None
+        self._emit(OrderIntended(ts=now, request=request))
+        self.book.intend(request, now)
+        self._flush()  # durable before the broker hears of it
         row = OrderRow(
             time=now,
             client_order_id=cid,
@@ -535,45 +721,68 @@ class Engine:
             intent=request.intent.value,
         )
         self.state.orders.appendleft(row)
-        self.state.in_flight += 1
+        self._sync_in_flight()
         sent = time.perf_counter()
         if decided is not None:  # risk gate + write-ahead journal, the cost of being careful
             self.latency.record("decision_to_submit", sent - decided)
+        send = asyncio.get_running_loop().create_task(self._send(request, row, sent))
+        done, _ = await asyncio.wait({send}, timeout=min(INLINE_SUBMIT_WAIT, self._deadline_s))
+        if send in done:
+            return send.result()
+        # A storm: the bar loop goes on; the order stays open (outcome unknown) in the book and
+        # the send finishes, or gives up at its deadline, in the background.
+        self._background.add(send)
+        send.add_done_callback(self._background.discard)
+        message = f"{cid}: the broker is slow to answer; bars go on, the order counts as open"
+        self._emit(Notice(ts=self.clock.now(), level="warning", message=message))
+        return None
+
+    @property
+    def _deadline_s(self) -> float:
+        return self.config.risk.order_deadline_seconds
+
+    async def _send(self, request: OrderRequest, row: OrderRow, sent: float) -> Order | None:
+        """Submit within the deadline; an error or no answer means "look it up", never resend."""
+        cid = request.client_order_id
         order: Order | None
+        self._submitting.add(cid)
         try:
-            order = await self.broker.submit_order(request)
+            order = await self._deadline(self.broker.submit_order(request))
         except DuplicateClientOrderId:
             order = await self._lookup(cid)
-        except BrokerError as exc:
-            self._emit(
-                Notice(ts=self.clock.now(), level="warning", message=f"{cid}: {exc}; looking it up")
-            )
+        except (BrokerError, TimeoutError) as exc:
+            text = str(exc) or f"no answer in {self._deadline_s:g} s"
+            message = f"{cid}: {text}; looking it up"
+            self._emit(Notice(ts=self.clock.now(), level="warning", message=message))
             order = await self._lookup(cid)
+        finally:
+            self._submitting.discard(cid)
         ack = time.perf_counter()
         latency = ack - sent
         self.latency.record("submit_to_ack", latency)
         row.latency = latency
         if order is None:
             row.status = "unknown"
-            row.reason = "outcome unknown; will be resolved against the broker"
-            self.state.in_flight -= 1
+            row.reason = "outcome unknown; counted as open until the broker answers"
+            self._flush_or_fail()
             self.state.touch()
             return None
+        merged = self.book.observe(order)
         self._emit(OrderSubmitted(ts=self.clock.now(), order=order, latency=latency))
-        self._flush()
-        if order.status.is_open:
-            self._in_flight[cid] = ack
-        else:
-            self.state.in_flight -= 1
-        self._apply_order_to_row(row, order)
+        self._flush_or_fail()
+        if merged.status.is_open:
+            self._acked[cid] = ack
+        self._sync_in_flight()
+        self._apply_order_to_row(row, merged)
         self.state.touch()
-        return order
+        return merged
 
     async def _lookup(self, cid: str) -> Order | None:
         try:
-            return await self.broker.get_order_by_client_id(cid)
-        except BrokerError as exc:
-            self._emit(Notice(ts=self.clock.now(), level="error", message=f"{cid}: {exc}"))
+            return await self._deadline(self.broker.get_order_by_client_id(cid))
+        except (BrokerError, TimeoutError) as exc:
+            text = str(exc) or "no answer in time"
+            self._emit(Notice(ts=self.clock.now(), level="error", message=f"{cid}: {text}"))
             return None
 
     @staticmethod
@@ -585,25 +794,30 @@ class Engine:
             row.reason = order.reason
 
     def _on_broker_event(self, event: Event) -> None:
-        """Order updates and fills from the broker (SimBroker inline, Alpaca from its stream)."""
+        """Order updates and fills from the broker (SimBroker inline, Alpaca from its stream),
+        merged into the book so a late or repeated answer never moves an order back."""
         if isinstance(event, OrderFilled):
-            apply_fill(self.portfolio, event.fill)
-            acked = self._in_flight.pop(event.order.client_order_id, None)
-            if acked is not None:
+            if not self._apply_fill_event(event):
+                return
+            merged = self.book.observe(event.order)
+            acked = self._acked.get(event.order.client_order_id)
+            if acked is not None and not merged.status.is_open:
+                del self._acked[event.order.client_order_id]
                 self.latency.record("ack_to_fill", time.perf_counter() - acked)
-                self.state.in_flight = max(0, self.state.in_flight - 1)
-        elif (
-            isinstance(event, OrderUpdated)
-            and not event.order.status.is_open
-            and self._in_flight.pop(event.order.client_order_id, None) is not None
-        ):
-            self.state.in_flight = max(0, self.state.in_flight - 1)
-        order = getattr(event, "order", None)
-        if isinstance(order, Order):
-            row = self.state.order_row(order.client_order_id)
-            if row is not None:
-                self._apply_order_to_row(row, order)
-        self._emit(event)
+            self._update_row(merged)
+        elif isinstance(event, OrderUpdated):
+            tracked = self.book.get(event.order.client_order_id)
+            before = tracked.order.status if tracked is not None and tracked.order else None
+            merged = self.book.observe(event.order)
+            if before is merged.status and tracked is not None and tracked.order is not None:
+                return  # nothing new (a replay, or an answer older than what we know)
+            if not merged.status.is_open:
+                self._acked.pop(merged.client_order_id, None)
+            self._update_row(merged)
+            self._emit(OrderUpdated(ts=event.ts, order=merged))
+        else:
+            self._emit(event)
+        self._sync_in_flight()
         if not self._busy:
             self._flush_or_fail()  # outside a bar (Alpaca's stream): record it now
         self.state.touch()
@@ -667,6 +881,8 @@ class Engine:
     def notice(self, level: str, message: str) -> None:
         """Publish a message for the operator (feeds and adapters report through this)."""
         self._emit(Notice(ts=self.clock.now(), level=level, message=message))
+        if not self._busy:
+            self._flush_or_fail()
 
     def preview_flatten(self) -> list[OrderRequest]:
         """The exact orders flatten would send now (for the confirmation modal)."""
@@ -703,8 +919,9 @@ class Engine:
             self._emit(Notice(ts=self.clock.now(), level="error", message=f"cancel failed: {exc}"))
             cancelled = []
         for order in cancelled:
-            if self._in_flight.pop(order.client_order_id, None) is not None:
-                self.state.in_flight = max(0, self.state.in_flight - 1)
+            self.book.observe(order)
+            self._update_row(order)
+        self._sync_in_flight()
         sent: list[Order] = []
         for request in requests:
             submitted = await self._submit(request)
@@ -727,7 +944,7 @@ class Engine:
             raise EngineCommandError(
                 "trading is HALTED: reset the breaker before switching accounts"
             )
-        if self._in_flight:
+        if self.book.open_count():
             raise EngineCommandError("orders are in flight: wait until they settle, then switch")
         self._operator("switch_account", who, f"{self.mode.value} -> {mode.value} {account}")
         old = self.broker

@@ -152,6 +152,7 @@ class Order:
     filled_avg_price: float | None = None
     submitted_at: datetime | None = None
     reason: str = ""
+    filled_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,9 +25,18 @@ from decimal import Decimal
 from engine.alpaca.mapping import dec, field_of, filled_notional, order_status, to_order
 from engine.events import Event, OrderFilled, OrderUpdated
 from engine.models import Fill, OrderStatus
+from engine.orderbook import rank
 
 ZERO = Decimal(0)
 KEEP_FINISHED = 2000  # finished orders remembered, so a late replay of their events is ignored
+
+
+def _behind(incoming: OrderStatus, known: OrderStatus | None) -> bool:
+    """Whether ``incoming`` is an earlier stage than ``known``: status never moves back, and a
+    final status is final (with no more filled, a later "canceled" cannot undo "filled")."""
+    if known is None:
+        return False
+    return rank(incoming) < rank(known) or (not known.is_open and incoming is not known)
 
 
 @dataclass(slots=True)
@@ -111,6 +120,8 @@ class OrderTracker:
         state.heard_at = self._monotonic()
         state.misses = 0
         delta = qty - state.filled_qty
+        if delta < 0 or (delta == 0 and _behind(status, state.status)):
+            return  # an older answer (a held POST reply after the stream's fill): nothing new
         changed = status is not state.status
         if changed:
             state.poll_interval = self.poll_after

@@ -58,6 +58,11 @@ class Broker(Protocol):
 
     async def open_orders(self) -> list[Order]: ...
 
+    async def cancel_order(self, client_order_id: str) -> Order | None:
+        """Cancel one open order; returns its view after the cancel (None if unknown). An order
+        that filled first stays filled: the answer says so."""
+        ...
+
     async def cancel_all_orders(self) -> list[Order]:
         """Cancel every open order; returns the orders as cancelled."""
         ...

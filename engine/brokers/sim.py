@@ -171,6 +171,25 @@ class SimBroker:
     async def open_orders(self) -> list[Order]:
         return [item.order for item in self._pending_in_submission_order()]
 
+    async def cancel_order(self, client_order_id: str) -> Order | None:
+        """Cancel one pending order (emitting its update); a finished one is returned as is."""
+        order_id = self._by_client.get(client_order_id)
+        if order_id is None:
+            return None
+        order = self._orders[order_id]
+        queue = self._pending.get(order.symbol, [])
+        for item in queue:
+            if item.order.order_id == order_id:
+                queue.remove(item)
+                if not queue:
+                    self._pending.pop(order.symbol, None)
+                self._reserved_cash = max(0.0, self._reserved_cash - item.reserved)
+                order = replace(order, status=OrderStatus.CANCELLED, reason="cancelled")
+                self._orders[order_id] = order
+                self._listener(OrderUpdated(ts=self._clock.now(), order=order))
+                break
+        return order
+
     async def cancel_all_orders(self) -> list[Order]:
         """Cancel every pending order (emitting an update for each); returns them cancelled."""
         cancelled = []

@@ -24,7 +24,7 @@ from engine.models import Intent, Mode, OrderRequest, OrderStatus, Side
 from engine.sandbox import SandboxThread
 from tests.alpaca.adapter_helpers import eventually, in_thread, make_broker, stat
 from tests.alpaca.conftest import KEY, SECRET
-from tests.helpers import bars_from_closes, small_config
+from tests.helpers import STEP, bars_from_closes, small_config
 
 
 class Sleeps(list[float]):
@@ -130,10 +130,13 @@ async def test_the_engine_sees_an_order_whose_response_was_lost(
 ) -> None:
     journal = MemoryJournal()
     config = small_config(rsi_period=3, sma_period=5)
-    engine = Engine(config, clock=BrokerClock(), broker=broker, journal=journal, mode=Mode.PAPER)
+    bars = bars_from_closes([100, 110, 120, 130, 140, 139.9, 139.8, 139.7])
+    clock = BrokerClock(bars[0].ts)  # bars arrive as they close: none is late
+    engine = Engine(config, clock=clock, broker=broker, journal=journal, mode=Mode.PAPER)
     await engine.start()
     await in_thread(lambda: quiet_sandbox.apply_faults(lose_order_responses=1))
-    for bar in bars_from_closes([100, 110, 120, 130, 140, 139.9, 139.8, 139.7]):
+    for bar in bars:
+        clock.observe(bar.ts + STEP)
         await engine.on_bar(bar)
     kinds = [(type(e).__name__) for _, e in journal.events()]
     assert kinds.index("OrderIntended") < kinds.index("OrderSubmitted")

@@ -205,6 +205,7 @@ def broker_orders(sandbox: SandboxThread) -> list[dict[str, Any]]:
                 "status": o.status,
                 "side": o.side,
                 "filled_qty": float(o.filled_qty),
+                "filled_avg_price": float(o.filled_avg_price or 0.0),
             }
             for o in box.state.account.orders.values()
         ]

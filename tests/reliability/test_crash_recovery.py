@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import OrderFilled, OrderIntended, OrderUpdated
+from engine.events import AccountAdopted, OrderFilled, OrderIntended, OrderUpdated
 from engine.journal import Journal
 from engine.live_wiring import journal_path
 from engine.models import Mode, OrderStatus, TradingState
@@ -105,9 +105,16 @@ async def test_a_kill_at_any_point_of_an_order_then_a_restart_loses_and_repeats_
     else:
         assert at_broker_before.count(last) == 1
         assert checked.broker  # it filled; the journal now holds the position too
-    if point == "after_fill":
-        fills = [e for e in events if isinstance(e, OrderFilled)]
-        assert all(f.fill.client_order_id != last for f in fills)  # died before recording it
+        # The process died before journaling the fill (or even the answer): the restart
+        # journals it as a fill, from the broker's order, so no adoption is needed.
+        fills = [e for e in events if isinstance(e, OrderFilled) and e.fill.client_order_id == last]
+        broker_order = next(o for o in orders if o["client_order_id"] == last)
+        assert len(fills) == 1
+        assert abs(fills[0].fill.qty - float(broker_order["filled_qty"])) < 1e-9
+        assert abs(fills[0].fill.price - float(broker_order["filled_avg_price"])) < 1e-6
+        assert [
+            e.differences for e in events if isinstance(e, AccountAdopted) and e.differences
+        ] == []
 
 
 async def test_a_breaker_tripped_before_the_kill_is_still_tripped_after_the_restart(
@@ -211,5 +218,5 @@ def test_a_full_disk_is_one_line_and_exit_2_and_keeps_what_was_recorded(
         records = list(journal.events())
     kinds = [event.kind for _, event in records]
     seqs = [seq for seq, _ in records]
-    assert kinds[0] == "session_started" and len(kinds) > 5  # what was written is all there
+    assert kinds[0] == "session_started" and "bar" in kinds  # what was written is all there
     assert seqs == sorted(set(seqs))
