@@ -20,7 +20,6 @@ from typing import Any
 
 from engine.brokers.base import Broker, BrokerError
 from engine.engine import Engine
-from engine.events import OrderFilled, OrderIntended, OrderSubmitted, OrderUpdated
 from engine.models import AccountSnapshot, Order, OrderStatus, Position
 
 log = logging.getLogger("tapewatch.reconcile")
@@ -88,22 +87,24 @@ def compare(
 
 
 def journal_open_orders(engine: Engine) -> list[Order]:
-    """Orders the journal last saw open (an intent with no outcome yet counts as open)."""
-    if engine.journal is None:
-        return []
-    latest: dict[str, Order] = {}
-    for _, event in engine.journal.events(
-        kinds=("intent", "order_submitted", "order_updated", "fill")
-    ):
-        if isinstance(event, OrderIntended):
-            r = event.request
-            latest.setdefault(
-                r.client_order_id,
-                Order("", r.client_order_id, r.symbol, r.side, r.qty, OrderStatus.NEW),
+    """Orders the journal last saw open, merged forward (engine.orderbook): an intent with no
+    outcome yet counts as open; a late, older answer never reopens a finished order."""
+    found = []
+    for tracked in engine.book.open_orders():
+        if tracked.order is not None:
+            found.append(tracked.order)
+        else:
+            found.append(
+                Order(
+                    "",
+                    tracked.client_order_id,
+                    tracked.symbol,
+                    tracked.side,
+                    tracked.qty,
+                    OrderStatus.NEW,
+                )
             )
-        elif isinstance(event, OrderSubmitted | OrderUpdated | OrderFilled):
-            latest[event.order.client_order_id] = event.order
-    return [o for o in latest.values() if o.status.is_open]
+    return found
 
 
 Listener = Callable[[list[Difference]], None]
@@ -162,6 +163,10 @@ class Reconciler:
         """Compare now; pause and report on a difference, resume when a clean check follows."""
         async with self._lock:
             engine = self.engine
+            if reason != "start-up":
+                # Fills first: what the broker filled while we were not looking is journaled
+                # as fills, so only differences that fills do not explain remain.
+                await engine.settle_open_orders(reason)
             if reason != "start-up" and engine.state.in_flight > 0:
                 log.info("reconcile (%s) deferred: orders are in flight", reason)
                 return list(self.pending)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,10 @@ from engine.brokers.sim import SimBroker
 from engine.clock import SimClock
 from engine.config import EngineConfig, RiskConfig, StrategyConfig
 from engine.engine import Engine
-from engine.events import AccountAdopted, Event, Notice, OperatorAction
+from engine.events import AccountAdopted, Event, Notice, OperatorAction, OrderFilled
 from engine.journal import Journal
 from engine.live_wiring import LiveOptions, LiveSession, build_live_session
-from engine.models import Mode, Order, OrderStatus, Position, Side
+from engine.models import Bar, Intent, Mode, Order, OrderRequest, OrderStatus, Position, Side
 from engine.reconcile import (
     BROKER_ONLY_ORDER,
     JOURNAL_ONLY_ORDER,
@@ -32,6 +33,7 @@ from engine.reconcile import (
 from engine.sandbox import SandboxThread
 from tests.alpaca.adapter_helpers import eventually, in_thread, make_broker, sandbox_endpoints
 from tests.alpaca.conftest import sandbox_config, trading_client
+from tests.helpers import STEP
 
 T0 = datetime(2024, 3, 5, 15, 0, tzinfo=UTC)
 
@@ -255,9 +257,10 @@ async def test_periodic_check_runs_on_the_injected_timer(rig: Rig) -> None:
 async def test_checks_wait_while_orders_are_in_flight_and_survive_broker_errors(rig: Rig) -> None:
     await rig.engine.start()
     rig.manual_trade(3)
-    rig.engine.state.in_flight = 1  # an order of ours is moving the position right now
+    working = Order("o-1", "cid-working", "SPY", Side.BUY, 1.0, OrderStatus.ACCEPTED)
+    rig.engine.book.observe(working)  # an order of ours is moving the position right now
     assert await rig.reconciler.check() == [] and rig.reconciler.checks == 0
-    rig.engine.state.in_flight = 0
+    rig.engine.book.observe(replace(working, status=OrderStatus.CANCELLED))
 
     async def broken() -> list[Order]:
         raise BrokerError("503 from the broker", status=503, retryable=True)
@@ -383,3 +386,26 @@ async def test_a_fill_landing_during_the_broker_read_defers_the_check(rig: Rig) 
     assert not rig.engine.state.paused
     rig.broker.get_account = read  # type: ignore[method-assign]
     assert await rig.reconciler.check() == [] and rig.reconciler.checks == 1
+
+
+async def test_a_fill_the_engine_never_heard_of_is_journaled_as_a_fill_not_adopted(
+    rig: Rig,
+) -> None:
+    """The stream dropped the fill of our own order: the check after the reconnect finds it
+    by look-up and journals it as a fill, so there is nothing left to adopt."""
+    await rig.engine.start()
+    request = OrderRequest("cid-missed", "SPY", Side.BUY, 2.0, Intent.ENTRY)
+    await rig.broker.on_bar(Bar("SPY", T0, 100.0, 100.5, 99.5, 100.0, 1000.0))
+    rig.broker.set_listener(lambda _event: None)  # the stream is down: nothing reaches us
+    await rig.engine._submit(request)
+    await rig.broker.on_bar(Bar("SPY", T0 + STEP, 101.0, 101.5, 100.5, 101.0, 1000.0))
+    rig.broker.set_listener(rig.engine._on_broker_event)  # reconnected
+    assert rig.engine.book.open_count() == 1  # we still think it is working
+    assert await rig.reconciler.check("reconnect") == []
+    fills = [e for e in rig.journaled("fill") if isinstance(e, OrderFilled)]
+    assert [(f.fill.client_order_id, f.fill.qty, f.fill.price) for f in fills] == [
+        ("cid-missed", 2.0, 101.0)
+    ]
+    assert rig.journaled("account_adopted") == []
+    assert rig.engine.portfolio.positions["SPY"].qty == 2.0
+    assert not rig.engine.state.paused
