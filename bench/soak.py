@@ -2,9 +2,12 @@
 
 The sandbox fast-forwards nights and weekends, so ten minutes of wall time replay weeks of
 market minutes, each of them with seeded random faults (REST errors, latency, lost order
-responses, dropped / muted / refused sockets, held fills, revoked keys, late corrections).
-Prints the same one line as ``tests/reliability/test_soak.py``; exits 1 if an order was sent
-twice or a journal record was lost.
+responses, dropped / muted / refused sockets, held fills, revoked keys, late corrections,
+market halts, partial fills, POST answers that arrive after the fill), with fills that take a
+few market minutes. Prints the same one line as ``tests/reliability/test_soak.py`` — orders,
+faults, the largest exposure seen as a multiple of one entry, duplicate orders, fills missing
+from the journal — and exits 1 if exposure went above one entry, an order was sent twice, or a
+fill or journal record was lost.
 
     python bench/soak.py --duration 10m [--seed 1] [--bar-interval 0.01] [--keep DIR]
 """
@@ -56,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     print(result.line(), flush=True)
     for problem in result.problems[:20]:
         print(f"  {problem}", file=sys.stderr)
-    return 0 if result.duplicates == 0 and result.lost == 0 and not result.problems else 1
+    clean = result.duplicates == 0 and result.lost == 0 and result.missing_fills == 0
+    return 0 if clean and result.max_exposure <= 1.0 + 1e-9 and not result.problems else 1
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ class Account:
         self._refuse_fraction = refuse_fraction
         self.holdings: dict[str, Holding] = {}
         self.orders: dict[str, Order] = {}
+        self.max_exposure_ratio = 0.0  # largest exposure seen at a buy, in entries (see below)
         self._by_client_id: dict[str, Order] = {}
         self._created = now()
 
@@ -132,8 +133,27 @@ class Account:
             self._check_available(order.symbol, self._estimate_qty(order))
         self.orders[order.id] = order
         self._by_client_id[order.client_order_id] = order
+        if order.side == "buy":
+            self._note_exposure(order)
         self._on_accepted(order)
         return order
+
+    def _note_exposure(self, entry: Order) -> None:
+        """How many entries' worth the account is exposed to once this buy is accepted:
+        position plus every open buy's remainder, over this buy's size. A client that stacks
+        entries while one waits for its fill shows up here as more than 1."""
+        size = self._estimate_qty(entry)
+        if size <= 0:
+            return
+        holding = self.holdings.get(entry.symbol)
+        exposure = (holding.qty if holding else ZERO) + sum(
+            (
+                max(self._estimate_qty(o) - o.filled_qty, ZERO)
+                for o in self._open("buy", entry.symbol)
+            ),
+            ZERO,
+        )
+        self.max_exposure_ratio = max(self.max_exposure_ratio, float(exposure / size))
 
     def _check_available(self, symbol: str, wanted: Decimal) -> None:
         holding = self.holdings.get(symbol)

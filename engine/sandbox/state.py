@@ -243,6 +243,7 @@ class SandboxState:
                 "orders": len(self.account.orders),
                 "open_orders": sum(1 for o in self.account.orders.values() if o.is_open),
                 "queued_orders": len(self._queued),  # waiting for the market to open
+                "max_exposure_ratio": self.account.max_exposure_ratio,
             },
             "faults": self.faults.to_dict(),
             "streams": {

@@ -29,7 +29,7 @@ from typing import Any
 from engine.alpaca.endpoints import Endpoints
 from engine.alpaca.rest import RetryPolicy
 from engine.config import EngineConfig, RiskConfig, StrategyConfig
-from engine.events import AccountAdopted, Event, OrderFilled, OrderIntended
+from engine.events import Event, OrderFilled, OrderIntended
 from engine.journal import Journal
 from engine.live_wiring import LiveOptions, LiveSession, build_live_session, journal_path
 from engine.models import Mode
@@ -251,6 +251,13 @@ class Audit:
     broker: dict[str, float]
     journal: dict[str, float]
     problems: list[str] = field(default_factory=list)
+    missing_fills: int = 0  # orders whose filled quantity the journal's fills do not add up to
+    max_exposure: float = 0.0  # the largest exposure the sandbox saw, in entries
+
+
+def max_exposure_ratio(sandbox: SandboxThread) -> float:
+    account: Any = sandbox.snapshot()["account"]
+    return float(account["max_exposure_ratio"])
 
 
 def audit(sandbox: SandboxThread, data_dir: Path) -> Audit:
@@ -258,20 +265,36 @@ def audit(sandbox: SandboxThread, data_dir: Path) -> Audit:
     orders = broker_orders(sandbox)
     events = journal_events(data_dir)
     intended = {e.request.client_order_id for e in events if isinstance(e, OrderIntended)}
-    filled = {e.fill.client_order_id for e in events if isinstance(e, OrderFilled)}
-    adopted_at = max((i for i, e in enumerate(events) if isinstance(e, AccountAdopted)), default=-1)
+    filled: dict[str, float] = {}
+    for e in events:
+        if isinstance(e, OrderFilled):
+            filled[e.fill.client_order_id] = filled.get(e.fill.client_order_id, 0.0) + e.fill.qty
     problems: list[str] = []
+    missing = 0
     for order in orders:
         cid = order["client_order_id"]
         if cid not in intended:
             problems.append(f"{cid}: at the broker, no intent in the journal")
-        if order["filled_qty"] > 0 and cid not in filled and adopted_at < 0:
-            problems.append(f"{cid}: filled at the broker, no fill in the journal")
+        journaled = filled.get(cid, 0.0)
+        if abs(order["filled_qty"] - journaled) > 1e-6:  # every fill journaled, adoption or not
+            missing += 1
+            problems.append(
+                f"{cid}: {order['filled_qty']} filled at the broker, {journaled} in the journal"
+            )
     held, ours = broker_positions(sandbox), journal_positions(events)
     for symbol in sorted(set(held) | set(ours)):
         if abs(held.get(symbol, 0.0) - ours.get(symbol, 0.0)) > 1e-6:
             problems.append(f"{symbol}: broker {held.get(symbol, 0.0)}, journal {ours.get(symbol)}")
-    return Audit(len(orders), duplicate_orders(orders), len(problems), held, ours, problems)
+    return Audit(
+        len(orders),
+        duplicate_orders(orders),
+        len(problems),
+        held,
+        ours,
+        problems,
+        missing_fills=missing,
+        max_exposure=max_exposure_ratio(sandbox),
+    )
 
 
 # -- the soak ----------------------------------------------------------------------------------
@@ -292,6 +315,9 @@ def fault_menu(rng: random.Random) -> FaultStep:
             "hold_fills",
             "reject_auth",
             "updated_bars",
+            "market_closed",
+            "partial_fills",
+            "late_order_response",
         )
     )
     if kind == "rest_error":
@@ -312,6 +338,13 @@ def fault_menu(rng: random.Random) -> FaultStep:
         return kind, {"hold_fills": True}, {"hold_fills": False}
     if kind == "reject_auth":
         return kind, {"reject_auth": True}, {"reject_auth": False}
+    if kind == "market_closed":  # a halt: orders queue until it reopens
+        return kind, {"market_closed": True}, {"market_closed": False}
+    if kind == "partial_fills":
+        return kind, {"partial_fills": rng.choice((2, 3))}, {"partial_fills": 1}
+    if kind == "late_order_response":  # the stream's fill beats the POST answer
+        ms = rng.choice((100, 300))
+        return kind, {"late_order_response_ms": ms}, {"late_order_response_ms": 0}
     return kind, {"updated_bars": True}, {"updated_bars": False}
 
 
@@ -324,12 +357,15 @@ class SoakResult:
     lost: int
     bars: int
     problems: list[str]
+    max_exposure: float = 0.0
+    missing_fills: int = 0
 
     def line(self) -> str:
         return (
             f"soak: orders sent {self.orders}, faults injected {self.injected}, "
-            f"faults survived {self.survived}, duplicate orders {self.duplicates}, "
-            f"journal records lost {self.lost}"
+            f"faults survived {self.survived}, largest exposure {self.max_exposure:.2f}x one "
+            f"entry, duplicate orders {self.duplicates}, fills missing from the journal "
+            f"{self.missing_fills}, journal records lost {self.lost}"
         )
 
 
@@ -344,7 +380,8 @@ async def soak(
     """Replay market minutes at ``bar_interval`` real seconds each, injecting a seeded random
     fault every so often, until ``market_minutes`` have streamed or ``duration`` has passed."""
     rng = random.Random(seed)
-    sandbox = SandboxThread(sandbox_config(seed=seed, bar_interval=bar_interval)).start()
+    config = sandbox_config(seed=seed, bar_interval=bar_interval, fill_delay=bar_interval * 3)
+    sandbox = SandboxThread(config).start()
     injected = survived = 0
     try:
         session = await open_session(sandbox, data_dir)
@@ -382,4 +419,6 @@ async def soak(
         lost=checked.lost,
         bars=driver.bars,
         problems=problems + checked.problems,
+        max_exposure=checked.max_exposure,
+        missing_fills=checked.missing_fills,
     )

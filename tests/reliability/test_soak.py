@@ -15,6 +15,7 @@ async def test_a_simulated_week_with_random_faults_sends_nothing_twice_and_loses
     result = await soak(tmp_path, seed=20240304, duration=50.0, bar_interval=0.01)
     print(result.line())
     assert result.duplicates == 0 and result.lost == 0, result.problems
+    assert result.max_exposure <= 1.0 + 1e-9 and result.missing_fills == 0
     assert result.problems == []
     assert result.orders > 0 and result.injected > 0 and result.survived > 0
     assert result.bars >= 300  # most of the week went through, faults and all
