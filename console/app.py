@@ -58,6 +58,7 @@ class Closeable(Protocol):
 
 log = logging.getLogger("tapewatch.console")
 
+SHUTDOWN_BUDGET = 7.5  # seconds for a quit or a hang-up to finish cleanly (inside 10 s)
 TICK = 0.1  # seconds between state checks: ~10 Hz
 HISTOGRAM_EVERY = 5.0  # seconds between latency histogram refreshes (computed in a thread)
 COMPACT_WIDTH = 100  # below this width or height the panes become pages
@@ -242,6 +243,22 @@ class TapewatchApp(OperatorCommands):
             self.stop_signal = why
             log.info("stopping: %s", why)
         self._begin_shutdown()
+
+    async def _shutdown_session(self) -> None:
+        """The quit path, bounded: a hung broker never keeps a stopping console alive.
+
+        Past ``SHUTDOWN_BUDGET`` (the engine's own wait for the bar in hand fits inside it) the
+        rest is abandoned: the journal is closed (every record is already committed) and the
+        app exits; whatever the broker did is settled at the next start.
+        """
+        try:
+            await asyncio.wait_for(super()._shutdown_session(), SHUTDOWN_BUDGET)
+        except TimeoutError:
+            log.warning("the stop took longer than %g s: leaving the broker calls", SHUTDOWN_BUDGET)
+            if self._session is not None:
+                with contextlib.suppress(Exception):
+                    self._close_journal(self._session)
+            self.exit(0)
 
     def _start_build(self) -> None:
         self.run_worker(self._build_session, thread=True, name="build", exit_on_error=False)

@@ -176,8 +176,8 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
         live_factory.bind(app.call_from_thread)
     app.run()
     code = app.return_code or 0
-    if app.deadline is not None:
-        app.deadline.settle(code)  # only lingering threads remain: they cannot outlive it
+    if app.deadline is not None:  # after a signal or a hang-up: no wait on stuck pool threads
+        app.deadline.leave(code)
     if app.error_message:
         with contextlib.suppress(OSError):  # the terminal hung up: the log has the line
             sys.stderr.write(app.error_message + "\n")

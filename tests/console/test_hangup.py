@@ -32,6 +32,13 @@ from engine.sandbox import SandboxThread
 from tests.reliability.soak_helpers import sandbox_config, sandbox_env
 
 ROOT = Path(__file__).resolve().parents[2]
+QUICK_STRATEGY = """\
+[strategy]
+rsi_period = 2
+sma_period = 3
+rsi_oversold = 90
+rsi_overbought = 95
+"""
 EXIT_BOUND = 10.0  # the issue's bound: a hung-up console is gone within 10 s
 DRAWN = b"ACTIVE"  # the header's trading state: on screen once the session runs
 
@@ -236,18 +243,24 @@ def sandbox() -> Iterator[SandboxThread]:
 def test_a_hung_up_paper_console_stops_within_the_bound_with_the_broker_hung(
     hang_up: str, consoles: list[Console], tmp_path: Path, sandbox: SandboxThread
 ) -> None:
-    """Plain ``tapewatch`` with paper keys; Alpaca stops answering REST just before the hang-up."""
+    """Plain ``tapewatch`` with paper keys and a strategy that trades at once; Alpaca stops
+    answering REST, then the terminal goes."""
+    config = tmp_path / "config" / "tapewatch" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(QUICK_STRATEGY)
     env = _env(tmp_path, sandbox_env(sandbox))
     console = _spawn([sys.executable, "-m", "console.cli"], env)
     consoles.append(console)
     console.read(90, until=DRAWN)
     assert DRAWN in console.screen, f"never drew: {bytes(console.screen[-400:])!r}"
+    journal = journal_path(tmp_path / "data", Mode.PAPER)
     sandbox.apply_faults(latency_ms=60_000)  # every REST call now hangs for a minute
+    console.read(1.0)  # look-ups (clock, orders) are now stuck in the fault
     if hang_up == "close":
         console.close_terminal()
     else:
         console.proc.send_signal(signal.SIGHUP)
     assert console.wait_for_exit(EXIT_BOUND) == 0
-    events = _journal(journal_path(tmp_path / "data", Mode.PAPER))
+    events = _journal(journal)
     _assert_stopped_cleanly(events)
     _assert_not_forced(tmp_path)
