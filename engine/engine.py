@@ -471,20 +471,23 @@ class Engine:
             self._feed.stop()
         # Let the bar in hand finish so the journal stays consistent, but never wait long: its
         # intent is already journaled, and whatever the broker did is settled at the next start.
+        # The stop record is written even if whoever awaits this gives up first (cancels it).
         loop = asyncio.get_running_loop()
         until = loop.time() + STOP_WAIT
-        while self._busy and loop.time() < until:
-            await asyncio.sleep(0.005)
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.cancel()
-        for send in list(self._background):  # journaled intents: settled at the next start
-            send.cancel()
-        self.state.running = False
-        self._emit(SessionStopped(ts=self.clock.now(), reason=reason))
-        self._flush()
-        self.state.touch()
-        self.bus.close()
+        try:
+            while self._busy and loop.time() < until:
+                await asyncio.sleep(0.005)
+        finally:
+            watcher, self._watcher = self._watcher, None
+            if watcher is not None:
+                watcher.cancel()
+            for send in list(self._background):  # journaled intents: settled at the next start
+                send.cancel()
+            self.state.running = False
+            self._emit(SessionStopped(ts=self.clock.now(), reason=reason))
+            self._flush()
+            self.state.touch()
+            self.bus.close()
 
     # ------------------------------------------------------------------ the bar path
     async def on_bar(self, bar: Bar) -> None:
