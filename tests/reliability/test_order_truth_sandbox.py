@@ -1,0 +1,169 @@
+"""Order truth through the real SDK against a sandbox that behaves like a slow, busy Alpaca.
+
+Each case runs a paper session whose rule wants to buy on almost every bar, while the venue
+holds fills, halts the market, splits fills or answers the POST after streaming the fill. The
+promise in every case: never more than one entry's exposure, never a sell beyond the position,
+no order twice, and every fill the venue made journaled as a fill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from engine.config import EngineConfig
+from engine.events import Notice, OrderFilled, OrderUpdated
+from engine.models import OrderStatus
+from engine.orderbook import rank
+from engine.sandbox import SandboxThread
+from tests.reliability.soak_helpers import (
+    Driver,
+    audit,
+    broker_orders,
+    journal_events,
+    open_session,
+    quick_config,
+    sandbox_config,
+)
+
+
+def eager(entry_timeout: float = 1.0) -> EngineConfig:
+    """Buys whenever flat (RSI < 90 above a short SMA); an unfilled entry is cancelled soon."""
+    base = quick_config()
+    return replace(base, risk=replace(base.risk, entry_timeout_seconds=entry_timeout)).validate()
+
+
+async def _faults(sandbox: SandboxThread, **spec: Any) -> None:
+    await asyncio.to_thread(lambda: sandbox.apply_faults(**spec))
+
+
+def _open_buys(sandbox: SandboxThread) -> int:
+    return sum(1 for o in broker_orders(sandbox) if o["side"] == "buy" and o["status"] in _OPEN)
+
+
+_OPEN = ("accepted", "new", "partially_filled", "pending_new")
+
+
+def _assert_truth(sandbox: SandboxThread, data_dir: Path) -> None:
+    checked = audit(sandbox, data_dir)
+    assert checked.duplicates == 0
+    assert checked.max_exposure <= 1.0 + 1e-9, checked.max_exposure
+    assert checked.missing_fills == 0, checked.problems
+    assert checked.problems == [] and checked.broker == checked.journal
+
+
+async def test_fills_that_take_a_while_never_stack_entries(tmp_path: Path) -> None:
+    sandbox = SandboxThread(sandbox_config(seed=3, bar_interval=0.05)).start()
+    try:
+        session = await open_session(sandbox, tmp_path, config=eager(entry_timeout=600.0))
+        driver = Driver(session)
+        try:
+            await driver.wait(lambda: driver.count("fill") >= 1, 20.0, "a first fill")
+            await _faults(sandbox, hold_fills=True)  # the venue sits on every order
+            intents = driver.count("intent")
+            await driver.wait(lambda: driver.count("intent") > intents, 20.0, "an order held")
+            await driver.more_bars(8, timeout=20.0)  # buy signals keep coming while it waits
+            held_orders = driver.count("intent") - intents
+            open_buys = await asyncio.to_thread(_open_buys, sandbox)
+            still_open = [
+                e for e in driver.events if isinstance(e, Notice) and "still open" in e.message
+            ]
+            await _faults(sandbox, hold_fills=False)
+            await driver.more_bars(2, timeout=20.0)
+        finally:
+            await driver.finish(sandbox)
+        _assert_truth(sandbox, tmp_path)
+    finally:
+        sandbox.stop()
+    assert held_orders == 1  # one order waited; the signals behind it sent nothing
+    assert open_buys <= 1
+    assert still_open, "the signals that were not acted on are journaled"
+
+
+async def test_an_entry_queued_by_a_halt_is_cancelled_not_stacked(tmp_path: Path) -> None:
+    sandbox = SandboxThread(sandbox_config(seed=4, bar_interval=0.05)).start()
+    try:
+        session = await open_session(sandbox, tmp_path, config=eager(entry_timeout=1.0))
+        driver = Driver(session)
+        try:
+            engine = driver.engine
+            await driver.wait(lambda: driver.count("fill") >= 2, 30.0, "a round trip")
+            await driver.wait(
+                lambda: "SPY" not in engine.portfolio.positions and not engine.book.open_count(),
+                30.0,
+                "flat with nothing open",
+            )
+            await _faults(sandbox, market_closed=True)  # a halt: orders wait for the reopen
+            await driver.wait(
+                lambda: any(
+                    isinstance(e, Notice) and "unfilled after" in e.message for e in driver.events
+                ),
+                30.0,
+                "an unfilled entry to be cancelled",
+            )
+            open_buys = await asyncio.to_thread(_open_buys, sandbox)
+            await _faults(sandbox, market_closed=False)
+            await driver.more_bars(3, timeout=20.0)
+        finally:
+            await driver.finish(sandbox)
+        _assert_truth(sandbox, tmp_path)
+        events = journal_events(tmp_path)
+    finally:
+        sandbox.stop()
+    assert open_buys == 0  # cancelled, not left to fill at the reopen on top of a new one
+    ended = [e for e in events if isinstance(e, OrderUpdated)]
+    assert any(e.order.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED) for e in ended)
+
+
+async def test_a_post_answer_after_the_streamed_fill_does_not_undo_it(tmp_path: Path) -> None:
+    config = sandbox_config(seed=5, bar_interval=0.05, faults={"late_order_response_ms": 300})
+    sandbox = SandboxThread(config).start()
+    try:
+        session = await open_session(sandbox, tmp_path, config=eager(entry_timeout=600.0))
+        driver = Driver(session)
+        try:
+            await driver.wait(lambda: driver.count("fill") >= 3, 30.0, "three fills")
+        finally:
+            await driver.finish(sandbox)
+        _assert_truth(sandbox, tmp_path)
+        events = journal_events(tmp_path)
+    finally:
+        sandbox.stop()
+    seen: dict[str, int] = {}
+    filled_records: dict[str, int] = {}
+    for event in events:
+        if isinstance(event, OrderUpdated | OrderFilled):
+            cid = event.order.client_order_id
+            assert rank(event.order.status) >= seen.get(cid, 0), f"{cid} moved backwards"
+            seen[cid] = rank(event.order.status)
+        if isinstance(event, OrderUpdated) and event.order.status is OrderStatus.FILLED:
+            filled_records[event.order.client_order_id] = (
+                filled_records.get(event.order.client_order_id, 0) + 1
+            )
+    assert all(n == 1 for n in filled_records.values()), filled_records
+    fills = [e for e in events if isinstance(e, OrderFilled)]
+    assert len({f.fill.client_order_id for f in fills}) == len(fills)  # one fill per order
+
+
+async def test_partial_fills_are_each_journaled_and_exits_never_oversell(tmp_path: Path) -> None:
+    config = sandbox_config(seed=6, bar_interval=0.05, fill_delay=0.05, partial_fills=3)
+    sandbox = SandboxThread(config).start()
+    try:
+        session = await open_session(sandbox, tmp_path, config=eager(entry_timeout=600.0))
+        driver = Driver(session)
+        try:
+            await driver.wait(lambda: driver.count("fill") >= 6, 30.0, "six partial fills")
+        finally:
+            await driver.finish(sandbox)
+        _assert_truth(sandbox, tmp_path)
+        events = journal_events(tmp_path)
+    finally:
+        sandbox.stop()
+    per_order: dict[str, int] = {}
+    for event in events:
+        if isinstance(event, OrderFilled):
+            cid = event.fill.client_order_id
+            per_order[cid] = per_order.get(cid, 0) + 1
+    assert max(per_order.values()) >= 2  # the venue split them, and each part was journaled
