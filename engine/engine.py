@@ -167,6 +167,9 @@ class Engine:
         # False when the asset or the account cannot trade fractional shares (live wiring
         # reads both at start-up): entries are then sized in whole shares.
         self.allow_fractional = True
+        # Told when an entry sat unfilled past its timeout: the market may have closed (live
+        # wiring re-reads Alpaca's clock, whose answer then refuses new entries).
+        self.on_entry_stalled: Callable[[], None] | None = None
         broker.set_listener(self._on_broker_event)
 
     # ------------------------------------------------------------------ plumbing
@@ -418,6 +421,8 @@ class Engine:
                 message=f"{cid}: entry unfilled after {age:.0f} s (market closed?); cancelling",
             )
         )
+        if self.on_entry_stalled is not None:
+            self.on_entry_stalled()
         try:
             order = await self._deadline(self.broker.cancel_order(cid))
         except (BrokerError, TimeoutError) as exc:

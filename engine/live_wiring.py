@@ -34,6 +34,7 @@ publishes its crossings every ``rate_check_every`` seconds. The account is read 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -109,13 +110,23 @@ class LiveSession:
     rate_limit: RateLimitBreaker | None = None
     _keeper: asyncio.Task[None] | None = None
     _rate_watch: asyncio.Task[None] | None = None
+    _recheck: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def recheck_clock(self) -> None:
+        """Read Alpaca's clock now, not at the next tick: an entry sat unfilled, so the market
+        may have closed (a halt); if it did, the clock's answer stops new entries."""
+        self.hours.doubt()
+        self._recheck.set()
 
     def start_clock_keeper(self, every: float = CLOCK_CHECK_SECONDS) -> None:
-        """Re-read Alpaca's clock whenever the last reading no longer covers now."""
+        """Re-read Alpaca's clock whenever the last reading no longer covers now (or is in
+        doubt: ``recheck_clock``)."""
 
         async def keep() -> None:
             while True:
-                await asyncio.sleep(every)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._recheck.wait(), every)
+                self._recheck.clear()
                 if self.hours.needs_refresh(self.clock.now()):
                     try:
                         reading = await self.broker.get_clock()
@@ -287,6 +298,7 @@ async def build_live_session(
             entry_hours=hours.in_session,
         )
         broker.record_latency_to(engine.latency)
+        broker.set_stream_reporter(engine.notice)  # trade_updates failures: one notice each
         rate_limit = RateLimitBreaker(_budget_of(engine), limit=config.risk.rate_limit_per_minute)
         engine.gate.add(rate_limit)
         whole = whole_shares_reason(symbol, asset, fractional)
@@ -341,6 +353,7 @@ async def build_live_session(
         reconciler=reconciler,
         rate_limit=rate_limit,
     )
+    engine.on_entry_stalled = session.recheck_clock
     session.start_clock_keeper()
     session.start_rate_watch(options.rate_check_every)
     broker.set_on_reconnect(reconciler.on_reconnect)

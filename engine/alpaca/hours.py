@@ -18,9 +18,16 @@ class SessionHours:
     def __init__(self, calendar: MarketCalendar, reading: ClockReading | None = None) -> None:
         self.calendar = calendar
         self.reading = reading
+        self._doubted = False
 
     def update(self, reading: ClockReading) -> None:
         self.reading = reading
+        self._doubted = False
+
+    def doubt(self) -> None:
+        """Something (an entry that sat unfilled) suggests the market closed unscheduled: the
+        reading still answers, but a fresh one is due now."""
+        self._doubted = True
 
     def _from_reading(self, now: datetime) -> bool | None:
         r = self.reading
@@ -36,5 +43,5 @@ class SessionHours:
         return self.calendar.is_open(now) if answer is None else answer
 
     def needs_refresh(self, now: datetime) -> bool:
-        """The reading no longer covers ``now`` (or there is none)."""
-        return self._from_reading(now) is None
+        """The reading no longer covers ``now`` (or there is none, or it is in doubt)."""
+        return self._doubted or self._from_reading(now) is None

@@ -118,6 +118,10 @@ class _Socket:
         self._last_failure: Failure | None = None
         self._health: StreamHealth | None = None
 
+    def set_report(self, report: Callable[[str, str], None] | None) -> None:
+        """Where the one-line failure and recovery reports go (the engine's notices)."""
+        self._report = report
+
     # -- health -------------------------------------------------------------------------------
 
     def _now(self) -> datetime:

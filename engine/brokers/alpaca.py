@@ -55,6 +55,7 @@ from engine.alpaca.mapping import (
 from engine.alpaca.orders import OrderTracker
 from engine.alpaca.rate import RequestBudget
 from engine.alpaca.rest import DEFAULT_TIMEOUT, RestCaller, RetryPolicy
+from engine.alpaca.stream_failures import StreamHealth
 from engine.alpaca.streams import TradeSocket, stop_task
 from engine.brokers.base import BrokerError, BrokerListener, DuplicateClientOrderId
 from engine.clock import Clock, LiveClock
@@ -164,6 +165,15 @@ class AlpacaBroker:
     def record_latency_to(self, recorder: LatencyRecorder) -> None:
         """Every successful trading REST call's round trip goes to ``rest_roundtrip``."""
         self._rest.on_roundtrip = lambda seconds: recorder.record("rest_roundtrip", seconds)
+
+    def set_stream_reporter(self, report: Callable[[str, str], None] | None) -> None:
+        """trade_updates failures and recoveries, one line each, go to ``report(level, line)``."""
+        if self._socket is not None:
+            self._socket.set_report(report)
+
+    def stream_health(self) -> StreamHealth | None:
+        """The trade_updates socket now: ok, connecting, reconnecting or down, and why."""
+        return None if self._socket is None else self._socket.health()
 
     def set_on_reconnect(self, callback: Callable[[], None] | None) -> None:
         """Tell ``callback`` whenever trade_updates reconnects (fills may have been missed)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import EngineConfig
-from engine.events import Notice, OrderFilled, OrderUpdated
+from engine.events import Notice, OrderFilled, OrderUpdated, RiskDenied
 from engine.models import OrderStatus
 from engine.orderbook import rank
 from engine.sandbox import SandboxThread
@@ -102,6 +102,15 @@ async def test_an_entry_queued_by_a_halt_is_cancelled_not_stacked(tmp_path: Path
                 ),
                 30.0,
                 "an unfilled entry to be cancelled",
+            )
+            # The stalled entry made the engine re-read Alpaca's clock, which says closed: the
+            # next buy signals are refused, not queued.
+            await driver.wait(
+                lambda: any(
+                    isinstance(e, RiskDenied) and e.breaker == "session" for e in driver.events
+                ),
+                30.0,
+                "an entry refused because the market is closed",
             )
             open_buys = await asyncio.to_thread(_open_buys, sandbox)
             await _faults(sandbox, market_closed=False)
