@@ -42,6 +42,7 @@ from engine.events import (
     TradingStateChanged,
 )
 from engine.feeds.base import Feed
+from engine.health import ReportsHealth, StreamHealth
 from engine.journal import EventJournal, JournalError
 from engine.latency import LatencyRecorder
 from engine.models import (
@@ -885,6 +886,17 @@ class Engine:
         journaled, with the trading state and its change event kept in step."""
         if not self._stopping:
             self._emit_breakers(changes)
+
+    def connection_health(self) -> dict[str, StreamHealth]:
+        """The market-data and trade-update streams' health, where the feed and broker have
+        streams (paper and live); empty for the demo and backtests."""
+        found: dict[str, StreamHealth] = {}
+        for name, source in (("data", self._feed), ("trades", self.broker)):
+            if isinstance(source, ReportsHealth):
+                health = source.stream_health()
+                if health is not None:
+                    found[name] = health
+        return found
 
     def notice(self, level: str, message: str) -> None:
         """Publish a message for the operator (feeds and adapters report through this)."""

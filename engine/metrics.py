@@ -41,6 +41,7 @@ from prometheus_client.utils import floatToGoString
 
 from engine.config import ConfigError
 from engine.events import Event
+from engine.health import STREAM_STATES
 from engine.latency import LatencyRecorder
 from engine.logs import redact
 from engine.models import OrderStatus, TradingState
@@ -353,6 +354,15 @@ class EngineMetrics:
             "Seconds since the last websocket message arrived.",
             float(telemetry(provider, "websocket_last_message_age", 0.0, now)),
         )
+        streams = GaugeMetricFamily(
+            "tapewatch_stream_state",
+            "1 for each stream's current state (ok, connecting, reconnecting, down, stopped).",
+            labels=["stream", "state"],
+        )
+        for name, health in sorted(self.engine.connection_health().items()):
+            for state in STREAM_STATES:
+                streams.add_metric([name, state], 1.0 if health.state == state else 0.0)
+        yield streams
 
     def _latency(self) -> Iterable[Metric]:
         recorder = self.engine.latency

@@ -80,4 +80,25 @@ class BreakersPane(Pane):
             lines.append(
                 Text.assemble((f"{'rate-lim':<9}", p.strong), (f"{'—':<5}n/a ({where})", p.muted))
             )
+        lines.extend(_stream_lines(view))
         self.update(Group(*lines))
+
+
+_STREAM_FLAGS = {"ok": "ok", "connecting": "CONN", "reconnecting": "RETRY", "down": "DOWN"}
+
+
+def _stream_lines(view: View) -> list[Text]:
+    """One line per broker stream (paper/live): its state and, when not ok, why and since."""
+    p = view.palette
+    lines = []
+    for name, health in view.engine.connection_health().items():
+        flag = _STREAM_FLAGS.get(health.state, health.state.upper()[:5])
+        style = p.good if health.ok else p.bad if health.state == "down" else p.warn
+        label = (f"{name + ' ws':<9}", p.strong)
+        if health.ok:
+            lines.append(Text.assemble(label, (f"{flag:<5}", style)))
+            continue
+        age = max(0.0, (view.now - health.since).total_seconds())
+        why = f"{health.reason} · " if health.reason else ""
+        lines.append(Text.assemble(label, (f"{flag:<5}", style), (f"{why}{age:.0f}s", p.muted)))
+    return lines

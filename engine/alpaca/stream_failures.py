@@ -16,12 +16,8 @@ import logging
 import random
 import socket
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal
 
 import websockets
-
-StreamState = Literal["connecting", "ok", "reconnecting", "down", "stopped"]
 
 # Alpaca's market-data stream error messages and their codes (the SDK keeps only the message).
 ALPACA_STREAM_ERRORS = {
@@ -55,29 +51,6 @@ class Failure:
     @property
     def text(self) -> str:
         return f"{self.reason}{self.advice}"
-
-
-@dataclass(frozen=True)
-class StreamHealth:
-    """What a socket can say about itself: read by the feed, the broker, console and metrics.
-
-    ``state``: "connecting" (first attempt), "ok" (authenticated), "reconnecting" (a transient
-    failure, retrying), "down" (refused for a reason that needs a fix, still retrying) or
-    "stopped". ``since`` is when that state began; ``reason`` is the last failure's (kept after
-    a recovery); ``failures`` counts consecutive failed attempts; ``retry_in`` is the wait
-    chosen for the next attempt, in seconds.
-    """
-
-    state: StreamState
-    since: datetime
-    reason: str | None = None
-    code: int | None = None
-    failures: int = 0
-    retry_in: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.state == "ok"
 
 
 class Backoff:

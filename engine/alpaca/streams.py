@@ -38,14 +38,13 @@ from engine.alpaca.mapping import data_feed
 from engine.alpaca.stream_failures import (
     Backoff,
     Failure,
-    StreamHealth,
-    StreamState,
     classify,
     quiet_sdk_stream_logs,
     retry_words,
     worth_saying,
 )
 from engine.brokers.base import BrokerError
+from engine.health import StreamHealth, StreamState
 
 log = logging.getLogger("tapewatch.alpaca.streams")
 

@@ -55,12 +55,12 @@ from engine.alpaca.mapping import (
 from engine.alpaca.orders import OrderTracker
 from engine.alpaca.rate import RequestBudget
 from engine.alpaca.rest import DEFAULT_TIMEOUT, RestCaller, RetryPolicy
-from engine.alpaca.stream_failures import StreamHealth
 from engine.alpaca.streams import TradeSocket, stop_task
 from engine.brokers.base import BrokerError, BrokerListener, DuplicateClientOrderId
 from engine.clock import Clock, LiveClock
 from engine.config import ConfigError
 from engine.events import Event, OrderFilled
+from engine.health import StreamHealth
 from engine.latency import LatencyRecorder
 from engine.models import (
     AccountSnapshot,

@@ -28,12 +28,13 @@ from engine.alpaca.aggregator import MINUTE, MinuteAggregator, Outcome
 from engine.alpaca.endpoints import Endpoints
 from engine.alpaca.history import MinuteHistory, warmup_start
 from engine.alpaca.mapping import field_of, to_bar, utc
-from engine.alpaca.stream_failures import Backoff, StreamHealth
+from engine.alpaca.stream_failures import Backoff
 from engine.alpaca.streams import DataSocket, stop_task
 from engine.brokers.base import BrokerError
 from engine.calendar import MarketCalendar
 from engine.clock import Clock
 from engine.events import Notice
+from engine.health import StreamHealth
 from engine.latency import LatencyRecorder
 from engine.models import Bar, Timeframe
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from console.accounts import NoAccounts
@@ -12,6 +13,7 @@ from engine.brokers.sim import SimBroker
 from engine.clock import Clock
 from engine.config import ExecutionConfig
 from engine.events import BreakerChanged
+from engine.health import StreamHealth
 from engine.models import Mode, TradingState
 from tests.console.conftest import (
     BUY,
@@ -182,3 +184,26 @@ async def test_reset_with_nothing_tripped_does_nothing(session: Session) -> None
         await pilot.pause()
         assert len(app.screen_stack) == 1
     assert "reset_breaker" not in session.operator_actions()
+
+
+class RefusedTradeStream(SimBroker):
+    """trade_updates refused (as AlpacaBroker's socket reports it): the pane must say so."""
+
+    def stream_health(self) -> StreamHealth:
+        since = self._clock.now() - timedelta(seconds=35)
+        return StreamHealth("down", since, reason="authentication refused (402 auth failed)")
+
+
+async def test_a_refused_stream_shows_in_the_breakers_pane_with_its_reason(
+    session: Session,
+) -> None:
+    engine = session.engine
+    engine.broker = RefusedTradeStream(100_000.0, engine.config.execution, clock=engine.clock)
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: session.engine.state.running)
+        await drawn(pilot, session)
+        await pilot.pause(0.6)  # the next redraw tick
+        text = shown(app.query_one("#breakers"))
+    assert "trades ws" in text and "DOWN" in text
+    assert "402 auth failed" in text and "35s" in text

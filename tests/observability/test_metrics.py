@@ -15,14 +15,16 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from engine.brokers.sim import SimBroker
 from engine.config import ConfigError, EngineConfig, StrategyConfig
 from engine.events import OrderUpdated
+from engine.health import StreamHealth
 from engine.latency import LatencyRecorder
 from engine.metrics import BUCKETS, EngineMetrics, MetricsServer, histogram_snapshot
 from engine.models import Intent, Order, OrderRequest, OrderStatus, Side
 from engine.sysmetrics import LoopLagSampler, disk_free_bytes
 from engine.wiring import DemoOptions, build_demo
-from tests.helpers import bars_from_closes, feed_bars, make_engine
+from tests.helpers import T0, bars_from_closes, feed_bars, make_engine
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -292,3 +294,20 @@ def test_a_failing_scrape_goes_to_the_log_not_the_screen(
     captured = capfd.readouterr()
     assert captured.err == "" and captured.out == ""
     assert "collector bug" in caplog.text
+
+
+class DownTradeStream(SimBroker):
+    """A broker whose trade-update stream was refused (as AlpacaBroker reports it)."""
+
+    def stream_health(self) -> StreamHealth:
+        return StreamHealth("down", T0, reason="authentication refused (402 auth failed)", code=402)
+
+
+def test_stream_state_is_a_gauge_per_stream_and_state() -> None:
+    engine, _, clock = make_engine()
+    engine.broker = DownTradeStream(100_000.0, engine.config.execution, clock=clock)
+    samples = parse(EngineMetrics(engine).exposition().decode())
+    assert value(samples, "tapewatch_stream_state", stream="trades", state="down") == 1.0
+    assert value(samples, "tapewatch_stream_state", stream="trades", state="ok") == 0.0
+    demo = parse(EngineMetrics(make_engine()[0]).exposition().decode())
+    assert not [key for key in demo if key[0] == "tapewatch_stream_state"]  # the demo has none
