@@ -354,7 +354,8 @@ class Engine:
         dropped with a warning. Returns whether it was applied."""
         fill = event.fill
         tracked = self.book.get(fill.client_order_id)
-        if tracked is not None and tracked.journaled_qty + fill.qty > tracked.qty + 1e-6:
+        size = max(tracked.qty, event.order.qty) if tracked is not None else 0.0
+        if tracked is not None and tracked.journaled_qty + fill.qty > size + 1e-6:
             message = f"{fill.client_order_id}: ignored a fill beyond the order's quantity"
             self._emit(Notice(ts=self.clock.now(), level="warning", message=message))
             return False

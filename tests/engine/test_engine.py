@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from engine.config import RiskConfig
 from engine.events import (
     BreakerChanged,
     Event,
+    Notice,
     OperatorAction,
     OrderFilled,
     OrderIntended,
@@ -19,7 +21,7 @@ from engine.events import (
     RiskDenied,
     SignalEvaluated,
 )
-from engine.journal import Journal
+from engine.journal import Journal, MemoryJournal
 from engine.models import Bar, Intent, OrderRequest, OrderStatus, Side, TradingState, floor_qty
 from engine.portfolio import rebuild
 from tests.helpers import STEP, bars_from_closes, feed_bars, make_engine, small_config
@@ -351,3 +353,34 @@ async def test_a_journal_failing_outside_a_bar_stops_trading_without_a_stray_exc
     bars: BarArrays = generate("SPY", seed=1, start=date(2024, 3, 4), n_bars=5)
     with pytest.raises(JournalError, match="disk is full"):
         await engine.run(ReplayFeed(bars, clock))
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 59.0, 61.0, 900.0])
+async def test_a_bar_that_arrives_after_the_tolerance_decides_nothing(delay_s: float) -> None:
+    """The buy bar delivered ``delay_s`` after its close: within the 60 s tolerance it trades;
+    past it (a backlog after an outage) it still moves the indicators and the chart, places
+    no order, and the journal says why."""
+    engine, _broker, clock = make_engine(journal=MemoryJournal())
+    events = collect(engine)
+    await engine.start()
+    bars = bars_from_closes(ENTRY)
+    await feed_bars(engine, clock, bars[:-1])
+    last = bars[-1]
+    clock.advance_to(last.ts + STEP + timedelta(seconds=delay_s))
+    await engine.on_bar(last)
+    intents = [e for e in events if isinstance(e, OrderIntended)]
+    assert engine.state.bars[-1] == last  # charted either way
+    assert engine.strategy.rsi == 0.0  # and the indicators took its close
+    assert engine.journal is not None
+    notices = [
+        e.message for _, e in engine.journal.events(kinds=("notice",)) if isinstance(e, Notice)
+    ]
+    if delay_s <= 60.0:
+        assert len(intents) == 1 and not notices
+    else:
+        assert intents == []
+        assert any("after its close" in m and "no order placed" in m for m in notices)
+        # The next bar, on time, is decided as usual (the late one is not re-decided).
+        nxt = bars_from_closes([108.0], start=clock.now())
+        await feed_bars(engine, clock, nxt)
+        assert [e for e in events if isinstance(e, SignalEvaluated)][-1].bar_ts == nxt[0].ts

@@ -62,7 +62,10 @@ def quick_config(symbol: str = "SPY") -> EngineConfig:
             rsi_overbought=95,
             position_pct=0.05,
         ),
-        risk=RiskConfig(),
+        # The sandbox runs market minutes in milliseconds: a bar processed a few real
+        # milliseconds after the next minute arrived is already "late" in market time. The
+        # late-bar rule has its own tests; here it must not depend on the machine's load.
+        risk=RiskConfig(late_bar_seconds=86_400.0),
     ).validate()
 
 
