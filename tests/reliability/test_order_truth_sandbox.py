@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import EngineConfig
-from engine.events import Notice, OrderFilled, OrderUpdated, RiskDenied
+from engine.events import (
+    BarClosed,
+    Notice,
+    OrderFilled,
+    OrderIntended,
+    OrderUpdated,
+    RiskDenied,
+    SignalEvaluated,
+)
 from engine.models import OrderStatus
 from engine.orderbook import rank
 from engine.sandbox import SandboxThread
@@ -176,3 +184,40 @@ async def test_partial_fills_are_each_journaled_and_exits_never_oversell(tmp_pat
             cid = event.fill.client_order_id
             per_order[cid] = per_order.get(cid, 0) + 1
     assert max(per_order.values()) >= 2  # the venue split them, and each part was journaled
+
+
+async def test_a_backlog_after_an_outage_updates_indicators_but_places_no_order(
+    tmp_path: Path,
+) -> None:
+    """The data stream goes mute for a while; when it comes back, the bars of the gap arrive
+    (back-filled) long after their close: charted, never traded."""
+    base = quick_config()
+    config = replace(base, risk=replace(base.risk, late_bar_seconds=600.0)).validate()
+    sandbox = SandboxThread(sandbox_config(seed=8, bar_interval=0.05)).start()
+    try:
+        session = await open_session(sandbox, tmp_path, config=config)
+        driver = Driver(session)
+        try:
+            await driver.wait(lambda: driver.count("fill") >= 1, 20.0, "a first fill")
+            await _faults(sandbox, data_stream="mute")  # connected, but nothing arrives
+            await asyncio.sleep(3.0)  # sixty market minutes go by unseen
+            await _faults(sandbox, data_stream="normal")
+            await driver.wait(
+                lambda: any(
+                    isinstance(e, Notice) and "after its close" in e.message for e in driver.events
+                ),
+                20.0,
+                "the backlog to arrive",
+            )
+            await driver.more_bars(3, timeout=20.0)
+        finally:
+            await driver.finish(sandbox)
+        _assert_truth(sandbox, tmp_path)
+        events = journal_events(tmp_path)
+    finally:
+        sandbox.stop()
+    late = [e.bar.ts for e in events if isinstance(e, BarClosed) and e.warmup and e.ts > e.bar.ts]
+    assert late, "some bars of the gap were back-filled late"
+    decided = {e.bar_ts for e in events if isinstance(e, SignalEvaluated)}
+    intended = {e.request.bar_ts for e in events if isinstance(e, OrderIntended)}
+    assert not set(late) & decided and not set(late) & intended  # charted, never traded
