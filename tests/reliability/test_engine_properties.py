@@ -43,7 +43,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.config import EngineConfig, ExecutionConfig, RiskConfig
-from engine.engine import JOURNALED, Engine
+from engine.engine import Engine
 from engine.events import (
     BreakerChanged,
     Event,
@@ -56,6 +56,7 @@ from engine.events import (
 )
 from engine.journal import EventJournal, Journal, MemoryJournal
 from engine.models import Bar, Intent, Mode, Order, OrderRequest, TradingState, client_order_id
+from engine.order_flow import JOURNALED
 from engine.portfolio import rebuild
 from tests.helpers import STEP, T0, make_engine, small_config
 
