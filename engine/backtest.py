@@ -25,6 +25,7 @@ from engine.feeds.bars import BarArrays, datetime_from_ns, ns_from_datetime
 from engine.feeds.replay import ReplayFeed
 from engine.models import Fill, Mode
 from engine.stats import Report, build_report
+from engine.strategy import rule_action
 
 Progress = Callable[[int, int], None]
 PROGRESS_EVERY = 20_000
@@ -142,6 +143,7 @@ async def _drive_lean(
     symbol = engine.symbol
     strategy = engine.strategy
     rsi_update, sma_update = strategy.updaters
+    rule = rule_action  # the engine's own decision function: the two paths cannot disagree
     cfg = strategy.config
     oversold = cfg.rsi_oversold
     overbought = cfg.rsi_overbought
@@ -192,14 +194,7 @@ async def _drive_lean(
             else:
                 rsi = rsi_update(close)
                 sma = sma_update(close)
-                if (
-                    rsi is None
-                    or sma is None
-                    or not (
-                        (rsi < oversold and close > sma and -1e-12 < qty < 1e-12)
-                        or (rsi > overbought and qty > 1e-12)
-                    )
-                ):
+                if rule(rsi, sma, close, qty, oversold, overbought) == "hold":
                     equity_append(equity)
                     last_equity = equity
                     if qty:

@@ -20,6 +20,25 @@ FLAT_EPSILON = 1e-12
 """A position smaller than this (binary residue of fills) counts as flat."""
 
 
+def rule_action(
+    rsi: float | None,
+    sma: float | None,
+    close: float,
+    exposure: float,
+    oversold: float,
+    overbought: float,
+) -> str:
+    """The rule, once, for every path (the engine and the backtest's fast loop): "buy" when
+    RSI < oversold and close > SMA while flat, "sell" when RSI > overbought while long, else
+    "hold" (also before both indicators have a value). ``exposure`` is the position plus open
+    buys; strict inequalities throughout."""
+    if rsi is None or sma is None:
+        return "hold"
+    if -FLAT_EPSILON < exposure < FLAT_EPSILON:
+        return "buy" if rsi < oversold and close > sma else "hold"
+    return "sell" if rsi > overbought and exposure > 0 else "hold"
+
+
 class RsiSmaStrategy:
     """Buy when RSI < oversold and close > SMA while flat; sell everything when RSI > overbought."""
 
@@ -85,14 +104,7 @@ class RsiSmaStrategy:
         overbought = rsi is not None and rsi > cfg.rsi_overbought
         above = sma is not None and close > sma
         flat = abs(position_qty) < FLAT_EPSILON
-        if rsi is None or sma is None:
-            action = "hold"  # not warmed up: the rule needs both indicators
-        elif oversold and above and flat:
-            action = "buy"
-        elif overbought and position_qty > 0 and not flat:
-            action = "sell"
-        else:
-            action = "hold"
+        action = rule_action(rsi, sma, close, position_qty, cfg.rsi_oversold, cfg.rsi_overbought)
         return SignalEvaluated(
             ts=ts,
             symbol=bar.symbol,
