@@ -277,7 +277,7 @@ def child_tapewatch(seconds: float, inject: bool, out: Path) -> int:
         before = engine.state.version
 
         def publish(n: int) -> None:
-            engine.bus.publish(Notice(ts=engine.clock.now(), level="info", message=f"tick {n}"))
+            engine.publish(Notice(ts=engine.clock.now(), level="info", message=f"tick {n}"))
             engine.state.touch()  # each event moves the state: the worst case for redraws
 
         def extra() -> dict:

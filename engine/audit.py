@@ -403,7 +403,7 @@ def attach_audit(engine: Engine, path: Path, *, settle: float = 0.25) -> AuditTr
     its session start recorded now; otherwise its SessionStarted event records it.
     """
     trail = AuditTrail(AuditLog(path), engine, settle=settle)
-    engine.bus.add_sink(trail)
+    engine.add_sink(trail)
     if engine.state.running:
         trail.session_started()
     return trail

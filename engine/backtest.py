@@ -89,7 +89,7 @@ async def _run(
     if lean:
         await _drive_lean(engine, broker, clock, bars, recorder, progress)
     else:
-        engine.bus.add_sink(recorder)
+        engine.add_sink(recorder)
         await _drive_full(engine, clock, bars, progress)
     total = len(bars)
     last = bars.bar(total - 1)
@@ -147,8 +147,8 @@ async def _drive_lean(
     cfg = strategy.config
     oversold = cfg.rsi_oversold
     overbought = cfg.rsi_overbought
-    gate = engine.gate
-    breaches = gate.drawdown.breaches
+    breaches = engine.drawdown_breached
+    data_seen = engine.data_seen
     portfolio = broker.portfolio
     positions = portfolio.positions
     pending = broker.pending_symbols
@@ -156,8 +156,8 @@ async def _drive_lean(
     stale_ns = int(engine.config.risk.stale_bars * tf_ns)
     equity_append = recorder.equity.append
     recorder_sink = recorder
-    engine.bus.add_sink(lambda event: recorder_sink(event) if type(event) is OrderFilled else None)
-    process = engine._process_bar
+    engine.add_sink(lambda event: recorder_sink(event) if type(event) is OrderFilled else None)
+    process = engine.process_bar
     roll_day = engine.roll_day
     check_stale = engine.check_stale
     last_equity = portfolio.cash
@@ -178,7 +178,7 @@ async def _drive_lean(
             if ts - prev_close_ns > stale_ns or ts >= boundary_ns:
                 # Data was missing (overnight, or a hole): the stale breaker looks at the gap.
                 prev_close = datetime_from_ns(prev_close_ns)
-                gate.on_bar(prev_close)
+                data_seen(prev_close)
                 clock.advance_to(datetime_from_ns(prev_close_ns + stale_ns) + _STALE_EPSILON)
                 check_stale()
                 if ts >= boundary_ns:
@@ -204,7 +204,7 @@ async def _drive_lean(
                 indicators = (rsi, sma)
             # Eventful: the full engine path with a real Bar on a clock at the bar's close.
             clock.advance_to(datetime_from_ns(ts + tf_ns))
-            gate.on_bar(datetime_from_ns(prev_close_ns))
+            data_seen(datetime_from_ns(prev_close_ns))
             await process(part.bar(j), indicators, schedule_stale_check=False)
             last_equity = engine.state.equity
             equity_append(last_equity)

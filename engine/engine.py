@@ -55,8 +55,8 @@ from engine.operator import operator_identity
 from engine.order_flow import OrderFlow
 from engine.orderbook import OrderBook
 from engine.portfolio import PortfolioState, rebuild
-from engine.risk.base import RiskDecision
-from engine.risk.gate import RiskGate
+from engine.risk.base import BreakerStatus, RiskDecision
+from engine.risk.gate import LatchedBreaker, RiskGate
 from engine.state import EngineState, OrderRow
 from engine.strategy import RsiSmaStrategy
 
@@ -294,7 +294,7 @@ class Engine(OrderFlow):
             return
         self._busy = True
         try:
-            await self._process_bar(bar)
+            await self.process_bar(bar)
         finally:
             self._busy = False
 
@@ -311,7 +311,7 @@ class Engine(OrderFlow):
         self._emit(Notice(ts=self.clock.now(), level="warning", message=message))
         self._flush_or_fail()
 
-    async def _process_bar(
+    async def process_bar(
         self,
         bar: Bar,
         indicators: tuple[float | None, float | None] | None = None,
@@ -534,6 +534,38 @@ class Engine(OrderFlow):
         journaled, with the trading state and its change event kept in step."""
         if not self._stopping:
             self._emit_breakers(changes)
+
+    # ------------------------------------------------------------------ seams for observers
+    def add_sink(self, sink: Callable[[Event], None]) -> None:
+        """Call ``sink`` with every event as it is published (metrics, audit, logs, reports)."""
+        self.bus.add_sink(sink)
+
+    def publish(self, event: Event) -> None:
+        """Publish an event from outside the engine (a feed's notice); journaled by kind."""
+        self._emit(event)
+        if not self._busy:
+            self._flush_or_fail()
+
+    def add_breaker(self, breaker: LatchedBreaker) -> None:
+        """One more breaker in the risk gate (the composition root adds the rate-limit one)."""
+        self.gate.add(breaker)
+
+    def breaker_statuses(self, now: datetime | None = None) -> list[BreakerStatus]:
+        """Every breaker's value, threshold and state at ``now`` (default: the engine's now)."""
+        return self.gate.statuses(now or self.clock.now())
+
+    def drawdown_breached(self, equity: float) -> bool:
+        """Whether ``equity`` crosses the day's drawdown limit (the backtest loop asks)."""
+        return self.gate.drawdown.breaches(equity)
+
+    @property
+    def day_drawdown(self) -> float:
+        """Today's drawdown from the day's starting equity, as the drawdown breaker sees it."""
+        return self.gate.drawdown.drawdown
+
+    def data_seen(self, close_time: datetime) -> None:
+        """Data up to ``close_time`` arrived (the stale-data breaker's clock)."""
+        self.gate.on_bar(close_time)
 
     def connection_health(self) -> dict[str, StreamHealth]:
         """The market-data and trade-update streams' health, where the feed and broker have

@@ -205,7 +205,7 @@ def format_order_event(event: Event) -> str | None:
 
 
 def log_order_event(event: Event) -> None:
-    """A bus sink (``engine.bus.add_sink(log_order_event)``): order events to the log file."""
+    """A bus sink (``engine.add_sink(log_order_event)``): order events to the log file."""
     line = format_order_event(event)
     if line is not None:
         order_log.info(line)

@@ -211,7 +211,7 @@ class EngineMetrics:
         self.registry.register(self)
         if process_collector:
             ProcessCollector(registry=self.registry)  # the standard process_* series too
-        engine.bus.add_sink(self.on_event)
+        engine.add_sink(self.on_event)
 
     @property
     def provider(self) -> object:
@@ -294,8 +294,8 @@ class EngineMetrics:
         breakers = GaugeMetricFamily(
             "tapewatch_breaker_tripped", "1 while a risk breaker is tripped.", labels=["breaker"]
         )
-        for breaker in engine.gate.breakers:
-            breakers.add_metric([redact(breaker.name)], 1.0 if breaker.tripped else 0.0)
+        for status in engine.breaker_statuses():
+            breakers.add_metric([redact(status.name)], 1.0 if status.tripped else 0.0)
         yield breakers
         yield _gauge(
             "tapewatch_orders_in_flight", "Orders sent and not yet settled.", state.in_flight
@@ -440,12 +440,7 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 
 def drawdown_ratio(engine: Engine) -> float:
     """Today's drawdown as a fraction, as the drawdown breaker measures it."""
-    breaker = getattr(engine.gate, "drawdown", None)
-    value = getattr(breaker, "drawdown", None)
-    if isinstance(value, float):
-        return value
-    start, equity = engine.state.day_start_equity, engine.state.equity
-    return max(0.0, (start - equity) / start) if start > 0 else 0.0
+    return engine.day_drawdown
 
 
 # -- the HTTP endpoint -------------------------------------------------------------------------
