@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from engine.metrics import drawdown_ratio, histogram_snapshot, telemetry
+from engine.metrics import BrokerTelemetry, drawdown_ratio, histogram_snapshot, telemetry
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -179,7 +179,7 @@ class EngineAlerts:
         }
 
     def _disconnected_for(self, provider: object, now: float) -> float | None:
-        if getattr(provider, "websocket_connected", None) is None:
+        if not isinstance(provider, BrokerTelemetry):
             self._disconnected_since = None
             return None  # this session has no websocket (offline demo, backtest)
         if telemetry(provider, "websocket_connected", False):

@@ -381,7 +381,7 @@ class AuditTrail:
 
     def _anchor(self, record: dict[str, Any]) -> None:
         """Record the new head in the journal, where it cannot be cut off with the file."""
-        journal = getattr(self.engine, "journal", None)
+        journal = self.engine.journal
         if journal is None:
             return
         anchor = AuditAnchored(

@@ -12,7 +12,7 @@ import heapq
 import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class Clock(Protocol):
@@ -25,6 +25,14 @@ class Clock(Protocol):
     def call_at(self, when: datetime, callback: Callable[[], None]) -> None:
         """Run ``callback`` once ``when`` has passed (never before)."""
         ...
+
+
+@runtime_checkable
+class DataDrivenClock(Clock, Protocol):
+    """A clock that data can push forward (engine.alpaca.clock.BrokerClock): a feed tells it
+    each bar's end, so time never reads earlier than the newest data."""
+
+    def observe(self, when: datetime) -> None: ...
 
 
 class LiveClock:

@@ -36,7 +36,7 @@ from engine.events import (
     SignalEvaluated,
     TradingStateChanged,
 )
-from engine.feeds.base import Feed
+from engine.feeds.base import Feed, PacedFeed
 from engine.health import ReportsHealth, StreamHealth
 from engine.journal import EventJournal
 from engine.latency import LatencyRecorder
@@ -672,11 +672,10 @@ class Engine(OrderFlow):
     def set_speed(self, speed: float) -> float | None:
         """Demo pacing (bars per real bar interval); returns the speed now in force."""
         feed = self._feed
-        setter = getattr(feed, "set_speed", None)
-        if setter is None:
+        if not isinstance(feed, PacedFeed):
             return None
-        setter(speed)
-        self.state.speed = getattr(feed, "speed", speed)
+        feed.set_speed(speed)
+        self.state.speed = feed.speed
         self.state.touch()
         return self.state.speed
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import numpy as np
@@ -78,6 +78,7 @@ _OUTCOME_OF = {
 _SEEN_ORDERS = 4096  # order ids remembered so a terminal status is counted once
 
 
+@runtime_checkable
 class BrokerTelemetry(Protocol):
     """Optional broker methods the collector reads (all cheap, thread-safe, non-blocking)."""
 
@@ -93,10 +94,11 @@ class BrokerTelemetry(Protocol):
 
 
 def telemetry(provider: object, name: str, default: Any, *args: object) -> Any:
-    """Call an optional telemetry method; absent or failing means ``default``."""
-    method = getattr(provider, name, None)
-    if method is None:
+    """Read one telemetry method of a ``BrokerTelemetry`` provider; another provider (the
+    demo's simulated broker) or a failing method reads as ``default``."""
+    if not isinstance(provider, BrokerTelemetry):
         return default
+    method = getattr(provider, name)
     try:
         value = method(*args)
     except Exception:  # a scrape must never fail on one bad reading
@@ -338,7 +340,7 @@ class EngineMetrics:
             "Broker API requests sent.",
             value=int(telemetry(provider, "api_request_count", 0)),
         )
-        expected = getattr(provider, "websocket_connected", None) is not None
+        expected = isinstance(provider, BrokerTelemetry)
         yield _gauge(
             "tapewatch_websocket_expected",
             "1 when the session streams from the broker over a websocket (paper/live), else 0.",

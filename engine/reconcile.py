@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.brokers.base import Broker, BrokerError
+from engine.brokers.base import Broker, BrokerError, FreshAccount
 from engine.engine import Engine
 from engine.models import AccountSnapshot, Order, OrderStatus, Position
 
@@ -155,8 +155,10 @@ class Reconciler:
     # -- checking -------------------------------------------------------------------------------
 
     async def _broker_view(self) -> tuple[AccountSnapshot, list[Order]]:
-        fetch = getattr(self.broker, "fetch_account", None)  # Alpaca: fresh, not the book
-        account = await (fetch() if fetch is not None else self.broker.get_account())
+        broker = self.broker  # Alpaca: a fresh read, not the account book the bar path uses
+        account = await (
+            broker.fetch_account() if isinstance(broker, FreshAccount) else broker.get_account()
+        )
         return account, await self.broker.open_orders()
 
     async def check(self, reason: str = "periodic") -> list[Difference]:

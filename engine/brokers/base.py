@@ -8,7 +8,7 @@ has. A conformance suite in tests/ runs the same checks against every implementa
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from engine.events import Event
 from engine.models import AccountSnapshot, Bar, Order, OrderRequest, Position
@@ -33,6 +33,14 @@ class DuplicateClientOrderId(BrokerError):
     def __init__(self, client_order_id: str) -> None:
         super().__init__(f"client_order_id must be unique: {client_order_id}", status=422)
         self.client_order_id = client_order_id
+
+
+@runtime_checkable
+class FreshAccount(Protocol):
+    """A broker whose ``get_account`` answers from a cache (Alpaca's account book) can also
+    read the account now; reconciliation needs the fresh view."""
+
+    async def fetch_account(self) -> AccountSnapshot: ...
 
 
 class Broker(Protocol):

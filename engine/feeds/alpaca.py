@@ -32,7 +32,7 @@ from engine.alpaca.stream_failures import Backoff
 from engine.alpaca.streams import DataSocket, stop_task
 from engine.brokers.base import BrokerError
 from engine.calendar import MarketCalendar
-from engine.clock import Clock
+from engine.clock import Clock, DataDrivenClock
 from engine.events import Notice
 from engine.health import StreamHealth
 from engine.latency import LatencyRecorder
@@ -55,6 +55,8 @@ class Socket(Protocol):
     def connected(self) -> bool: ...
 
     def last_message_age(self, now: datetime | float | None = None) -> float | None: ...
+
+    def health(self) -> StreamHealth: ...
 
 
 SocketFactory = Callable[[Callable[[Any], None], Callable[[Any], None]], Socket]
@@ -81,6 +83,9 @@ class AlpacaFeed:
         self.symbol = symbol
         self.timeframe = timeframe
         self._clock = clock
+        # Against the local sandbox market minutes pass faster than real ones: a clock that
+        # data may push forward follows the bars (checked once, here).
+        self._observe = clock.observe if isinstance(clock, DataDrivenClock) else None
         self._history = history
         self._socket_factory = socket_factory
         self._calendar = calendar
@@ -236,9 +241,8 @@ class AlpacaFeed:
         self._clock.call_at(due, self._tick)
 
     async def _minute(self, bar: Bar) -> None:
-        observe = getattr(self._clock, "observe", None)
-        if observe is not None:
-            observe(bar.ts + MINUTE)
+        if self._observe is not None:
+            self._observe(bar.ts + MINUTE)
         gap = self.aggregator.gap_before(bar.ts)
         if gap is not None:
             for minute in await self._fetch(gap[0], gap[1] - MINUTE):
@@ -323,9 +327,7 @@ class AlpacaFeed:
 
     def stream_health(self) -> StreamHealth:
         """The market-data socket's health (what the console and metrics show)."""
-        health = getattr(self._socket, "health", None)
-        if health is None:
+        if self._socket is None:
             stopped = self._stopped or self._pump is None
             return StreamHealth("stopped" if stopped else "connecting", self._clock.now())
-        result: StreamHealth = health()
-        return result
+        return self._socket.health()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from engine.models import Bar
 
@@ -22,3 +22,14 @@ class Feed(Protocol):
         ...
 
     def stop(self) -> None: ...
+
+
+@runtime_checkable
+class PacedFeed(Protocol):
+    """A feed whose pace can change while it runs (the demo's replay; ``None``: as fast as
+    possible)."""
+
+    @property
+    def speed(self) -> float | None: ...
+
+    def set_speed(self, speed: float | None) -> None: ...

@@ -24,6 +24,7 @@ from engine.brokers.base import BrokerError
 from engine.calendar import MarketCalendar
 from engine.events import Notice
 from engine.feeds.alpaca import AlpacaFeed
+from engine.health import StreamHealth
 from engine.models import Bar, Timeframe
 from engine.sandbox import SandboxThread
 from tests.alpaca.adapter_helpers import eventually, in_thread, sandbox_endpoints, stat
@@ -246,6 +247,9 @@ class FakeSocket:
 
     def last_message_age(self, now: datetime | float | None = None) -> float | None:
         return 0.0
+
+    def health(self) -> StreamHealth:
+        return StreamHealth("ok", datetime(2024, 3, 4, tzinfo=UTC))
 
 
 class FakeHistory:

@@ -146,9 +146,21 @@ async def test_audit_records_never_hold_a_secret(tmp_path: Path, secrets: tuple[
 
 
 def test_metrics_output_never_holds_a_secret(secrets: tuple[str, ...]) -> None:
-    class LeakyBroker:
+    class LeakyBroker:  # every BrokerTelemetry method; the error counts carry a key id
+        def rate_limit_used_ratio(self) -> float:
+            return 0.0
+
         def api_error_counts(self) -> dict[str, int]:
             return {f"401 {KEY_ID}": 1, "429": 2}
+
+        def api_request_count(self) -> int:
+            return 3
+
+        def websocket_connected(self) -> bool:
+            return True
+
+        def websocket_last_message_age(self, now: object) -> float | None:
+            return None
 
     engine, _, _ = make_engine()
     text = EngineMetrics(engine, provider=LeakyBroker()).exposition().decode()
