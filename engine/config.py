@@ -1,48 +1,31 @@
 """Validated settings for the strategy, execution costs and risk limits.
 
-Every check raises ``ConfigError`` with one line that names the problem and the fix; the CLI
-prints that line and exits 2.
+Every check raises ``ConfigError`` about one field (engine.settings.errors): the ranges are
+those of engine.settings.fields, and the error is rendered for the flag or the file key the
+value came from. The CLI prints that line and exits 2.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.models import Timeframe
+from engine.settings.errors import ConfigError
+from engine.settings.fields import BY_NAME, SHOWN_CHARS, clip
 
-SHOWN_CHARS = 40
-"""How much of a bad value a message repeats: a 10 000-character paste is not echoed back."""
 MAX_PERIOD = 10_000  # bars of look-back; more is a typo, and numpy would try to allocate it
 MAX_CASH = 1e12
 MAX_SYMBOL = 15  # Alpaca's longest tickers (crypto pairs such as BTC/USD) are well inside this
 
-
-class ConfigError(ValueError):
-    """A setting a user gave is wrong; the message says which and how to fix it."""
+__all__ = ["SHOWN_CHARS", "ConfigError", "clip"]
 
 
-def clip(text: object, limit: int = SHOWN_CHARS) -> str:
-    """``text`` for a message: at most ``limit`` characters, then "…"; control characters
-    escaped so the message stays one line."""
-    shown = str(text)
-    cut = len(shown) > limit
-    shown = shown[:limit]
-    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown)
-    return shown + "…" if cut else shown
-
-
-def _in_range(
-    value: float, low: float, high: float, *, low_open: bool = False, high_open: bool = False
-) -> bool:
-    """``low <= value <= high``, an end excluded when ``*_open``; False for NaN and inf."""
-    if not math.isfinite(value):
-        return False
-    above = low < value if low_open else low <= value
-    below = value < high if high_open else value <= high
-    return above and below
+def _check(section: object, table: str, attr: str) -> None:
+    """``section.attr`` against its field's range (engine.settings.fields); the default is the
+    example a message offers."""
+    BY_NAME[f"{table}.{attr}"].check(getattr(section, attr), getattr(type(section)(), attr))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,48 +56,35 @@ class StrategyConfig:
             or not all(c.isascii() and (c.isalnum() or c in ".-/") for c in symbol)
         ):
             raise ConfigError(
-                f"symbol {clip(self.symbol)!r} is not valid; use a ticker such as SPY"
-            )
-        if len(self.timeframe) > 12:
-            raise ConfigError(
-                f"timeframe {clip(self.timeframe)!r} is not understood; use e.g. 1Min, 5Min, "
-                "15Min or 1Hour"
+                f"{clip(self.symbol)!r} is not a valid symbol; use a ticker such as SPY",
+                field="strategy.symbol",
             )
         try:
+            if len(self.timeframe) > 12:
+                raise ValueError(self.timeframe)
             Timeframe.parse(self.timeframe)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        for name in ("rsi_period", "sma_period"):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or not 2 <= value <= MAX_PERIOD
-            ):
-                flag = name.replace("_", "-")
-                raise ConfigError(
-                    f"--{flag} must be a whole number of at least 2 and at most {MAX_PERIOD} "
-                    f"bars (got {clip(value)})"
-                )
-        if not all(
-            _in_range(t, 0, 100, low_open=True, high_open=True)
-            for t in (self.rsi_oversold, self.rsi_overbought)
-        ):
-            raise ConfigError("RSI thresholds must lie between 0 and 100 (e.g. 30 and 70)")
+        except ValueError:
+            raise ConfigError(
+                f"{clip(self.timeframe)!r} is not understood; use e.g. 1Min, 5Min, 15Min or "
+                "1Hour (minutes 1-59, hours 1-23)",
+                field="strategy.timeframe",
+            ) from None
+        for name in ("rsi_period", "sma_period", "rsi_oversold", "rsi_overbought"):
+            _check(self, "strategy", name)
         if self.rsi_oversold >= self.rsi_overbought:
             raise ConfigError(
-                f"--rsi-oversold ({self.rsi_oversold:g}) must be below --rsi-overbought "
-                f"({self.rsi_overbought:g}); e.g. 30 and 70"
+                f"({self.rsi_oversold:g}) must be below {{0}} ({self.rsi_overbought:g}); "
+                "e.g. 30 and 70",
+                field="strategy.rsi_oversold",
+                related=("strategy.rsi_overbought",),
             )
         if self.rsi_method not in ("sma", "wilder"):
             raise ConfigError(
-                f"--rsi-method must be 'sma' or 'wilder' (got {clip(self.rsi_method)!r})"
+                f"must be 'sma' or 'wilder' (got {clip(self.rsi_method)!r})",
+                field="strategy.rsi_method",
+                example="sma",
             )
-        if not _in_range(self.position_pct, 0, 1, low_open=True):
-            raise ConfigError(
-                "--position-pct must be in (0, 1], a fraction of equity "
-                f"(got {self.position_pct:g}); e.g. 0.02 for 2%"
-            )
+        _check(self, "strategy", "position_pct")
         return replace(self, symbol=symbol)
 
 
@@ -127,20 +97,8 @@ class ExecutionConfig:
     commission_per_share: float = 0.0
 
     def validate(self) -> ExecutionConfig:
-        if not _in_range(self.slippage_bps, 0, 10_000, high_open=True):
-            raise ConfigError(
-                f"--slippage-bps must be between 0 and 10000 (got {self.slippage_bps:g})"
-            )
-        if not _in_range(self.commission_per_order, 0, 10_000):
-            raise ConfigError(
-                "--commission must be 0 to 10000 dollars per order "
-                f"(got {self.commission_per_order:g}); use 0 for none"
-            )
-        if not _in_range(self.commission_per_share, 0, 100):
-            raise ConfigError(
-                "--commission-per-share must be 0 to 100 dollars per share "
-                f"(got {self.commission_per_share:g}); use 0 for none"
-            )
+        for name in ("slippage_bps", "commission_per_order", "commission_per_share"):
+            _check(self, "execution", name)
         return self
 
 
@@ -154,25 +112,15 @@ class RiskConfig:
     order_deadline_seconds: float = 20.0  # a submit or look-up gives up (outcome unknown) after
 
     def validate(self) -> RiskConfig:
-        if not _in_range(self.max_drawdown, 0, 1, low_open=True, high_open=True):
-            raise ConfigError(
-                f"--max-drawdown must be in (0, 1), a fraction of the day's starting equity "
-                f"(got {self.max_drawdown:g}); e.g. 0.05 for 5%"
-            )
-        if not _in_range(self.stale_bars, 0, 1_000, low_open=True):
-            raise ConfigError(
-                "stale_bars must be above 0 and at most 1000 bar intervals without data "
-                f"(got {self.stale_bars:g})"
-            )
-        rate = self.rate_limit_per_minute
-        if isinstance(rate, bool) or not isinstance(rate, int) or not 1 <= rate <= 100_000:
-            raise ConfigError(
-                f"rate_limit_per_minute must be a whole number from 1 to 100000 (got {clip(rate)})"
-            )
-        for name in ("late_bar_seconds", "entry_timeout_seconds", "order_deadline_seconds"):
-            value = getattr(self, name)
-            if not _in_range(value, 0, 86_400, low_open=True):
-                raise ConfigError(f"{name} must be between 0 and 86400 seconds (got {value:g})")
+        for name in (
+            "max_drawdown",
+            "stale_bars",
+            "rate_limit_per_minute",
+            "late_bar_seconds",
+            "entry_timeout_seconds",
+            "order_deadline_seconds",
+        ):
+            _check(self, "risk", name)
         return self
 
 
@@ -185,11 +133,7 @@ class EngineConfig:
     strategy_name: str = "rsisma"
 
     def validate(self) -> EngineConfig:
-        if not _in_range(self.starting_cash, 0, MAX_CASH, low_open=True):
-            raise ConfigError(
-                f"--cash must be above 0 and at most {MAX_CASH:,.0f} dollars "
-                f"(got {self.starting_cash:g})"
-            )
+        BY_NAME["account.starting_cash"].check(self.starting_cash, EngineConfig().starting_cash)
         return replace(
             self,
             strategy=self.strategy.validate(),

@@ -33,35 +33,30 @@ import math
 import os
 import re
 import tomllib
-import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from engine.config import (
-    ConfigError,
-    EngineConfig,
-    ExecutionConfig,
-    RiskConfig,
-    StrategyConfig,
-    clip,
+from engine.config import EngineConfig, ExecutionConfig, RiskConfig, StrategyConfig, clip
+from engine.settings.errors import ConfigError, Where
+from engine.settings.fields import (
+    BY_NAME,
+    ENDPOINT_ENV,
+    ENGINE_FIELDS,
+    ENGINE_TABLES,
+    FEEDS,
+    FIELDS,
 )
+from engine.settings.render import toml_value as _toml
 
 FILE_NAME = "config.toml"
 ENV_CONFIG = "TAPEWATCH_CONFIG"
 DEFAULT_METRICS_HOST = "127.0.0.1"  # the same loopback default as engine.metrics.DEFAULT_HOST
-FEEDS = ("iex", "sip")
 
-ENDPOINT_ENV = {
-    "trading_url": "TAPEWATCH_ALPACA_TRADING_URL",
-    "data_url": "TAPEWATCH_ALPACA_DATA_URL",
-    "stream_url": "TAPEWATCH_ALPACA_STREAM_URL",
-    "trade_stream_url": "TAPEWATCH_ALPACA_TRADE_STREAM_URL",
-}
-"""[alpaca] key -> the environment variable that overrides it (the environment wins)."""
+__all__ = ["ENDPOINT_ENV", "FEEDS", "ConfigError"]
 
 _ENGINE_SECTIONS: dict[str, type[Any]] = {
     "strategy": StrategyConfig,
@@ -70,68 +65,29 @@ _ENGINE_SECTIONS: dict[str, type[Any]] = {
 }
 _HTTP = ("http", "https")
 _WS = ("ws", "wss")
-_OTHER_KEYS: dict[str, dict[str, tuple[str, str]]] = {
-    # table -> key -> (kind, example value as TOML)
-    "account": {"starting_cash": ("number", "100000")},
-    "alpaca": {
-        "trading_url": ("http", '"https://paper-api.alpaca.markets"'),
-        "data_url": ("http", '"https://data.alpaca.markets"'),
-        "stream_url": ("ws", '"wss://stream.data.alpaca.markets/v2/iex"'),
-        "trade_stream_url": ("ws", '"wss://paper-api.alpaca.markets/stream"'),
-        "feed": ("feed", '"iex"'),
-    },
-    "metrics": {"port": ("port", "9464"), "host": ("host", f'"{DEFAULT_METRICS_HOST}"')},
-    "console": {"theme": ("text", '"dark"')},
+_OTHER_EXAMPLES: dict[str, object] = {
+    "account.starting_cash": 100000,
+    "alpaca.trading_url": "https://paper-api.alpaca.markets",
+    "alpaca.data_url": "https://data.alpaca.markets",
+    "alpaca.stream_url": "wss://stream.data.alpaca.markets/v2/iex",
+    "alpaca.trade_stream_url": "wss://paper-api.alpaca.markets/stream",
+    "alpaca.feed": "iex",
+    "metrics.port": 9464,
+    "metrics.host": DEFAULT_METRICS_HOST,
+    "console.theme": "dark",
 }
 _FREE_TABLES = ("keys",)  # checked elsewhere (console.keymap); only "is a table" here
 
-FLAG_ALIASES = {"cash": "starting_cash", "commission": "commission_per_order"}
+FLAG_ALIASES = {f.dest: f.key for f in ENGINE_FIELDS if f.dest != f.key}
 """argparse destinations whose name differs from the setting they override."""
 
-_FLAGS = {
-    "--rsi-period": "strategy.rsi_period",
-    "--sma-period": "strategy.sma_period",
-    "--rsi-oversold": "strategy.rsi_oversold",
-    "--rsi-overbought": "strategy.rsi_overbought",
-    "--rsi-method": "strategy.rsi_method",
-    "--position-pct": "strategy.position_pct",
-    "--slippage-bps": "execution.slippage_bps",
-    "--commission-per-share": "execution.commission_per_share",  # before --commission: prefix
-    "--commission": "execution.commission_per_order",
-    "--max-drawdown": "risk.max_drawdown",
-    "--cash": "account.starting_cash",
-}
-"""Flags named in engine.config's messages, and the file key each one means."""
 
-_KIND_FROM_TYPE = {int: "int", float: "number", str: "text"}
-
-
-def _engine_keys() -> dict[str, dict[str, tuple[str, str]]]:
-    """[strategy]/[execution]/[risk] keys straight from the dataclasses, so they never drift."""
-    tables: dict[str, dict[str, tuple[str, str]]] = {}
-    for table, cls in _ENGINE_SECTIONS.items():
-        hints = typing.get_type_hints(cls)
-        defaults = cls()
-        tables[table] = {
-            f.name: (_KIND_FROM_TYPE[hints[f.name]], _toml(getattr(defaults, f.name)))
-            for f in fields(cls)
-        }
-    return tables
-
-
-def _toml(value: object) -> str:
-    """A value as it would be written in TOML (for examples and 'got …' in messages)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value)) if abs(value) >= 1 else repr(value)
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    return str(value)
+def example(name: str) -> object:
+    """The value a message about ``name`` offers: the default, for the engine's settings."""
+    table, key = name.split(".", 1)
+    if table in _ENGINE_SECTIONS:
+        return getattr(_ENGINE_SECTIONS[table](), key)
+    return _OTHER_EXAMPLES[name]
 
 
 def _got(value: object) -> str:
@@ -143,11 +99,17 @@ def _got(value: object) -> str:
     return clip(_toml(value))
 
 
-SCHEMA: dict[str, dict[str, tuple[str, str]]] = {**_engine_keys(), **_OTHER_KEYS}
+def _schema() -> dict[str, dict[str, tuple[str, str]]]:
+    tables: dict[str, dict[str, tuple[str, str]]] = {}
+    for spec in FIELDS:
+        tables.setdefault(spec.table, {})[spec.key] = (spec.kind, _toml(example(spec.name)))
+    return tables
+
+
+SCHEMA: dict[str, dict[str, tuple[str, str]]] = _schema()
+"""table -> key -> (kind, example as TOML), from engine.settings.fields."""
 TABLES: tuple[str, ...] = (*SCHEMA, *_FREE_TABLES)
-ENGINE_KEYS: frozenset[str] = frozenset(
-    [*(k for t in _ENGINE_SECTIONS for k in SCHEMA[t]), "starting_cash"]
-)
+ENGINE_KEYS: frozenset[str] = frozenset(f.key for f in ENGINE_FIELDS)
 """The names ``FileConfig.engine_config`` accepts as overrides (plus ``FLAG_ALIASES``)."""
 
 
@@ -211,23 +173,22 @@ class FileConfig:
         try:
             return _with(self.engine, given).validate()
         except ConfigError as exc:
-            raise ConfigError(self._explain(exc, given)) from None
+            raise self._explain(exc, given) from None
 
-    def _explain(self, exc: ConfigError, given: Mapping[str, object]) -> str:
-        """A flag that is wrong on its own keeps its message; one that clashes with the file
-        gets told which file settings took part."""
-        message = str(exc)
-        try:
-            _with(EngineConfig(), given).validate()
-        except ConfigError:
-            return message
+    def _explain(self, exc: ConfigError, given: Mapping[str, object]) -> ConfigError:
+        """A flag's error: the settings it names that came from the file are listed with it."""
         notes = [
-            f"{key} = {_toml(self.values[key])}"
-            for flag, key in _FLAGS.items()
-            if flag in message and key in self.values and key.split(".")[1] not in given
+            f"{name} = {_toml(self.values[name])}"
+            for name in exc.fields
+            if name in self.values and BY_NAME[name].key not in given
         ]
-        detail = ", ".join(notes) if notes else "other settings"
-        return f"{message} ({detail} from {self.path})"
+        if exc.field is not None and _key(exc.field) not in given and not notes:
+            notes = [f"{exc.field} = {_toml(self.values.get(exc.field))}"]  # pragma: no cover
+        return exc.at(Where("flag", self.path, notes=tuple(notes))) if notes else exc
+
+
+def _key(name: str) -> str:
+    return name.split(".", 1)[1]
 
 
 def _names() -> str:
@@ -237,7 +198,7 @@ def _names() -> str:
 def _with(config: EngineConfig, flat: Mapping[str, object]) -> EngineConfig:
     """``config`` with flat setting names replaced in whichever section holds them."""
     sections: dict[str, Any] = {}
-    for table, _cls in _ENGINE_SECTIONS.items():
+    for table in ENGINE_TABLES:
         part = {k: v for k, v in flat.items() if k in SCHEMA[table]}
         if part:
             sections[table] = replace(getattr(config, table), **part)
@@ -353,10 +314,12 @@ def _alpaca(
         if from_env:
             schemes = _WS if SCHEMA["alpaca"][key][0] == "ws" else _HTTP
             if not _url_ok(from_env, schemes):
-                example = SCHEMA["alpaca"][key][1].strip('"')
                 raise ConfigError(
-                    f"environment variable {var}={clip(from_env)!r} is not a URL starting with "
-                    f"{' or '.join(s + '://' for s in schemes)}; e.g. {var}={example}"
+                    "is not a URL starting with "
+                    f"{' or '.join(s + '://' for s in schemes)} (got {clip(from_env)!r})",
+                    field=f"alpaca.{key}",
+                    example=example(f"alpaca.{key}"),
+                    where=Where("env"),
                 )
             chosen[key] = from_env.rstrip("/")
             sources[key] = var
@@ -415,9 +378,15 @@ class _Checker:
         return None
 
     def fail(self, table: str, key: str | None, message: str) -> ConfigError:
-        line = self._line(table, key)
-        where = f"{self.path}:{line}" if line else str(self.path)
-        return ConfigError(f"config file {where}: {message}")
+        """A problem with the file's shape (not one setting's value), at its line."""
+        return ConfigError(message, where=Where("file", self.path, self._line(table, key)))
+
+    def bad(self, table: str, key: str, reason: str, *, hint: bool = True) -> ConfigError:
+        """A setting's value is wrong: rendered as ``table.key reason; e.g. key = …``."""
+        name = f"{table}.{key}"
+        return ConfigError(reason, field=name, example=example(name) if hint else None).in_file(
+            self.path, self._line(table, key)
+        )
 
     # -- structure and types --------------------------------------------------------------
 
@@ -439,8 +408,7 @@ class _Checker:
             for key, value in content.items():
                 if key not in spec:
                     raise self._unknown_key(table, key)
-                kind, example = spec[key]
-                values[f"{table}.{key}"] = self._typed(table, key, value, kind, example)
+                values[f"{table}.{key}"] = self._typed(table, key, value, spec[key][0])
         return values
 
     def _unknown_table(self, name: str, content: object) -> ConfigError:
@@ -473,102 +441,60 @@ class _Checker:
         hint = f"did you mean {close[0]}?" if close else f"valid keys: {', '.join(valid)}"
         return self.fail(table, key, f"unknown key {table}.{clip(key)}; {hint}")
 
-    def _typed(self, table: str, key: str, value: object, kind: str, example: str) -> object:
-        name = f"{table}.{key}"
-        fix = f"e.g. {key} = {example}"
+    def _typed(self, table: str, key: str, value: object, kind: str) -> object:
+        bad = self.bad
         if kind in ("int", "port"):
             if isinstance(value, bool) or not isinstance(value, int):
-                raise self.fail(
-                    table, key, f"{name} must be a whole number, got {_got(value)}; {fix}"
-                )
+                raise bad(table, key, f"must be a whole number, got {_got(value)}")
             if kind == "port" and not 0 <= value <= 65535:
-                raise self.fail(
-                    table, key, f"{name} must be a port number 0-65535, got {value}; {fix}"
-                )
+                raise bad(table, key, f"must be a port number 0-65535, got {value}")
             return value
         if kind == "number":
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise self.fail(table, key, f"{name} must be a number, got {_got(value)}; {fix}")
+                raise bad(table, key, f"must be a number, got {_got(value)}")
             if not math.isfinite(value):
-                raise self.fail(
-                    table, key, f"{name} must be a finite number, got {_got(value)}; {fix}"
-                )
+                raise bad(table, key, f"must be a finite number, got {_got(value)}")
             return float(value)
         if not isinstance(value, str):
-            raise self.fail(
-                table, key, f"{name} must be a string in quotes, got {_got(value)}; {fix}"
-            )
+            raise bad(table, key, f"must be a string in quotes, got {_got(value)}")
         if kind in ("http", "ws"):
             schemes = _HTTP if kind == "http" else _WS
             if not _url_ok(value, schemes):
-                raise self.fail(
+                raise bad(
                     table,
                     key,
-                    f"{name} = {clip(value)!r} is not a URL starting with "
-                    f"{' or '.join(s + '://' for s in schemes)}; {fix}",
+                    f"= {clip(value)!r} is not a URL starting with "
+                    f"{' or '.join(s + '://' for s in schemes)}",
                 )
             return value
         if kind == "feed":
             feed = value.strip().lower()
             if feed not in FEEDS:
-                raise self.fail(
+                raise bad(
                     table,
                     key,
-                    f'{name} must be "iex" or "sip", got {clip(value)!r}; {fix} (free plan)',
+                    f'must be "iex" or "sip", got {clip(value)!r}; e.g. feed = "iex" (free plan)',
+                    hint=False,
                 )
             return feed
         if not value.strip() or (kind == "host" and any(c.isspace() for c in value)):
-            raise self.fail(table, key, f"{name} must not be empty, got {clip(value)!r}; {fix}")
+            raise bad(table, key, f"must not be empty, got {clip(value)!r}")
         return value
 
     # -- ranges (engine.config's validate rules) ----------------------------------------
 
     def engine(self, values: Mapping[str, object]) -> EngineConfig:
-        """File values over the defaults, checked by engine.config's ``validate()``; a failure
-        is pinned on the file key it is about, so the message can name it (and its line)."""
-        flat = {k.split(".", 1)[1]: v for k, v in values.items() if _is_engine(k)}
+        """File values over the defaults, checked by engine.config's ``validate()``; its error
+        names the field, so it is rendered with the file's spelling and that key's line."""
+        flat = {_key(k): v for k, v in values.items() if _is_engine(k)}
         try:
             return _with(EngineConfig(), flat).validate()
         except ConfigError as exc:
-            message = str(exc)
-        full = _culprit(flat, values, message)
-        raise self._range(full, values[full], message)
-
-    def _range(self, full: str, value: object, message: str) -> ConfigError:
-        for flag, key in _FLAGS.items():
-            message = message.replace(flag, key)
-        table, key = full.split(".", 1)
-        if full not in message:
-            message = f"{full} = {_toml(value)} is not allowed: {message}"
-        if "e.g." not in message and "use " not in message:
-            message = f"{message}; e.g. {key} = {SCHEMA[table][key][1]}"
-        return self.fail(table, key, message)
-
-
-def _culprit(flat: Mapping[str, object], values: Mapping[str, object], message: str) -> str:
-    """The file key a validate() message is about: a flag it names, else the key that fails
-    the same way on its own (validate stops at its first rule, so the message pins it down)."""
-    for flag, key in _FLAGS.items():
-        if flag in message and key in values:
-            return key
-    alone: list[str] = []
-    for name, value in flat.items():
-        try:
-            _with(EngineConfig(), {name: value}).validate()
-        except ConfigError as exc:
-            if str(exc) == message:
-                return _full(name)
-            alone.append(_full(name))
-    return alone[0] if alone else _full(next(iter(flat)))
+            name = exc.field or ""
+            line = self._line(*name.split(".", 1)) if "." in name else None
+            raise exc.in_file(self.path, line) from None
 
 
 def _is_engine(full: str) -> bool:
     table = full.split(".", 1)[0]
     return table in _ENGINE_SECTIONS or full == "account.starting_cash"
-
-
-def _full(name: str) -> str:
-    for table in (*_ENGINE_SECTIONS, "account"):
-        if name in SCHEMA[table]:
-            return f"{table}.{name}"
-    raise KeyError(name)  # pragma: no cover - names come from SCHEMA

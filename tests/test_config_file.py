@@ -241,7 +241,7 @@ ERRORS = [
     ("[strategy]\nsymbol = 5\n", "strategy.symbol must be a string", 'symbol = "SPY"', 2),
     ("[strategy]\nrsi_period = 1\n", "strategy.rsi_period", "at least 2", 2),
     ("[strategy]\nsma_period = 0\n", "strategy.sma_period", "at least 2", 2),
-    ("[strategy]\nrsi_oversold = 120\n", "strategy.rsi_oversold = 120", "between 0 and 100", 2),
+    ("[strategy]\nrsi_oversold = 120\n", "strategy.rsi_oversold must", "between 0 and 100", 2),
     (
         "[strategy]\nrsi_oversold = 60\nrsi_overbought = 50\n",
         "strategy.rsi_oversold (60) must be below strategy.rsi_overbought (50)",
