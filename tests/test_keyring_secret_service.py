@@ -3,15 +3,15 @@ against a machine with no keyring at all.
 
 Each case runs a child Python inside its own D-Bus session with private HOME, XDG_DATA_HOME,
 XDG_RUNTIME_DIR and XDG_CONFIG_HOME (created before dbus starts, DESIGN.md §5), so nothing
-touches the developer's own keyring. Needs the Debian packages ``dbus`` and ``gnome-keyring``;
-without them these tests fail, saying so, rather than skip.
+touches the developer's own keyring. The real-service cases need the Debian packages ``dbus`` and
+``gnome-keyring``: without them they skip naming the install command, and CI (which installs
+them) fails on that skip (tests/services.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from engine.sandbox import SandboxConfig, SandboxThread
+from tests.services import SECRET_SERVICE, require
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "keyring-test-password"
@@ -33,17 +34,6 @@ LIVE_SECRET = "ss-live-secret-never-shown-7a8b"
 START = datetime(2024, 3, 5, 15, 0, tzinfo=UTC)
 UNLOCK = 'printf %s "$PW" | gnome-keyring-daemon --unlock --components=secrets >/dev/null'
 START_LOCKED = "gnome-keyring-daemon --start --components=secrets >/dev/null 2>&1"
-
-
-def require_secret_service_tools() -> None:
-    missing = [
-        tool for tool in ("dbus-run-session", "gnome-keyring-daemon") if not shutil.which(tool)
-    ]
-    if missing:
-        pytest.fail(
-            f"{' and '.join(missing)} not found: install the Debian packages with "
-            "'apt-get install -y dbus gnome-keyring' (.ci/run does) to test the real keyring"
-        )
 
 
 @dataclass
@@ -101,7 +91,7 @@ def last_json(stdout: str) -> dict[str, object]:
 
 @pytest.fixture
 def box(tmp_path: Path) -> Box:
-    require_secret_service_tools()
+    require(SECRET_SERVICE)
     return Box(tmp_path / "user")
 
 
