@@ -1,0 +1,31 @@
+# The checks a developer runs before pushing, and CI runs too (.ci/run calls `make lint` before
+# the README's test command). Run them inside the project's venv with the dev extras:
+#     pip install -e ".[dev]" && make check
+# Make rather than nox: nothing more to install, and it runs in the environment you already
+# have (nox would build and fill a venv of its own per session on every run).
+
+PYTHON ?= python
+
+.PHONY: check lint ruff format-check mypy imports test
+
+check: lint test  ## everything: the linters, then the tests
+
+lint: ruff format-check mypy imports  ## the static checks only
+
+ruff:
+	$(PYTHON) -m ruff check .
+
+format-check:
+	$(PYTHON) -m ruff format --check .
+
+mypy:
+	$(PYTHON) -m mypy
+
+# The import contracts live in pyproject.toml ([tool.importlinter]). Until issue 10 adds them
+# there is nothing to check; once the section exists this is plain `lint-imports`.
+imports:
+	@if grep -q '^\[tool\.importlinter\]' pyproject.toml; then echo lint-imports; lint-imports; \
+	else echo "lint-imports: no contracts configured yet in pyproject.toml"; fi
+
+test:
+	$(PYTHON) -m pytest -q
