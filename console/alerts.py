@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.events import (
+from engine.api.types import (
     BreakerChanged,
     Event,
     Notice,
     OrderFilled,
+    OrderStatus,
     OrderSubmitted,
     OrderUpdated,
     RiskDenied,
     SessionStopped,
     TradingStateChanged,
 )
-from engine.models import OrderStatus
 
 Severity = str  # "information" | "warning" | "error" (Textual's notify severities)
 

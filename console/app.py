@@ -1,10 +1,10 @@
 """The Textual app: layout, keys, modals, and the wiring between engine and panes.
 
 The app paints first and builds the session (numpy, the calendar data, plotext; for paper and
-live also alpaca-py and pandas) in a thread afterwards. Panes redraw from ``engine.state`` on
-one ~10 Hz timer, only when its version moved; the event stream is read only for toasts.
-Commands go through the engine's methods and nothing else, each in a worker so a slow broker
-never freezes the screen.
+live also alpaca-py and pandas) in a thread afterwards, then sees it only through an
+``engine.api`` handle. Panes redraw from the handle's snapshot on one ~10 Hz timer, only when
+its version moved; the event stream is read only for toasts. Commands are ``engine.api``
+commands sent through the handle, each in a worker so a slow broker never freezes the screen.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from textual import events
 from textual.app import ComposeResult
@@ -32,24 +32,26 @@ from console.accounts import AccountDirectory, AccountUnavailable, NoAccounts
 from console.alerts import AlertBudget, alert_for
 from console.commands import METHODS, OperatorCommands
 from console.flatten_watch import FlattenWatch
+from console.host import Embedded, close_journal, embed
 from console.keymap import ACTIONS
 from console.panes.bars import BarsPane
 from console.panes.base import Palette, View
 from console.panes.breakers import BreakersPane
 from console.panes.header import HeaderPane
 from console.panes.indicators import IndicatorsPane
-from console.panes.latency import STAGES, LatencyPane, latency_histograms
+from console.panes.latency import BUCKETS, STAGES, LatencyPane, latency_histograms
 from console.panes.orders import OrdersPane
 from console.panes.positions import PositionsPane
-from console.session import ConsoleSession, SessionFactory
+from console.screens.reconcile import ask
 from console.themes import VARIABLE_DEFAULTS, load_themes, resolve_theme
-from engine.bus import Subscription
-from engine.config import ConfigError
-from engine.engine import Engine
-from engine.feeds.base import DataError
-from engine.journal import JournalError
-from engine.models import Mode
-from engine.stop_deadline import STOP_DEADLINE, ExitDeadline
+from engine.api.errors import ConfigError, DataError, JournalError
+from engine.api.handle import EngineHandle, EventStream
+from engine.api.process import STOP_DEADLINE, ExitDeadline
+from engine.api.snapshot import Snapshot
+from engine.api.types import Mode
+
+if TYPE_CHECKING:
+    from console.session import ConsoleSession, SessionFactory
 
 
 class Closeable(Protocol):
@@ -107,7 +109,7 @@ class TapewatchApp(OperatorCommands):
         config_path: Path | None = None,
         startup_notice: str | None = None,
         handle_signals: bool = False,
-        observe: Callable[[Engine], Closeable] | None = None,
+        observe: Callable[[Any], Closeable] | None = None,
     ) -> None:
         """``session`` is used as is; otherwise ``session_factory`` builds one in a thread.
 
@@ -132,12 +134,15 @@ class TapewatchApp(OperatorCommands):
         self._handle_signals = handle_signals
         self._observe = observe
         self._observers: Closeable | None = None
-        self._engine_alerts: Any = None  # engine.alerts.EngineAlerts, imported after first paint
-        self._engine: Engine | None = None
-        self._subscription: Subscription | None = None
+        self._embedded: Embedded | None = None
+        self._handle: EngineHandle | None = None
+        self._snapshot: Snapshot | None = None  # the one the panes drew last
+        self._subscription: EventStream | None = None
         self._engine_worker: Worker[None] | None = None
-        self._seen_version = -1
-        self._last_second = -1
+        self._drawn = -1  # the snapshot version drawn
+        self._seen_version = -1  # the engine state version drawn
+        self._reconcile_asks = 0
+        self._alerts_shown: dict[str, str] = {}
         self._last_tick = 0.0
         self._lags: deque[float] = deque(maxlen=600)
         self._page = "market"
@@ -257,7 +262,7 @@ class TapewatchApp(OperatorCommands):
             log.warning("the stop took longer than %g s: leaving the broker calls", SHUTDOWN_BUDGET)
             if self._session is not None:
                 with contextlib.suppress(Exception):
-                    self._close_journal(self._session)
+                    close_journal(self._session)
             self.exit(0)
 
     def _start_build(self) -> None:
@@ -290,15 +295,15 @@ class TapewatchApp(OperatorCommands):
             if event.state is WorkerState.SUCCESS and worker.result is not None:
                 latency = self._latency
                 latency.histograms = worker.result
-                if self._engine is not None and latency.display:
-                    latency.redraw(self._view(self._engine))
+                if self._snapshot is not None and latency.display:
+                    latency.redraw(self._view(self._snapshot))
             return
         if worker.name != "build":
             return
         if event.state is WorkerState.SUCCESS and worker.result is not None:
             session: ConsoleSession = worker.result
             if self._quitting:
-                self._close_journal(session)
+                close_journal(session)
                 return
             self._attach_session(session)
         elif event.state is WorkerState.ERROR:
@@ -314,22 +319,15 @@ class TapewatchApp(OperatorCommands):
 
     def _attach_session(self, session: ConsoleSession) -> None:
         self._session = session
-        engine = self._engine = session.engine
+        embedded = self._embedded = embed(session, self._accounts)  # alert rules: numpy, now
+        self._handle = embedded.handle
         if self._observe is not None:
-            self._observers = self._observe(engine)
-        from engine.alerts import EngineAlerts  # numpy + prometheus: after the first frame
-
-        self._engine_alerts = EngineAlerts(engine)
-        self._subscription = engine.subscribe()
+            self._observers = self._observe(session)
+        self._subscription = embedded.handle.events()
         self.run_worker(self._watch_events(self._subscription), name="events", exit_on_error=True)
-        reconciler = getattr(session, "reconciler", None)
-        if reconciler is not None:  # a paper/live session: differences open the reconcile modal
-            from console.screens.reconcile import attach_reconciler
-
-            attach_reconciler(self, reconciler)
         if self._drive:
             self._engine_worker = self.run_worker(
-                self._run_engine(session), name="engine", exit_on_error=True
+                self._run_engine(embedded), name="engine", exit_on_error=True
             )
         self._redraw(everything=True)
         self._lags.clear()  # the loop-lag window starts once start-up is over
@@ -337,12 +335,12 @@ class TapewatchApp(OperatorCommands):
             gc.collect()
             gc.freeze()  # start-up objects never change: keep full collections short
 
-    async def _run_engine(self, session: ConsoleSession) -> None:
-        await session.engine.run(session.feed)
+    async def _run_engine(self, embedded: Embedded) -> None:
+        await embedded.run()
         if not self._quitting:
             self.notify("The feed ended: no more bars", severity="warning", timeout=10)
 
-    async def _watch_events(self, subscription: Subscription) -> None:
+    async def _watch_events(self, subscription: EventStream) -> None:
         async for event in subscription:
             alert = alert_for(event)
             if alert is None or self._quitting:
@@ -356,82 +354,95 @@ class TapewatchApp(OperatorCommands):
         started = time.perf_counter()
         self._lags.append(max(0.0, started - self._last_tick - TICK))
         self._last_tick = started
-        engine = self._engine
-        if engine is None:
+        handle = self._handle
+        if handle is None:
             return
-        second = int(time.monotonic())
-        if engine.state.version != self._seen_version:
-            self._redraw(everything=True)
-        elif second != self._last_second:
-            self._redraw(everything=False)
+        snap = handle.snapshot(newer_than=self._drawn)
+        if snap is not None:
+            # The engine's state moved: every pane. Only time moved: the clocks and timers.
+            self._draw(snap, everything=snap.state_version != self._seen_version)
         else:
             bars = self._bars
-            if bars.pending and bars.display:
-                bars.redraw(self._view(engine))
-        if second != self._last_second:
-            self._check_alerts()
-        self._last_second = second
-        self._refresh_histograms(engine)
+            if bars.pending and bars.display and self._snapshot is not None:
+                bars.redraw(self._view(self._snapshot))
+        if self._snapshot is not None:
+            self._refresh_histograms(self._snapshot)
 
-    def _check_alerts(self) -> None:
+    def _raise_alerts(self, snap: Snapshot) -> None:
         """The Prometheus alert conditions, raised as notifications in the console too."""
-        if self._engine_alerts is None:
-            return
-        changes = self._engine_alerts.update(time.monotonic())
-        for alert in changes.raised:
-            self.notify(alert.message, title=f"alert: {alert.name}", severity="warning", timeout=15)
-        for name in changes.cleared:
-            self.notify(f"{name} cleared", title="alert", timeout=5)
+        active = {a.name: a.message for a in snap.alerts}
+        for alert in snap.alerts:
+            if alert.name not in self._alerts_shown:
+                self.notify(
+                    alert.message, title=f"alert: {alert.name}", severity="warning", timeout=15
+                )
+        for name in self._alerts_shown:
+            if name not in active:
+                self.notify(f"{name} cleared", title="alert", timeout=5)
+        self._alerts_shown = active
 
-    def _refresh_histograms(self, engine: Engine) -> None:
+    def _ask_reconciliation(self, snap: Snapshot) -> None:
+        """The host asked a person about differences with the broker: open the modal."""
+        pending = snap.reconciliation
+        if pending is None or pending.asks <= self._reconcile_asks:
+            return
+        self._reconcile_asks = pending.asks
+        if pending.differences and self._handle is not None:
+            ask(self, self._handle, pending.differences, snap.operator)
+
+    def _refresh_histograms(self, snap: Snapshot) -> None:
         """Every few seconds, when new latencies arrived, rebuild the histograms off the loop."""
-        if not self._measured or not self._latency.display:
+        if not self._measured or not self._latency.display or self._handle is None:
             return
         now = time.monotonic()
         if now - self._histogram_at < HISTOGRAM_EVERY:
             return
-        counts = tuple(engine.latency.count(stage) for stage, _ in STAGES)
+        counts = tuple(snap.latency_of(stage).count for stage, _ in STAGES)
         if counts == self._histogram_counts:
             return
         self._histogram_counts, self._histogram_at = counts, now
-        recorder = engine.latency
         self.run_worker(
-            lambda: latency_histograms(recorder),
-            thread=True,
+            self._histograms(self._handle),
             name="histograms",
             exclusive=True,
             group="histograms",
             exit_on_error=False,
         )
 
+    @staticmethod
+    async def _histograms(handle: EngineHandle) -> dict[str, str]:
+        return latency_histograms(await handle.latency_histograms(BUCKETS))
+
     @property
     def drawn_version(self) -> int:
         """The engine state version the panes last drew (tests wait on it)."""
         return self._seen_version
 
-    def _view(self, engine: Engine) -> View:
-        session = self._session
+    def _view(self, snap: Snapshot) -> View:
         return View(
-            engine=engine,
-            state=engine.state,
-            now=engine.clock.now(),
-            calendar=session.calendar if session is not None else None,
-            palette=Palette.of(self),
-            measured=self._measured,
-            mono=self.no_color,
+            state=snap, palette=Palette.of(self), measured=self._measured, mono=self.no_color
         )
 
     def _redraw(self, *, everything: bool) -> None:
-        """Everything when the state moved; header and breakers once a second (clocks)."""
-        engine = self._engine
-        if engine is None:
+        """Redraw from the handle's latest snapshot (after a command, a resize, a theme)."""
+        handle = self._handle
+        if handle is None:
             return
-        self._seen_version = engine.state.version
-        view = self._view(engine)
+        snap = handle.snapshot()
+        if snap is not None:
+            self._draw(snap, everything=everything)
+
+    def _draw(self, snap: Snapshot, *, everything: bool) -> None:
+        """Everything when the state moved; header and breakers when only time did."""
+        self._snapshot = snap
+        self._drawn = snap.version
+        if everything:
+            self._seen_version = snap.state_version
+        view = self._view(snap)
         frame = self._frame
-        live = engine.state.mode is Mode.LIVE
+        live = snap.mode is Mode.LIVE
         frame.set_class(live, "-live")
-        frame.border_title = f"LIVE · REAL MONEY · {engine.state.account}" if live else ""
+        frame.border_title = f"LIVE · REAL MONEY · {snap.account}" if live else ""
         latency = self._latency
         if self._lags and self._measured:
             ordered = sorted(self._lags)
@@ -443,10 +454,13 @@ class TapewatchApp(OperatorCommands):
             if pane.display:
                 pane.redraw(view)
         if self._flatten_watch is not None:
-            outcome = self._flatten_watch.check(engine.state)
+            outcome = self._flatten_watch.check(snap)
             if outcome is not None:
                 self._flatten_watch = None
                 self.notify(outcome[0], severity=outcome[1], timeout=12)  # type: ignore[arg-type]
+        if not self._quitting:
+            self._raise_alerts(snap)
+            self._ask_reconciliation(snap)
 
     # ------------------------------------------------------------------ pages (small terminals)
     def action_page(self, name: str) -> None:

@@ -1,17 +1,18 @@
 """The operator's commands: pause, flatten, paper↔live, breaker reset, speed, theme, quit.
 
-Each goes through the engine's command methods and nothing else, runs in a worker so a slow
-broker never freezes the screen, and asks first where a mistake would cost money. The app
-(``console.app``) supplies the layout, the redraw and the session these act on.
+Each is an ``engine.api`` command sent through the engine handle and nothing else, runs in a
+worker so a slow broker never freezes the screen, shows a refusal's reason as it is, and asks
+first where a mistake would cost money. The app (``console.app``) supplies the layout, the
+redraw and the handle these act on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.text import Text
@@ -20,17 +21,32 @@ from textual.screen import Screen
 from textual.theme import Theme
 from textual.worker import Worker
 
-from console.accounts import AccountDirectory, AccountUnavailable
+from console.accounts import AccountDirectory
 from console.flatten_watch import FlattenWatch
 from console.keymap import ACTIONS, effective_keys
 from console.screens.confirm import ConfirmScreen, MessageScreen
 from console.screens.flatten import FlattenScreen
 from console.screens.help import HelpScreen
 from console.screens.live import LiveConfirmScreen
-from console.session import ConsoleSession
-from engine.brokers.base import BrokerError
-from engine.engine import Engine, EngineCommandError
-from engine.models import Mode, OrderRequest, TradingState
+from engine.api.commands import (
+    Flatten,
+    Pause,
+    PreviewFlatten,
+    PreviewSwitch,
+    ResetBreaker,
+    Resume,
+    SetDemoSpeed,
+    Stop,
+    SwitchAccount,
+)
+from engine.api.handle import EngineHandle
+from engine.api.replies import FlattenPreview, FlattenSent, Refused, SpeedChanged, SwitchPreview
+from engine.api.snapshot import Snapshot
+from engine.api.types import Mode, OrderRequest, TradingState
+
+if TYPE_CHECKING:
+    from console.host import Embedded
+    from console.session import ConsoleSession
 
 log = logging.getLogger("tapewatch.console")
 
@@ -51,7 +67,8 @@ METHODS = {
 class OperatorCommands(App[int]):
     """The command half of the console app; ``TapewatchApp`` adds layout and redraw."""
 
-    _engine: Engine | None
+    _handle: EngineHandle | None
+    _embedded: Embedded | None
     _session: ConsoleSession | None
     _engine_worker: Worker[None] | None
     _accounts: AccountDirectory
@@ -66,52 +83,71 @@ class OperatorCommands(App[int]):
     def _redraw(self, *, everything: bool) -> None:
         raise NotImplementedError
 
-    def _engine_ready(self) -> Engine | None:
-        if self._engine is None:
+    def _handle_ready(self) -> tuple[EngineHandle, Snapshot] | None:
+        """The handle and its latest snapshot; None (with a note) before start or when quitting."""
+        handle = self._handle
+        if handle is None:
             self.notify("Still starting: the engine is not running yet", severity="warning")
-        elif self._quitting:
             return None
-        return self._engine
+        if self._quitting:
+            return None
+        snap = handle.snapshot()
+        assert snap is not None  # without newer_than there is always one
+        return handle, snap
+
+    def _refused(self, reason: str, prefix: str = "") -> None:
+        self.notify(f"{prefix}{reason}", severity="error", timeout=12)
 
     def _command(self, work: Coroutine[Any, Any, None], name: str) -> None:
         self.run_worker(work, name=name, group="command", exit_on_error=True)
 
     async def action_pause_resume(self) -> None:
-        engine = self._engine_ready()
-        if engine is None:
+        ready = self._handle_ready()
+        if ready is None:
             return
-        if engine.state.paused:
-            await engine.resume()
-            self.notify("Resumed: new entries allowed")
+        handle, snap = ready
+        if snap.paused:
+            reply = await handle.send(Resume(who=snap.operator))
+            done = "Resumed: new entries allowed"
         else:
-            await engine.pause()
-            self.notify("Paused: no new entries; exits and flatten still work")
+            reply = await handle.send(Pause(who=snap.operator))
+            done = "Paused: no new entries; exits and flatten still work"
+        if isinstance(reply, Refused):
+            self._refused(reply.reason)
+            return
+        self.notify(done)
         self._redraw(everything=True)
 
-    def action_flatten(self) -> None:
-        engine = self._engine_ready()
-        if engine is None:
+    async def action_flatten(self) -> None:
+        ready = self._handle_ready()
+        if ready is None:
             return
-        requests = engine.preview_flatten()
-        in_flight = engine.state.in_flight
+        handle, snap = ready
+        reply = await handle.send(PreviewFlatten(who=snap.operator))
+        if isinstance(reply, Refused) or not isinstance(reply.payload, FlattenPreview):
+            self._refused(reply.reason if isinstance(reply, Refused) else "no preview", "Flatten: ")
+            return
+        requests, in_flight = reply.payload.orders, reply.payload.in_flight
         if not requests and not in_flight:
             self.notify("Nothing to flatten: no positions and no open orders")
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._command(self._flatten(engine, requests), "flatten")
+                self._command(self._flatten(handle, snap.operator, requests), "flatten")
             else:
                 self.notify("Flatten cancelled: nothing sent")
 
         self.push_screen(FlattenScreen(requests, in_flight), answered)
 
-    async def _flatten(self, engine: Engine, previewed: list[OrderRequest]) -> None:
-        try:
-            sent = await engine.flatten()
-        except BrokerError as exc:
-            self.notify(f"Flatten failed: {exc}", severity="error", timeout=12)
+    async def _flatten(
+        self, handle: EngineHandle, who: str, previewed: Sequence[OrderRequest]
+    ) -> None:
+        reply = await handle.send(Flatten(who=who))
+        if isinstance(reply, Refused):
+            self._refused(reply.reason, "Flatten failed: ")
             return
+        sent = reply.payload.orders if isinstance(reply.payload, FlattenSent) else ()
         seen = sorted((r.symbol, r.side.value, r.qty) for r in previewed)
         now = sorted((o.symbol, o.side.value, o.qty) for o in sent)
         if seen != now:
@@ -123,13 +159,14 @@ class OperatorCommands(App[int]):
         self.notify(f"Flatten: {orders} sent; watching until flat")
         self._redraw(everything=True)
 
-    def action_switch_account(self) -> None:
-        engine = self._engine_ready()
-        if engine is None:
+    async def action_switch_account(self) -> None:
+        ready = self._handle_ready()
+        if ready is None:
             return
-        mode = engine.state.mode
+        handle, snap = ready
+        mode = snap.mode
         if mode is Mode.LIVE:
-            self._command(self._switch(engine, Mode.PAPER), "switch")
+            self._command(self._switch(handle, snap.operator, Mode.PAPER), "switch")
             return
         if mode is not Mode.PAPER:
             self.push_screen(
@@ -141,7 +178,8 @@ class OperatorCommands(App[int]):
                 )
             )
             return
-        if not self._accounts.live_available():
+        preview = await handle.send(PreviewSwitch(who=snap.operator, mode=Mode.LIVE))
+        if isinstance(preview, Refused) or not isinstance(preview.payload, SwitchPreview):
             self.push_screen(
                 MessageScreen(
                     "No live credentials",
@@ -151,7 +189,7 @@ class OperatorCommands(App[int]):
                 )
             )
             return
-        if engine.state.trading_state is TradingState.HALTED:
+        if snap.trading_state is TradingState.HALTED:
             self.push_screen(
                 MessageScreen(
                     "Trading is HALTED",
@@ -164,41 +202,28 @@ class OperatorCommands(App[int]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._command(self._switch(engine, Mode.LIVE), "switch")
+                self._command(self._switch(handle, snap.operator, Mode.LIVE), "switch")
             else:
                 self.notify("Stayed on paper: nothing changed")
 
-        self.push_screen(LiveConfirmScreen(self._accounts.describe(Mode.LIVE)), answered)
+        self.push_screen(LiveConfirmScreen(preview.payload.account), answered)
 
-    async def _switch(self, engine: Engine, mode: Mode) -> None:
-        try:
-            broker, account, endpoint = await self._accounts.connect(mode)
-        except (AccountUnavailable, BrokerError) as exc:
-            self.notify(f"Cannot switch to {mode.value}: {exc}", severity="error", timeout=12)
+    async def _switch(self, handle: EngineHandle, who: str, mode: Mode) -> None:
+        reply = await handle.send(SwitchAccount(who=who, mode=mode))
+        if isinstance(reply, Refused):
+            self._refused(reply.reason)
             return
-        try:
-            await engine.switch_account(
-                mode=mode, broker=broker, account=account, endpoint=endpoint
-            )
-        except EngineCommandError as exc:
-            await broker.close()
-            self.notify(f"Switch refused: {exc}", severity="error", timeout=12)
-            return
-        self.notify(
-            f"Now trading {mode.value}: {account}",
-            severity="warning" if mode is Mode.LIVE else "information",
-        )
+        self.notify(reply.detail, severity="warning" if mode is Mode.LIVE else "information")
         self._redraw(everything=True)
 
     def action_reset_breaker(self) -> None:
-        engine = self._engine_ready()
-        if engine is None:
+        ready = self._handle_ready()
+        if ready is None:
             return
-        tripped = [
-            s for s in engine.gate.statuses(engine.clock.now()) if s.tripped and s.name != "pause"
-        ]
+        handle, snap = ready
+        tripped = [s for s in snap.breakers if s.tripped and s.name != "pause"]
         if not tripped:
-            hint = ": press p to resume from the pause" if engine.state.paused else ""
+            hint = ": press p to resume from the pause" if snap.paused else ""
             self.notify(f"No breaker is tripped{hint}")
             return
         body = Group(
@@ -212,36 +237,43 @@ class OperatorCommands(App[int]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._command(self._reset(engine, [s.name for s in tripped]), "reset")
+                names = [s.name for s in tripped]
+                self._command(self._reset(handle, snap.operator, names), "reset")
 
         self.push_screen(ConfirmScreen("Reset breaker", body, yes="Reset", danger=True), answered)
 
-    async def _reset(self, engine: Engine, names: list[str]) -> None:
+    async def _reset(self, handle: EngineHandle, who: str, names: list[str]) -> None:
         for name in names:
-            await engine.reset_breaker(name=name)
-        self.notify(f"Reset: {', '.join(names)}; trading is {engine.state.trading_state.value}")
+            reply = await handle.send(ResetBreaker(who=who, name=name))
+            if isinstance(reply, Refused):
+                self._refused(reply.reason, f"Reset {name} refused: ")
+                return
+        snap = handle.snapshot()
+        state = snap.trading_state.value if snap is not None else "unknown"
+        self.notify(f"Reset: {', '.join(names)}; trading is {state}")
         self._redraw(everything=True)
 
-    def action_faster(self) -> None:
-        self._speed(2.0)
+    async def action_faster(self) -> None:
+        await self._speed(2.0)
 
-    def action_slower(self) -> None:
-        self._speed(0.5)
+    async def action_slower(self) -> None:
+        await self._speed(0.5)
 
-    def _speed(self, factor: float) -> None:
-        engine = self._engine_ready()
-        if engine is None:
+    async def _speed(self, factor: float) -> None:
+        ready = self._handle_ready()
+        if ready is None:
             return
-        if engine.state.mode is not Mode.DEMO:
+        handle, snap = ready
+        if snap.mode is not Mode.DEMO:
             self.notify("Speed applies to the demo only")
             return
-        current = engine.state.speed or 60.0
-        speed = engine.set_speed(current * factor)
-        if speed is None:
-            self.notify("This feed has no speed control")
-        else:
-            self.notify(f"Replay speed ×{speed:g}")
-            self._redraw(everything=True)
+        current = snap.speed or 60.0
+        reply = await handle.send(SetDemoSpeed(who=snap.operator, speed=current * factor))
+        if isinstance(reply, Refused) or not isinstance(reply.payload, SpeedChanged):
+            self.notify(reply.reason if isinstance(reply, Refused) else "Speed unchanged")
+            return
+        self.notify(f"Replay speed ×{reply.payload.speed:g}")
+        self._redraw(everything=True)
 
     def action_cycle_theme(self) -> None:
         names = [t.name for t in self._themes]
@@ -258,11 +290,10 @@ class OperatorCommands(App[int]):
 
     def _runtime_facts(self) -> str:
         """Runs in a worker thread: the keyring lookup may talk to D-Bus."""
-        from engine.clock import LiveClock
-        from engine.runtime import collect_runtime_facts, format_facts
+        from engine.api.process import runtime_facts
 
         data = self._log_path.parent.parent if self._log_path is not None else None
-        return format_facts(collect_runtime_facts(LiveClock().now(), data_dir=data))
+        return runtime_facts(data)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         for action in ACTIONS:
@@ -281,15 +312,13 @@ class OperatorCommands(App[int]):
     async def action_quit(self) -> None:
         if self._quitting:
             return
-        engine = self._engine
-        if engine is not None and engine.state.has_exposure:
-            state = engine.state
-            open_ = [
-                f"{p.symbol} {p.qty:g}" for p in state.positions.values() if abs(p.qty) > 1e-12
-            ]
+        handle = self._handle
+        snap = handle.snapshot() if handle is not None else None
+        if snap is not None and snap.has_exposure:
+            open_ = [f"{p.symbol} {p.qty:g}" for p in snap.open_positions]
             body = Text(
                 ("Open position(s): " + ", ".join(open_) + "\n" if open_ else "")
-                + (f"{state.in_flight} order(s) in flight\n" if state.in_flight else "")
+                + (f"{snap.in_flight} order(s) in flight\n" if snap.in_flight else "")
                 + "\nQuitting stops the engine after the bar in hand; positions stay open at the "
                 "broker and nothing is sent on exit. Flatten first (f) to close them."
             )
@@ -311,17 +340,18 @@ class OperatorCommands(App[int]):
         self.run_worker(self._shutdown_session(), name="shutdown", exit_on_error=True)
 
     async def _shutdown_session(self) -> None:
-        """Finish commands in progress, stop the engine, wait for it, close the journal."""
+        """Finish commands in progress, stop the engine, wait for it, close the session."""
         commands = [w for w in self.workers if w.group == "command" and w.is_running]
         if commands:
             await self.workers.wait_for_complete(commands)
-        engine = self._engine
-        if engine is not None:
+        handle = self._handle
+        snap = handle.snapshot() if handle is not None else None
+        if handle is not None and snap is not None:
             why = getattr(self, "stop_signal", None)  # "received SIGTERM", "terminal lost"
-            await engine.stop(why or "operator quit", who=engine.who)  # the audit names it
+            await handle.send(Stop(who=snap.operator, reason=why or "operator quit"))
             worker = self._engine_worker
             if worker is not None and worker.is_running:
-                # The feed stops at once; the bar in hand finishes (engine.stop waited for it).
+                # The feed stops at once; the bar in hand finishes (the stop waited for it).
                 try:
                     await asyncio.wait_for(self.workers.wait_for_complete([worker]), 5.0)
                 except TimeoutError:
@@ -330,21 +360,6 @@ class OperatorCommands(App[int]):
         observers = getattr(self, "_observers", None)
         if observers is not None:
             observers.close()
-        if self._session is not None:
-            await self._close_session(self._session)
+        if self._embedded is not None:
+            await self._embedded.aclose()
         self.exit(0)
-
-    @classmethod
-    async def _close_session(cls, session: object) -> None:
-        """A paper/live session closes its sockets and threads too (``aclose``)."""
-        aclose = getattr(session, "aclose", None)
-        if aclose is not None:
-            await aclose()
-        else:
-            cls._close_journal(session)
-
-    @staticmethod
-    def _close_journal(session: object) -> None:
-        journal = getattr(session, "journal", None)
-        if journal is not None:
-            journal.close()

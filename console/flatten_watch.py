@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from console.format import qty
-from engine.state import EngineState
+from engine.api.snapshot import Snapshot
 
 OPEN_STATUSES = frozenset({"new", "accepted", "partially_filled"})
 
@@ -21,14 +21,14 @@ class FlattenWatch:
     settled_at_bar: datetime | None = None
     done: bool = False
 
-    def check(self, state: EngineState) -> tuple[str, str] | None:
+    def check(self, state: Snapshot) -> tuple[str, str] | None:
         """(message, severity) once the outcome is known; None while still waiting."""
         if self.done:
             return None
-        rows = [state.order_row(cid) for cid in self.client_order_ids]
+        rows = [state.order(cid) for cid in self.client_order_ids]
         if any(r is not None and r.status in OPEN_STATUSES for r in rows):
             return None
-        left = {s: p.qty for s, p in state.positions.items() if abs(p.qty) > 1e-12}
+        left = {p.symbol: p.qty for p in state.open_positions}
         if not left and state.in_flight == 0:
             self.done = True
             return "Flat: every position is closed", "information"

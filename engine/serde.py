@@ -16,7 +16,7 @@ import typing
 from datetime import datetime
 from enum import Enum
 from functools import cache
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 from engine.events import EVENT_TYPES, Event
 
@@ -26,6 +26,7 @@ class UnknownEventError(ValueError):
 
 
 _NONE = type(None)
+T = TypeVar("T")
 
 
 @cache
@@ -96,6 +97,17 @@ def _build(cls: type, raw: dict[str, Any]) -> Any:
         raise UnknownEventError(f"{cls.__name__} has no field(s) {', '.join(sorted(extra))}")
     kwargs = {name: _decode(hint, raw[name]) for name, hint in hints if name in raw}
     return cls(**kwargs)
+
+
+def to_data(value: Any) -> Any:
+    """Any frozen dataclass (an event, a snapshot, a command) as JSON-compatible data."""
+    return _encode(value)
+
+
+def from_data(cls: type[T], raw: dict[str, Any]) -> T:
+    """Rebuild a dataclass of ``cls`` from ``to_data`` output, walking its type hints."""
+    built: T = _build(cls, raw)
+    return built
 
 
 def event_to_json(event: Event) -> str:

@@ -10,10 +10,10 @@ from textual.containers import Vertical
 from console.format import ET, pct, price
 from console.panes.base import View
 from console.panes.chart import CandleChart
-from engine.state import EngineState
+from engine.api.snapshot import Snapshot
 
 
-def day_change(state: EngineState) -> tuple[float, float] | None:
+def day_change(state: Snapshot) -> tuple[float, float] | None:
     """Last close against the previous session's last close: (change, percent)."""
     bars = state.bars
     if len(bars) < 2:

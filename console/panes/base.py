@@ -1,8 +1,8 @@
 """What every pane shares: the view it is drawn from, the theme's colours, the base widget.
 
-Panes never subscribe to events and never touch the engine beyond reading: the app builds one
-``View`` per tick (about 10 Hz) and calls ``redraw`` only when the engine's state changed, so a
-burst of events is one repaint.
+Panes never subscribe to events and never touch the engine: they draw an immutable
+``engine.api`` snapshot. The app asks its handle for a newer one each tick (about 10 Hz) and
+calls ``redraw`` only when the picture changed, so a burst of events is one repaint.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ from textual.app import App
 from textual.color import Color, ColorParseError
 from textual.widgets import Static
 
-from console.session import MarketHours
-from engine.engine import Engine
-from engine.state import EngineState
+from engine.api.snapshot import Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +61,17 @@ class Palette:
 
 @dataclass(frozen=True, slots=True)
 class View:
-    """One consistent reading of the engine for one repaint."""
+    """One snapshot of the engine and the look to draw it in, for one repaint."""
 
-    engine: Engine
-    state: EngineState
-    now: datetime  # the engine clock's time (simulated in the demo)
-    calendar: MarketHours | None
+    state: Snapshot
     palette: Palette
     measured: bool = True  # False hides wall-clock-dependent timings (snapshot tests)
     mono: bool = False  # NO_COLOR: shapes instead of colours where colour carried meaning
+
+    @property
+    def now(self) -> datetime:
+        """The engine clock's time when the snapshot was taken (simulated in the demo)."""
+        return self.state.now
 
 
 def _parse(value: str | None, default: Color | None) -> Color | None:

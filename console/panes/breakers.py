@@ -15,8 +15,7 @@ from rich.text import Text
 from console.format import et
 from console.panes.base import Pane, View
 from console.panes.header import trading_label
-from engine.models import Mode
-from engine.risk.base import BreakerStatus
+from engine.api.types import BreakerStatus, Mode
 
 GAUGE = 8
 LABELS = {"ratelimit": "rate-lim"}  # names wider than the 9-column name cell
@@ -46,12 +45,8 @@ def _value(status: BreakerStatus, view: View) -> Text:
 
 
 def _market_open(view: View) -> bool:
-    if view.calendar is None:
-        return True
-    try:
-        return view.calendar.is_open(view.now)
-    except ValueError:  # beyond the calendar's range
-        return True
+    market = view.state.market
+    return True if market is None else market.open  # unknown hours: judge as if open
 
 
 class BreakersPane(Pane):
@@ -59,7 +54,7 @@ class BreakersPane(Pane):
 
     def redraw(self, view: View) -> None:
         p = view.palette
-        statuses = view.engine.gate.statuses(view.now)
+        statuses = view.state.breakers
         lines: list[Text] = [Text.assemble(("trading ", p.muted), trading_label(view))]
         for s in statuses:
             if s.tripped and s.name == "pause":
@@ -91,7 +86,8 @@ def _stream_lines(view: View) -> list[Text]:
     """One line per broker stream (paper/live): its state and, when not ok, why and since."""
     p = view.palette
     lines = []
-    for name, health in view.engine.connection_health().items():
+    for stream in view.state.streams:
+        name, health = stream.name, stream.health
         flag = _STREAM_FLAGS.get(health.state, health.state.upper()[:5])
         style = p.good if health.ok else p.bad if health.state == "down" else p.warn
         label = (f"{name + ' ws':<9}", p.strong)

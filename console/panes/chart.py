@@ -17,7 +17,7 @@ from rich.text import Span, Text
 from textual.widget import Widget
 
 from console.format import ET
-from engine.models import Bar
+from engine.api.types import Bar
 
 # plotext's fixed candle colours (standard 2 = green, 1 = red) and the colour we give the SMA
 # line through a private plotext theme; each is swapped for the tapewatch theme's colour.

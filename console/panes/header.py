@@ -13,7 +13,7 @@ from rich.text import Text
 
 from console.format import et, money, pct, span
 from console.panes.base import Palette, Pane, View
-from engine.models import Mode, TradingState
+from engine.api.types import Mode, TradingState
 
 
 def badge(mode: Mode, palette: Palette) -> Text:
@@ -40,20 +40,15 @@ def trading_label(view: View, *, short: bool = False) -> Text:
 
 
 def market_label(view: View, *, short: bool = False) -> Text:
-    cal = view.calendar
+    market = view.state.market
     p = view.palette
-    if cal is None:
+    if market is None or market.next_change is None:  # no calendar, or beyond its range
         return Text("market hours unknown", style=p.muted)
-    now = view.now
     word, prep = ("", "") if short else ("market ", "in ")
-    try:
-        if cal.is_open(now):
-            until = span(cal.next_close(now) - now)
-            return Text.assemble((f"{word}OPEN", p.good), (f" · closes {prep}{until}", p.muted))
-        until = span(cal.next_open(now) - now)
-        return Text.assemble((f"{word}CLOSED", p.warn), (f" · opens {prep}{until}", p.muted))
-    except ValueError:  # beyond the calendar's range
-        return Text("market hours unknown", style=p.muted)
+    until = span(market.next_change - view.now)
+    if market.open:
+        return Text.assemble((f"{word}OPEN", p.good), (f" · closes {prep}{until}", p.muted))
+    return Text.assemble((f"{word}CLOSED", p.warn), (f" · opens {prep}{until}", p.muted))
 
 
 NARROW = 100  # below this width the header drops words, never the mode, state or clock

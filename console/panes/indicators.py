@@ -30,13 +30,13 @@ class IndicatorsPane(Pane):
     def redraw(self, view: View) -> None:
         state = view.state
         p = view.palette
-        cfg = view.engine.config.strategy
+        cfg = view.state.strategy
         width = max(10, self.content_size.width or 30)
         low, high = cfg.rsi_oversold, cfg.rsi_overbought
         rsi = next((v for v in reversed(state.rsi) if v is not None), None)
         sma = next((v for v in reversed(state.sma) if v is not None), None)
         close = state.bars[-1].close if state.bars else None
-        flat = all(abs(pos.qty) < 1e-12 for pos in state.positions.values())
+        flat = all(abs(pos.qty) < 1e-12 for pos in state.positions)
         signal = state.last_signal
         if signal is not None:
             oversold, above, flat_now = signal.rsi_oversold, signal.close_above_sma, signal.flat

@@ -13,7 +13,6 @@ from rich.text import Text
 from console.format import DASH, duration
 from console.panes.base import Pane, View
 from console.panes.spark import histogram
-from engine.latency import LatencyRecorder
 
 STAGES = (
     ("bar_to_decision", "bar→decision"),
@@ -24,17 +23,10 @@ STAGES = (
 BUCKETS = 8
 
 
-def latency_histograms(recorder: LatencyRecorder) -> dict[str, str]:
-    """Bucket bars per stage. Slow (HdrHistogram's iterator is pure Python: tens of ms a
-    stage), so the app runs this in a thread every few seconds, never on the loop."""
-    result: dict[str, str] = {}
-    for stage, _ in STAGES:
-        try:
-            summary = recorder.summary(stage, buckets=BUCKETS)
-        except Exception:  # a value recorded mid-iteration: try again next time
-            continue
-        result[stage] = histogram([c for _, c in summary.buckets])
-    return result
+def latency_histograms(counts: dict[str, tuple[int, ...]]) -> dict[str, str]:
+    """Bucket bars per stage, from the handle's bucket counts (which it reads off the loop,
+    every few seconds: walking the histograms is slow)."""
+    return {stage: histogram(list(counts[stage])) for stage, _ in STAGES if stage in counts}
 
 
 class LatencyPane(Pane):
@@ -55,9 +47,8 @@ class LatencyPane(Pane):
         for name in ("p50", "p90", "p99", "max"):
             table.add_column(name, justify="right", no_wrap=True, min_width=6)
         table.add_column("hist", no_wrap=True, min_width=BUCKETS)
-        latency = view.engine.latency
         for stage, label in STAGES:
-            s = latency.summary(stage)
+            s = view.state.latency_of(stage)
             if s.count == 0:
                 table.add_row(label, "0", DASH, DASH, DASH, DASH, "", style=p.muted)
                 continue

@@ -17,15 +17,15 @@ from textual.widgets import Static
 
 from console.format import duration, et, price, qty
 from console.panes.base import View
-from engine.state import OrderRow
+from engine.api.snapshot import OrderLine
 
 COLUMNS = ("Time", "Side", "Qty", "Sym", "Status", "Fill", "Latency", "Reason")
 _SIGNATURE_ROWS = 20  # rows change state only while recent; older ones are settled
 _STATUS = {"partially_filled": "partial", "cancelled": "cancelled"}
 
 
-def _signature(rows: Sequence[OrderRow], count: int) -> tuple[object, ...]:
-    return (count, *((id(r), r.status, r.fill_price, r.reason) for r in rows[:_SIGNATURE_ROWS]))
+def _signature(rows: Sequence[OrderLine], count: int) -> tuple[object, ...]:
+    return (count, *rows[:_SIGNATURE_ROWS])  # frozen lines: equal when nothing changed
 
 
 class OrdersPane(VerticalScroll):
@@ -45,8 +45,7 @@ class OrdersPane(VerticalScroll):
 
     def redraw(self, view: View) -> None:
         orders = view.state.orders
-        head = [orders[i] for i in range(min(_SIGNATURE_ROWS, len(orders)))]
-        signature = (_signature(head, len(orders)), view.palette, view.measured)
+        signature = (_signature(orders, len(orders)), view.palette, view.measured)
         if signature == self._signature:
             return
         self._signature = signature

@@ -21,7 +21,7 @@ class PositionsPane(Pane):
         )
         for name in ("Sym", "Qty", "Avg", "Last", "Value", "Unrl $", "Unrl %"):
             table.add_column(name, justify="left" if name == "Sym" else "right", no_wrap=True)
-        open_positions = [pos for pos in state.positions.values() if abs(pos.qty) > 1e-12]
+        open_positions = list(state.open_positions)
         for pos in sorted(open_positions, key=lambda x: x.symbol):
             cost = pos.avg_entry_price * pos.qty
             upct = 100.0 * pos.unrealized_pnl / abs(cost) if cost else None

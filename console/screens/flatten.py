@@ -10,7 +10,7 @@ from rich.text import Text
 
 from console.format import money, price, qty
 from console.screens.confirm import ConfirmScreen
-from engine.models import OrderRequest
+from engine.api.types import OrderRequest
 
 
 def preview_body(requests: Sequence[OrderRequest], in_flight: int) -> RenderableType:

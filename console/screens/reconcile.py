@@ -1,8 +1,9 @@
 """The reconcile modal: the journal and the broker disagree, and a person decides what is true.
 
-Trading is already paused when this opens. The three answers map to the Reconciler's methods
-(engine commands underneath): adopt the broker's state, flatten everything, or keep trading
-paused. Escape is the safe answer (keep paused), so a stray key never trades.
+Trading is already paused when this opens. Three answers: adopt the broker's state, flatten
+everything, or keep trading paused. The answer goes to the engine as a ``ResolveReconciliation``
+command, which the host's reconciler carries out. Escape is the safe answer (keep paused), so
+a stray key never trades.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from console.format import qty
-from engine.brokers.base import BrokerError
-from engine.reconcile import BROKER_ONLY_ORDER, POSITION, Difference, Reconciler
+from engine.api.commands import Choice as CommandChoice
+from engine.api.commands import ResolveReconciliation
+from engine.api.handle import EngineHandle
+from engine.api.replies import Refused, Reply
+from engine.api.types import BROKER_ONLY_ORDER, POSITION, Difference
 
 Choice = Literal["adopt", "flatten", "keep"]
 CHOICES: tuple[Choice, ...] = ("adopt", "flatten", "keep")
@@ -101,35 +105,30 @@ MESSAGES: dict[Choice, str] = {
 }
 
 
-async def apply_choice(reconciler: Reconciler, choice: Choice, who: str | None = None) -> str:
-    """Carry out the operator's answer (engine commands through the Reconciler)."""
-    if choice == "adopt":
-        await reconciler.adopt(who)
-    elif choice == "flatten":
-        await reconciler.flatten(who)
-    else:
-        reconciler.keep_paused()
-    return MESSAGES[choice]
+ANSWERS: dict[Choice, CommandChoice] = {
+    "adopt": "adopt",
+    "flatten": "flatten",
+    "keep": "keep_paused",
+}
 
 
-def attach_reconciler(app: App[Any], reconciler: Reconciler) -> None:
-    """Differences found from now on open the modal instead of being adopted headless."""
+async def apply_choice(handle: EngineHandle, choice: Choice, who: str) -> Reply:
+    """Send the operator's answer (the host's reconciler carries it out)."""
+    return await handle.send(ResolveReconciliation(who=who, choice=ANSWERS[choice]))
+
+
+def ask(app: App[Any], handle: EngineHandle, differences: Sequence[Difference], who: str) -> None:
+    """Open the modal; its answer goes to the engine in a command worker."""
 
     def answered(choice: Choice | None) -> None:
         async def work() -> None:
-            try:
-                message = await apply_choice(reconciler, choice or "keep")
-            except BrokerError as exc:
-                app.notify(f"Reconcile failed: {exc}", severity="error", timeout=12)
+            reply = await apply_choice(handle, choice or "keep", who)
+            if isinstance(reply, Refused):
+                app.notify(f"Reconcile failed: {reply.reason}", severity="error", timeout=12)
                 return
+            message = MESSAGES[choice or "keep"]
             app.notify(message, severity="warning" if choice != "adopt" else "information")
 
         app.run_worker(work(), name="reconcile", group="command", exit_on_error=True)
 
-    def show(differences: list[Difference]) -> None:
-        app.call_later(app.push_screen, ReconcileScreen(differences), answered)
-
-    reconciler.headless = False
-    reconciler.set_listener(show)
-    if reconciler.pending:  # found at start-up before the console was attached
-        show(list(reconciler.pending))
+    app.push_screen(ReconcileScreen(differences), answered)

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from console.alerts import AlertBudget, alert_for
 from console.flatten_watch import FlattenWatch
+from engine.api.snapshot import SCHEMA, OrderLine, Snapshot, StrategyView
 from engine.events import BarClosed, BreakerChanged, OrderSubmitted, RiskDenied
 from engine.models import (
     Intent,
@@ -17,7 +18,6 @@ from engine.models import (
     Side,
     TradingState,
 )
-from engine.state import EngineState, OrderRow
 from tests.helpers import T0, bars_from_closes
 
 
@@ -40,13 +40,38 @@ def test_a_burst_of_toasts_is_capped_per_second() -> None:
     assert budget.allow(101.5)
 
 
-def _state(position_qty: float, status: str) -> EngineState:
-    state = EngineState(Mode.DEMO, "DEMO", "", "SPY", "5Min")
-    state.bars.extend(bars_from_closes([10.0, 10.1]))
-    state.orders.appendleft(OrderRow(T0, "flat-1", "sell", 5.0, "SPY", status))
-    if position_qty:
-        state.positions["SPY"] = Position("SPY", position_qty, 10.0, 10.1)
-    return state
+def _state(position_qty: float, status: str) -> Snapshot:
+    return Snapshot(
+        schema=SCHEMA,
+        version=1,
+        state_version=1,
+        now=T0,
+        operator="tester@local",
+        mode=Mode.DEMO,
+        account="DEMO",
+        endpoint="",
+        symbol="SPY",
+        timeframe="5Min",
+        running=True,
+        bars=tuple(bars_from_closes([10.0, 10.1])),
+        rsi=(),
+        sma=(),
+        last_signal=None,
+        strategy=StrategyView(14, 20, 30.0, 70.0),
+        positions=(Position("SPY", position_qty, 10.0, 10.1),) if position_qty else (),
+        cash=0.0,
+        equity=0.0,
+        day_start_equity=0.0,
+        orders=(OrderLine(T0, "flat-1", "sell", 5.0, "SPY", status),),
+        trading_state=TradingState.ACTIVE,
+        paused=False,
+        in_flight=0,
+        breakers=(),
+        latency=(),
+        market=None,
+        streams=(),
+        speed=None,
+    )
 
 
 def test_flatten_watch_waits_for_the_orders_then_reports_flat() -> None:
@@ -60,7 +85,8 @@ def test_flatten_watch_reports_what_is_left_after_one_more_bar() -> None:
     watch = FlattenWatch(("flat-1",))
     state = _state(5.0, "rejected")
     assert watch.check(state) is None  # positions refresh on the next bar: wait for it
-    state.bars.extend(bars_from_closes([10.2], start=T0 + 10 * (state.bars[1].ts - T0)))
+    later = bars_from_closes([10.2], start=T0 + 10 * (state.bars[1].ts - T0))
+    state = replace(state, bars=(*state.bars, *later))
     message, severity = watch.check(state) or ("", "")
     assert severity == "error"
     assert "still open: SPY 5" in message and "rejected" in message

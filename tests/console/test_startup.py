@@ -35,15 +35,14 @@ async def test_the_demo_session_builds_after_the_first_frame(tmp_path: Path) -> 
     app = TapewatchApp(session_factory=factory, themes=THEMES)  # type: ignore[arg-type]
     async with app.run_test(size=(120, 36)) as pilot:
         assert "starting" in shown(app.query_one("#indicators"))  # painted before the build
-        await until(pilot, lambda: app._engine is not None and app._engine.state.running)
+        await until(pilot, lambda: app._snapshot is not None and app._snapshot.running)
         await until(pilot, lambda: "2026-01-07" in shown(app.query_one("#header")), "the header")
         await until(pilot, lambda: "RSI(14)" in shown(app.query_one("#indicators")), "RSI")
         header = shown(app.query_one("#header"))
         assert "DEMO" in header and "2026-01-07" in header and "market " in header
         assert "RSI(14)" in shown(app.query_one("#indicators"))
-        assert (
-            app._engine is not None and len(app._engine.state.bars) == 240
-        )  # warmed from history: panes full at once
+        snap = app._handle.snapshot() if app._handle is not None else None
+        assert snap is not None and len(snap.bars) == 240  # warmed from history: panes full at once
         await pilot.press("q")
         await until(pilot, lambda: not app.is_running, "app exit")
     journals = list((tmp_path / "demo").glob("journal-seed7-*.sqlite3"))

@@ -1,0 +1,12 @@
+"""The start-up failures a person can fix, as the console reports them (one line, exit 2).
+
+Re-exported from where they are raised; the console catches them without knowing the modules.
+"""
+
+from __future__ import annotations
+
+from engine.config import ConfigError
+from engine.feeds.base import DataError
+from engine.journal import JournalError
+
+__all__ = ["ConfigError", "DataError", "JournalError"]

@@ -1,0 +1,22 @@
+"""What a console process needs from the engine's host machinery: the bounded exit, the facts.
+
+``ExitDeadline`` ends a stopping process even when a thread hangs (a signal or a lost
+terminal); ``runtime_facts`` is the help screen's description of this machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.stop_deadline import STOP_DEADLINE, ExitDeadline
+
+__all__ = ["STOP_DEADLINE", "ExitDeadline", "runtime_facts"]
+
+
+def runtime_facts(data_dir: Path | None) -> str:
+    """Versions, keyring backend, data folder: slow (the keyring may talk to D-Bus), so call it
+    in a worker thread."""
+    from engine.clock import LiveClock
+    from engine.runtime import collect_runtime_facts, format_facts
+
+    return format_facts(collect_runtime_facts(LiveClock().now(), data_dir=data_dir))
