@@ -1,0 +1,89 @@
+"""The console's UI imports nothing from the engine but its API package (``engine.api``).
+
+Parsed, not imported: every ``import``/``from`` statement anywhere in a module counts, inside
+functions and ``TYPE_CHECKING`` blocks too. The host-side modules (the CLI commands, the
+launcher, the session builders, the account directories, the observers' wiring and the
+screenshot scene) still build engines and brokers and are left out until the composition root
+takes them over.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+CONSOLE = Path(__file__).resolve().parents[2] / "console"
+HOST_SIDE = {
+    "cli.py",
+    "launch.py",
+    "session.py",
+    "showcase.py",
+    "accounts.py",
+    "alpaca_accounts.py",
+    "host.py",  # the SessionHost adapter over today's accounts and reconciler
+    "instrument.py",  # attaches observers to an Engine: moving to engine/root/observers.py
+}
+
+
+def ui_modules() -> list[Path]:
+    found = []
+    for path in sorted(CONSOLE.rglob("*.py")):
+        relative = path.relative_to(CONSOLE)
+        if len(relative.parts) == 1 and (path.name in HOST_SIDE or path.name.endswith("_cli.py")):
+            continue
+        found.append(path)
+    return found
+
+
+def engine_imports(path: Path) -> list[str]:
+    """Every module an import statement in ``path`` names under ``engine``, outside the API."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+            if node.module == "engine":  # from engine import x: x is a module or a name
+                names.extend(f"engine.{alias.name}" for alias in node.names)
+    return sorted(
+        n
+        for n in names
+        if (n == "engine" or n.startswith("engine."))
+        and n != "engine.api"
+        and not n.startswith("engine.api.")
+    )
+
+
+def test_the_ui_modules_are_found() -> None:
+    names = {p.relative_to(CONSOLE).as_posix() for p in ui_modules()}
+    assert {"app.py", "commands.py", "panes/breakers.py", "screens/reconcile.py"} <= names
+    assert "cli.py" not in names and "run_cli.py" not in names
+
+
+@pytest.mark.parametrize("path", ui_modules(), ids=lambda p: p.relative_to(CONSOLE).as_posix())
+def test_a_console_ui_module_imports_only_the_engine_api(path: Path) -> None:
+    assert engine_imports(path) == [], f"{path.name} reaches past engine.api"
+
+
+def test_the_check_sees_every_kind_of_engine_import(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "import engine.state\n"
+        "from engine import bus\n"
+        "from engine.api.types import Mode\n"
+        "import engine.api\n"
+        "def f():\n"
+        "    from engine.reconcile import Reconciler\n"
+        "if TYPE_CHECKING:\n"
+        "    from engine.engine import Engine\n"
+    )
+    assert engine_imports(module) == [
+        "engine",
+        "engine.bus",
+        "engine.engine",
+        "engine.reconcile",
+        "engine.state",
+    ]
