@@ -100,8 +100,8 @@ async def test_the_console_trades_a_paper_account_end_to_end(
     sandbox = make_sandbox(bar_interval=0.05, fill_delay=0.01)
     app = console(accounts_for(sandbox), strategy(trades=True), tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app._engine is not None, "the paper session")
-        engine = app._engine
+        await until(pilot, lambda: app._session is not None, "the paper session")
+        engine = app._session.engine if app._session is not None else None
         assert engine is not None and engine.mode is Mode.PAPER
         seen: list[Event] = []
         engine.bus.add_sink(seen.append)
@@ -164,8 +164,8 @@ async def test_m_switches_to_a_live_account_only_with_the_typed_word(
     accounts = accounts_for(paper, live)
     app = console(accounts, strategy(trades=False), tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app._engine is not None, "the paper session")
-        engine = app._engine
+        await until(pilot, lambda: app._session is not None, "the paper session")
+        engine = app._session.engine if app._session is not None else None
         assert engine is not None
         await until(pilot, lambda: engine.state.running, "the engine")
         await until(pilot, lambda: accounts.described(Mode.LIVE), "the live account look-up")
@@ -213,7 +213,7 @@ async def test_keys_of_the_other_mode_end_the_console_with_one_line(
     app = console(accounts_for(sandbox), strategy(trades=False), tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: not app.is_running, "the app to give up")
-    assert app.return_code == 2 and app._engine is None  # no demo in its place
+    assert app.return_code == 2 and app._session is None  # no demo in its place
     message = app.error_message or ""
     assert message.startswith("tapewatch: error: the paper endpoint") and "\n" not in message
     assert "HTTP 401" in message and "live keys" in message and SECRET not in message
@@ -239,7 +239,7 @@ async def test_an_unreachable_alpaca_ends_the_console_with_one_line(
                 await until(pilot, lambda: not app.is_running, "the app to give up")
             except AssertionError:
                 continue
-    assert app.return_code == 2 and app._engine is None
+    assert app.return_code == 2 and app._session is None
     message = app.error_message or ""
     assert f"could not reach Alpaca (paper) at {dead}" in message and "tapewatch demo" in message
 

@@ -360,7 +360,7 @@ async def test_a_console_stopped_by_a_signal_audits_the_signal(tmp_path: Path) -
 
     session = make_session(tmp_path, [10.0, 9.0, 10.5])
     path = default_audit_path(tmp_path / "data")
-    app = make_app(session, observe=lambda engine: attach_audit(engine, path, settle=0.01))
+    app = make_app(session, observe=lambda built: attach_audit(built.engine, path, settle=0.01))
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: session.engine.state.running)
         app._stop_from_outside("received SIGTERM")  # what the SIGTERM handler calls
