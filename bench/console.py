@@ -270,9 +270,9 @@ def child_tapewatch(seconds: float, inject: bool, out: Path) -> int:
     async def pilot_run(pilot: Pilot[Any]) -> None:
         app = pilot.app
         assert isinstance(app, TapewatchApp)
-        while app._engine is None or not app._engine.state.running:  # built in a thread
+        while app._session is None or not app._session.engine.state.running:  # built in a thread
             await asyncio.sleep(0.05)
-        engine = app._engine
+        engine = app._session.engine
         await asyncio.sleep(2.0)  # start-up over, the first bars through, gc frozen
         before = engine.state.version
 
