@@ -12,10 +12,9 @@ from typing import Protocol
 
 from engine.brokers.base import Broker
 from engine.models import Mode
+from engine.root.host import AccountUnavailable
 
-
-class AccountUnavailable(Exception):
-    """The requested account cannot be used; the message says why and what to do."""
+__all__ = ["AccountDirectory", "AccountUnavailable", "NoAccounts"]
 
 
 class AccountDirectory(Protocol):

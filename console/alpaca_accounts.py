@@ -178,13 +178,12 @@ class AlpacaAccounts:
                 self.describe(mode) + f"; add them with 'tapewatch login{_flag(mode)}'"
             )
         from engine.alpaca.errors import is_transient
-        from engine.brokers.alpaca import AlpacaBroker  # alpaca-py: only when trading
         from engine.brokers.base import BrokerError
+        from engine.root.live import open_broker  # alpaca-py: only when trading
 
         endpoints = self._endpoints[mode]
-        broker = AlpacaBroker(
-            creds.key_id,
-            creds.secret,
+        broker = open_broker(
+            creds,
             endpoints,
             clock=self._clock,
             timeout=self._timeout,
@@ -215,6 +214,7 @@ def load_accounts(
     *,
     env: Mapping[str, str] | None = None,
     endpoint_settings: Mapping[str, str] | None = None,
+    endpoints: Mapping[Mode, Endpoints] | None = None,
     load: Loader | None = None,
     timeout: float = 10.0,
     rate_limit_per_minute: int = 200,
@@ -225,6 +225,8 @@ def load_accounts(
     cannot be used is remembered as the mode's ``problem`` (the console then explains); any
     other credential error (one variable of the pair missing, unreadable stored keys) and bad
     endpoint settings raise ``CredentialError``/``ConfigError`` for a one-line exit.
+    ``endpoints`` (the settings' own, config file and environment applied) wins over
+    ``endpoint_settings``.
     """
     from engine.alpaca.endpoints import resolve_endpoints
 
@@ -248,13 +250,13 @@ def load_accounts(
             continue
         if creds is not None:
             keys[mode] = creds
-    endpoints = {
-        mode: resolve_endpoints(mode, env=env, config=endpoint_settings)
-        for mode in (Mode.PAPER, Mode.LIVE)
-    }
+    chosen = dict(endpoints) if endpoints is not None else {}  # the settings' (file + env)
+    for mode in (Mode.PAPER, Mode.LIVE):
+        if mode not in chosen:
+            chosen[mode] = resolve_endpoints(mode, env=env, config=endpoint_settings)
     return AlpacaAccounts(
         keys,
-        endpoints,
+        chosen,
         problems=problems,
         timeout=timeout,
         rate_limit_per_minute=rate_limit_per_minute,

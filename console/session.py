@@ -1,7 +1,7 @@
 """What the console drives: an engine, its feed, the market calendar and the journal.
 
 ``engine.wiring.DemoSession`` fits this shape; ``AlpacaConsoleSession`` wraps a paper or live
-``engine.live_wiring.LiveSession`` into it. The console only reads the engine's state and calls
+``engine.root.live.LiveSession`` into it. The console only reads the engine's state and calls
 its command methods.
 """
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # alpaca-py and pandas load in the build thread, never at imp
     from engine.alpaca.hours import SessionHours
     from engine.calendar import MarketCalendar
     from engine.journal import Journal
-    from engine.live_wiring import LiveOptions, LiveSession
+    from engine.root.live import LiveOptions, LiveSession
     from engine.writer_lock import WriterLock
 
 CONSOLE_START_PATIENCE = 10.0  # seconds the loading screen waits out a 429/5xx storm in all
@@ -174,7 +174,7 @@ class LiveSessionFactory:
         from engine.writer_lock import WriterLock
 
         if self.writer is None:
-            folder = self.data_dir / self.mode.value.lower()  # live_wiring.journal_path's
+            folder = self.data_dir / self.mode.value.lower()  # engine.root.live.journal_path
             self.writer = WriterLock.acquire(folder, holder="the tapewatch console")
         return self.writer
 
@@ -185,7 +185,7 @@ class LiveSessionFactory:
     def __call__(self) -> AlpacaConsoleSession:
         if self._call is None:
             raise RuntimeError("LiveSessionFactory.bind(app.call_from_thread) was not called")
-        import engine.live_wiring  # noqa: F401 - alpaca-py, pandas: in this thread
+        import engine.root.live  # noqa: F401 - alpaca-py, pandas: in this thread
         from engine.calendar import MarketCalendar
 
         calendar = MarketCalendar()
@@ -199,7 +199,7 @@ class LiveSessionFactory:
         from console.alpaca_accounts import rejected, unreachable
         from engine.alpaca.startup import StartupWait
         from engine.brokers.base import BrokerError
-        from engine.live_wiring import LiveOptions, build_live_session
+        from engine.root.live import LiveOptions, build_live_session
 
         mode = self.mode
         keys = self.accounts.keys(mode)

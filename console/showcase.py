@@ -9,6 +9,7 @@ stand-in accounts, for the live-switch confirmation.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,11 +24,9 @@ from console.screens.help import HelpScreen
 from console.screens.live import LiveConfirmScreen
 from console.session import prime
 from engine.brokers.base import Broker
-from engine.brokers.sim import SimBroker
 from engine.config import EngineConfig
-from engine.engine import Engine
 from engine.models import Mode
-from engine.wiring import DemoOptions, DemoSession, build_demo
+from engine.root.demo import DemoOptions, DemoSession, build_demo
 
 SEED = 7
 BARS = 1005
@@ -54,21 +53,12 @@ class ShowcaseAccounts:
 def showcase_session(mode: Mode = Mode.DEMO) -> DemoSession:
     """The primed scene; raises if the seeded demo no longer looks as pictured."""
     config = EngineConfig().validate()
-    session = build_demo(config, DemoOptions(seed=SEED), data_dir=None)
-    session.engine.who = WHO
-    if mode is not Mode.DEMO:
-        clock = session.engine.clock
-        engine = Engine(
-            config,
-            clock=clock,
-            broker=SimBroker(config.starting_cash, config.execution, clock=clock),
-            mode=mode,
-            account="PA-••••-3F9K",
-            endpoint="https://paper-api.alpaca.markets",
-            in_session=session.calendar.is_open,
-            who=WHO,
+    options = DemoOptions(seed=SEED, who=WHO)
+    if mode is not Mode.DEMO:  # the same bars on a paper-labelled engine
+        options = replace(
+            options, mode=mode, account="PA-••••-3F9K", endpoint="https://paper-api.alpaca.markets"
         )
-        session = DemoSession(engine, session.feed, session.calendar, None)
+    session = build_demo(config, options, data_dir=None)
     asyncio.run(prime(session, bars=BARS))
     engine = session.engine
     position = engine.state.positions.get("SPY")

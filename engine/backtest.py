@@ -16,14 +16,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from engine.brokers.sim import SimBroker
-from engine.calendar import MarketCalendar
 from engine.clock import SimClock
 from engine.config import ConfigError, EngineConfig
 from engine.engine import Engine
 from engine.events import EquitySnapshot, Event, OrderFilled
 from engine.feeds.bars import BarArrays, datetime_from_ns, ns_from_datetime
 from engine.feeds.replay import ReplayFeed
-from engine.models import Fill, Mode
+from engine.models import Fill
+from engine.root.backtest import build_backtest
 from engine.stats import Report, build_report
 from engine.strategy import rule_action
 
@@ -73,17 +73,8 @@ async def _run(
 ) -> BacktestResult:
     tf = config.strategy.tf
     first = bars.bar(0)
-    clock = SimClock(first.ts)
-    broker = SimBroker(config.starting_cash, config.execution, clock=clock)
-    calendar = MarketCalendar()
-    engine = Engine(
-        config,
-        clock=clock,
-        broker=broker,
-        journal=None,
-        mode=Mode.BACKTEST,
-        in_session=calendar.is_open,
-    )
+    parts = build_backtest(config, first.ts)  # the composition root builds every session
+    engine, broker, clock = parts.engine, parts.broker, parts.clock
     recorder = _Recorder()
     await engine.start(starting_cash=config.starting_cash)
     if lean:

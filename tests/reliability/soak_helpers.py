@@ -98,7 +98,7 @@ def sandbox_env(sandbox: SandboxThread) -> dict[str, str]:
 @contextlib.contextmanager
 def fast_retries() -> Iterator[None]:
     """Build sessions whose brokers back off in milliseconds, not seconds (tests only)."""
-    import engine.live_wiring as wiring
+    import engine.root.live as wiring
 
     original = wiring.AlpacaBroker
     wiring.AlpacaBroker = functools.partial(original, policy=FAST_RETRIES)  # type: ignore[assignment,misc]
