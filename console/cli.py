@@ -18,30 +18,20 @@ from typing import TYPE_CHECKING, NoReturn
 
 from engine import __version__
 from engine.config import clip as _clip  # small: engine.models and the standard library only
+from engine.settings.errors import TapewatchError, UsageError
+from engine.settings.fields import ENGINE_FIELDS
 
 if TYPE_CHECKING:
     from engine.config import EngineConfig
-    from engine.config_file import FileConfig
+    from engine.settings.model import Settings
 
 USAGE_ERROR = 2
 PROG = "tapewatch"
 ENV_CONFIG = "TAPEWATCH_CONFIG"  # engine.config_file.ENV_CONFIG (not imported: --help stays fast)
-ENGINE_FLAGS = (
-    "symbol",
-    "timeframe",
-    "cash",
-    "rsi_period",
-    "sma_period",
-    "rsi_oversold",
-    "rsi_overbought",
-    "rsi_method",
-    "position_pct",
-    "max_drawdown",
-    "slippage_bps",
-    "commission",
-    "commission_per_share",
-)
+ENGINE_FLAGS = tuple(f.dest for f in ENGINE_FIELDS)
 """argparse destinations of the strategy flags; None means "not given": the file's value stands."""
+
+__all__ = ["UsageError", "main", "settings"]
 
 
 SHOWN = 40  # characters of a bad value a message repeats, as engine.config.clip does
@@ -53,10 +43,6 @@ MAX_BARS = 2_000_000  # about 20 years of 1-minute bars
 FIRST_DAY = date(1900, 1, 1)  # engine.calendar.EARLIEST..LATEST: the sessions it can answer
 LAST_DAY = date(2199, 12, 31)
 MAX_COMPARE = 20
-
-
-class UsageError(Exception):
-    """A mistake in what the user asked for: printed as one line, exit status 2."""
 
 
 _typed: list[str] = []
@@ -332,22 +318,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _file_config(args: argparse.Namespace) -> FileConfig:
-    from engine.config_file import load_config_file
+def settings(args: argparse.Namespace) -> Settings:
+    """Defaults < the config file < the flags the user typed (those not None), as the one
+    ``Settings`` the session is built from; worked out once per invocation (``main`` checks it
+    before any command starts)."""
+    cached: Settings | None = getattr(args, "_settings", None)
+    if cached is not None:
+        return cached
+    from console.observability_cli import metrics_flags
+    from engine.api.settings import load_settings
 
-    return load_config_file(getattr(args, "config", None))
+    flags: dict[str, object] = {name: getattr(args, name, None) for name in ENGINE_FLAGS}
+    flags.update(metrics_flags(args))
+    for name in ("data_dir", "seed", "speed", "theme"):
+        flags[name] = getattr(args, name, None)
+    chosen = load_settings(config=getattr(args, "config", None), flags=flags)
+    args._settings = chosen
+    return chosen
 
 
 def engine_config(args: argparse.Namespace) -> EngineConfig:
-    """Defaults < the config file < the flags the user typed (those not None); worked out once
-    per invocation (``main`` checks it before any command starts)."""
-    cached: EngineConfig | None = getattr(args, "_engine_config", None)
-    if cached is not None:
-        return cached
-    overrides = {name: getattr(args, name, None) for name in ENGINE_FLAGS}
-    config = _file_config(args).engine_config(overrides)
-    args._engine_config = config
-    return config
+    """The engine part of ``settings(args)``."""
+    return settings(args).engine
 
 
 # ---------------------------------------------------------------------------- checks
@@ -374,7 +366,7 @@ def _check_args(args: argparse.Namespace) -> None:
     ):
         raise UsageError(f"--theme {_clip(theme)!r} is not a theme name; e.g. --theme dark")
     if command in (None, "demo", "backtest", "run"):
-        config = engine_config(args)
+        config = engine_config(args)  # the whole Settings, checked (metrics too)
         if command == "backtest":
             _check_backtest(args, config)
     if command == "run" and args.live and args.headless:
@@ -498,7 +490,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.headless:
         from console.demo_cli import run_demo_headless
 
-        return run_demo_headless(args, config)
+        return run_demo_headless(args, settings(args))
     from console.launch import launch_console
 
     return launch_console(args, demo=True, config=config)
@@ -589,9 +581,9 @@ def _record_crash() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from engine.config import ConfigError
-    from engine.feeds.base import DataError
-
+    """Run one command. Every ``TapewatchError`` (engine.settings.errors) is one line on stderr
+    and its ``exit_code`` (2: usage or configuration, 1: a failure at run time); anything else
+    is an internal error: one line pointing at the log, exit 1."""
     _typed[:] = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -599,16 +591,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_args(args)
         code = handler(args)
-    except (UsageError, ConfigError, DataError) as exc:
+    except TapewatchError as exc:
         sys.stderr.write(one_line(f"{PROG}: error: {exc}") + "\n")
-        return USAGE_ERROR
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        known = _known_error(exc)
-        if known is not None:
-            sys.stderr.write(one_line(f"{PROG}: error: {known}") + "\n")
-            return USAGE_ERROR
         where = _record_crash()
         sys.stderr.write(
             one_line(f"{PROG}: internal error: {type(exc).__name__}: {exc} (details in {where})")
@@ -616,16 +604,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     return code
-
-
-def _known_error(exc: Exception) -> str | None:
-    """Errors users cause that live in optional modules (journal, credentials…)."""
-    from engine.credentials import CredentialError
-    from engine.journal import JournalError
-
-    if isinstance(exc, JournalError | CredentialError):
-        return str(exc)
-    return None
 
 
 if __name__ == "__main__":

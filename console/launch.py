@@ -18,15 +18,14 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine.config import EngineConfig
 from engine.models import Mode
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from console.alpaca_accounts import AlpacaAccounts
+    from engine.settings.model import Settings
 
 NO_TTY = (
     "tapewatch: error: the console needs a terminal; "
@@ -52,14 +51,14 @@ def _file_logging(data: Path) -> Path | None:
         return None
 
 
-def _read_accounts(endpoint_settings: Mapping[str, str], config: EngineConfig) -> AlpacaAccounts:
+def _read_accounts(settings: Settings) -> AlpacaAccounts:
     """Both modes' keys, read now: no screen is up, so no keyring can scribble over it."""
     from console.alpaca_accounts import load_accounts
     from engine.logs import redact
 
     accounts = load_accounts(
-        endpoint_settings=endpoint_settings,
-        rate_limit_per_minute=config.risk.rate_limit_per_minute,
+        endpoints={mode: settings.endpoints(mode) for mode in (Mode.PAPER, Mode.LIVE)},
+        rate_limit_per_minute=settings.engine.risk.rate_limit_per_minute,
     )
     for mode in (Mode.PAPER, Mode.LIVE):
         keys = accounts.keys(mode)
@@ -91,34 +90,39 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
     if not has_terminal():
         sys.stderr.write(NO_TTY + "\n")
         return USAGE_ERROR
+    from dataclasses import replace
+
     from console.accounts import AccountDirectory, NoAccounts
+    from console.cli import settings as cli_settings
     from console.keymap import KeymapError, load_keymap
-    from console.observability_cli import check_metrics_args
     from console.session import LiveSessionFactory
     from console.themes import ThemeError, load_themes, resolve_theme, theme_dirs
-    from engine.config import ConfigError, config_dir, data_dir
-    from engine.config_file import config_path, load_config_file
+    from engine.api.sessions import Root
+    from engine.api.settings import ConfigError, check_metrics, config_dir, config_path, data_dir
     from engine.datadir import prepare_data_dir
     from engine.writer_lock import DataDirBusy
 
     cfg_dir = config_dir()
     cfg_path = config_path(getattr(args, "config", None))
     try:
-        file_config = load_config_file(getattr(args, "config", None))
+        settings = cli_settings(args)  # the config file, with the flags typed over it
+        if config is not None:
+            settings = settings.with_engine(config)
         keymap = load_keymap(cfg_path)
         themes = load_themes(theme_dirs(cfg_dir))
-        theme = resolve_theme(getattr(args, "theme", None) or file_config.theme, themes)
-        metrics_warning = check_metrics_args(args)  # before any broker session starts
-        data = prepare_data_dir(data_dir(getattr(args, "data_dir", None)))  # 0700
+        theme = resolve_theme(getattr(args, "theme", None) or settings.theme, themes)
+        metrics_warning = check_metrics(settings.metrics)  # before any broker session starts
+        data = prepare_data_dir(settings.data_dir or data_dir(None))  # 0700
     except (KeymapError, ThemeError, ConfigError) as exc:
         sys.stderr.write(f"tapewatch: error: {exc}\n")
         return USAGE_ERROR
     if metrics_warning:
         sys.stderr.write(f"tapewatch: {metrics_warning}\n")
 
-    engine_config = config if config is not None else EngineConfig().validate()
-    seed = int(getattr(args, "seed", 7))
-    speed = float(getattr(args, "speed", 60.0))
+    if config is None:  # called without the CLI's engine settings: the defaults
+        settings = settings.with_engine(EngineConfig().validate())
+    root = Root(replace(settings, data_dir=data))
+    engine_config = root.settings.engine
     log_path = _file_logging(data)  # before the keys are read: warnings go to the file
     accounts: AccountDirectory = NoAccounts()
     live_factory: LiveSessionFactory | None = None
@@ -127,7 +131,7 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
         from engine.credentials import CredentialError
 
         try:
-            alpaca = _read_accounts(file_config.alpaca.overrides(), engine_config)
+            alpaca = _read_accounts(root.settings)
         except (CredentialError, ConfigError) as exc:
             sys.stderr.write(f"tapewatch: error: {exc}\n")
             return USAGE_ERROR
@@ -143,17 +147,14 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
         else:
             notice = _demo_notice(alpaca.problem(Mode.PAPER))
 
-    def observe(engine: object) -> object:
-        # Runs once the session is attached: metrics pull in numpy and prometheus-client,
-        # which must not delay the first frame.
-        from console.instrument import instrument
-
-        return instrument(engine, data, args)  # type: ignore[arg-type]
+    def observe(session: Any) -> object:
+        # Runs once the session is attached (the app hands the built session back, never
+        # touching its engine): metrics pull in numpy and prometheus-client, which must not
+        # delay the first frame.
+        return root.observe(getattr(session, "engine", session), headless=False)
 
     def build_demo_session() -> object:
-        from engine.wiring import DemoOptions, build_demo  # numpy + calendar: off the UI thread
-
-        return build_demo(engine_config, DemoOptions(seed=seed, speed=speed), data_dir=data)
+        return root.demo()  # numpy + calendar: off the UI thread
 
     build_session = live_factory if live_factory is not None else build_demo_session
 

@@ -8,15 +8,15 @@ The CLI module registers these with ``add_observability_commands(subparsers)`` a
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.config import ConfigError, data_dir
+from engine.config import data_dir
 
 if TYPE_CHECKING:
+    from engine.config_file import MetricsSettings
     from engine.engine import Engine
     from engine.metrics import MetricsServer
 
@@ -45,17 +45,34 @@ def add_observability_commands(subparsers: Any) -> None:
     check.add_argument("--data-dir", help="data directory holding the audit file")
 
 
+class _Given(argparse.Action):
+    """Stores the value and notes that it was typed: a typed flag beats the config file even
+    when it repeats the default."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"_given_{self.dest}", True)
+
+
 def add_metrics_flags(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("metrics")
+    g = parser.add_argument_group("metrics (flags given override the config file's [metrics])")
     g.add_argument(
         "--metrics-port",
         type=int,
         metavar="N",
-        help="serve Prometheus metrics on this port (off unless given; 0 picks a free port)",
+        help="serve Prometheus metrics on this port (off unless given here or in [metrics] "
+        "port; 0 picks a free port)",
     )
     g.add_argument(
         "--metrics-host",
         default=DEFAULT_HOST,
+        action=_Given,
         help=f"address to serve metrics on (default {DEFAULT_HOST}; others need "
         "--metrics-allow-remote)",
     )
@@ -66,68 +83,43 @@ def add_metrics_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a name: it may resolve to anything
+def metrics_flags(args: argparse.Namespace) -> dict[str, object]:
+    """The metrics flags the user typed, as engine.settings.model.load_settings takes them."""
+    typed_host = getattr(args, "_given_metrics_host", False)
+    return {
+        "metrics_port": getattr(args, "metrics_port", None),
+        "metrics_host": getattr(args, "metrics_host", None) if typed_host else None,
+        "metrics_allow_remote": getattr(args, "metrics_allow_remote", False),
+    }
 
 
-def check_metrics_args(args: argparse.Namespace) -> str | None:
-    """Check the metrics flags before any session starts; the warning to print, if any.
+def _metrics_of(args: argparse.Namespace) -> MetricsSettings:
+    from engine.config_file import MetricsSettings
 
-    Raises ``ConfigError`` (one line) for a port out of range or a host off loopback without
-    ``--metrics-allow-remote``: metrics carry positions, orders and P&L.
-    """
-    port = getattr(args, "metrics_port", None)
-    host = getattr(args, "metrics_host", None) or DEFAULT_HOST
-    shown = host if len(host) <= SHOWN else host[:SHOWN] + "…"
-    if port is None:
-        return None
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"--metrics-port must be 0-65535 (got {port}); e.g. 9464, or 0 for any")
-    if _is_loopback(host):
-        return None
-    if not getattr(args, "metrics_allow_remote", False):
-        raise ConfigError(
-            f"--metrics-host {shown} is not a loopback address: anyone who can reach it would "
-            "see positions, orders and P&L; add --metrics-allow-remote to mean it, or drop "
-            "--metrics-host"
-        )
-    return (
-        f"warning: metrics will be served on {shown}, reachable from the network "
-        "(--metrics-allow-remote): they show positions, orders and P&L"
+    return MetricsSettings(
+        port=getattr(args, "metrics_port", None),
+        host=getattr(args, "metrics_host", None) or DEFAULT_HOST,
+        allow_remote=getattr(args, "metrics_allow_remote", False),
     )
 
 
+def check_metrics_args(args: argparse.Namespace) -> str | None:
+    """The metrics flags alone, checked (engine.settings.model.check_metrics): the warning to
+    print, if any; ``ConfigError`` for a bad port or a remote host without the flag."""
+    from engine.settings.model import check_metrics
+
+    return check_metrics(_metrics_of(args))
+
+
 def start_metrics(engine: Engine, args: argparse.Namespace) -> MetricsServer | None:
-    """Serve ``engine``'s metrics if ``--metrics-port`` was given; the caller stops the server.
-
-    Call it inside the engine's running event loop so the loop-lag sampler starts too
-    (otherwise call ``server.sampler.start()`` from the loop). A port in use raises
-    ``ConfigError`` with one line saying so. The address served (the port the system chose
-    for ``--metrics-port 0``) goes to stdout in headless runs and to a notice in the console.
-    """
-    port = getattr(args, "metrics_port", None)
-    if port is None:
-        return None
+    """Serve ``engine``'s metrics per the flags alone (the root's observers use the settings:
+    flags over [metrics]); the caller stops the server."""
     check_metrics_args(args)
-    from engine.metrics import EngineMetrics
+    from engine.root.observers import serve_metrics
 
-    host = getattr(args, "metrics_host", None) or DEFAULT_HOST
-    metrics = EngineMetrics(engine, data_dir=data_dir(getattr(args, "data_dir", None)))
-    server = metrics.server(host, port).start()
-    line = f"metrics: serving on {server.url}"
-    log.info(line)
-    if getattr(args, "headless", False):
-        print(line, flush=True)
-    else:  # the console owns the screen: say it there
-        from engine.events import Notice
-
-        engine.bus.publish(Notice(ts=engine.clock.now(), level="info", message=line))
-    return server
+    where = data_dir(getattr(args, "data_dir", None))
+    headless = bool(getattr(args, "headless", False))
+    return serve_metrics(engine, _metrics_of(args), where, headless=headless)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from engine.models import Mode
@@ -76,16 +75,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             "the console for paper and live trading opens with plain 'tapewatch' once it "
             "lands; for now use 'tapewatch run --headless'"
         )
-    from engine.config import ConfigError, data_dir
-    from engine.credentials import CredentialError, load_credentials
+    import engine.credentials as keys  # looked up at call time (tests stand in for the keyring)
+    from engine.api.settings import ConfigError, check_metrics
 
     mode = Mode.LIVE if args.live else Mode.PAPER
     try:
-        from console.cli import engine_config  # the same strategy flags as backtest and demo
-        from console.observability_cli import check_metrics_args
+        from console.cli import settings as cli_settings  # the same flags as backtest and demo
 
-        config: Any = engine_config(args)
-        warning = check_metrics_args(args)  # before any broker session starts
+        settings: Any = cli_settings(args)
+        warning = check_metrics(settings.metrics)  # before any broker session starts
     except ConfigError as exc:
         return _error(str(exc))
     if warning:
@@ -94,8 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.writer_lock import DataDirBusy, WriterLock
 
     try:
-        folder = prepare_data_dir(data_dir(args.data_dir))
-        # One writer per journal (engine.live_wiring.journal_path): held until we return.
+        folder = prepare_data_dir(settings.data_dir)
+        # One writer per journal (engine.root.live.journal_path): held until we return.
         lock = WriterLock.acquire(folder / mode.value.lower(), holder=_holder(mode))
     except (ConfigError, DataDirBusy) as exc:
         return _error(str(exc))
@@ -103,8 +101,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _error(f"cannot lock the data directory {folder}: {exc.strerror or exc}")
     with lock:
         try:
-            credentials = load_credentials(mode)
-        except CredentialError as exc:
+            credentials = keys.load_credentials(mode)
+        except keys.CredentialError as exc:
             return _error(str(exc))
         if credentials is None:
             return _error(_no_keys(mode))
@@ -118,24 +116,26 @@ def cmd_run(args: argparse.Namespace) -> int:
             setup_logging(folder, stderr_level=logging.WARNING)
         except OSError as exc:
             return _error(f"cannot write logs under {folder}: {exc.strerror or exc}")
-        return asyncio.run(_run(config, mode, credentials, folder, args))
+        from dataclasses import replace
+
+        return asyncio.run(_run(replace(settings, data_dir=folder), mode, credentials))
 
 
 def _holder(mode: Mode) -> str:
     return "tapewatch run --headless" + (" --live" if mode is Mode.LIVE else "")
 
 
-async def _run(
-    config: Any, mode: Mode, credentials: Any, folder: Path, args: argparse.Namespace
-) -> int:
-    from console.instrument import instrument
+async def _run(settings: Any, mode: Mode, credentials: Any) -> int:
+    """Build the session through the composition root (the config file's [alpaca] endpoints
+    and feed, and [metrics], apply as in the console), then trade until a stop signal."""
+    from engine.api.sessions import Root
+    from engine.api.settings import ConfigError
     from engine.brokers.base import BrokerError
-    from engine.config import ConfigError
     from engine.headless import install_stop_signals, run_headless
     from engine.journal import JournalError
-    from engine.live_wiring import build_live_session
     from engine.stop_deadline import STOP_DEADLINE, ExitDeadline
 
+    root = Root(settings)
     # Armed by the first stop signal: whatever the broker does, the process ends within 10 s.
     deadline = ExitDeadline(STOP_DEADLINE)
     building = asyncio.current_task()
@@ -149,7 +149,7 @@ async def _run(
 
     restore = install_stop_signals(stop_start_up)
     try:
-        session = await build_live_session(config, mode, credentials, folder)
+        session = await root.live(mode, credentials)
     except asyncio.CancelledError:
         if not stopped:
             raise
@@ -157,9 +157,7 @@ async def _run(
         return 0  # asked to stop while connecting: nothing was traded
     except BrokerError as exc:
         if exc.status == 401:
-            from engine.alpaca.endpoints import resolve_endpoints
-
-            return _error(_rejected(mode, resolve_endpoints(mode).trading))
+            return _error(_rejected(mode, settings.endpoints(mode).trading))
         if exc.status == 403:  # keys accepted, account refused: waiting would not change it
             return _error(f"{exc}; check the account's status and the keys at Alpaca")
         return _error(f"cannot start the {mode.value.lower()} session: {exc}", FAILURE)
@@ -168,7 +166,7 @@ async def _run(
     finally:
         restore()
     engine = session.engine
-    instruments = instrument(engine, folder, args)
+    instruments = root.observe(engine, headless=True)
     warm = len(session.feed.warmup())
     print(
         f"{mode.value} session: account {engine.state.account} at {session.endpoints.trading}, "

@@ -34,6 +34,7 @@ from engine.datadir import open_private, private_dir
 from engine.events import AuditAnchored, Event, OperatorAction, SessionStarted, SessionStopped
 from engine.journal import JournalError
 from engine.logs import redact
+from engine.settings.errors import TapewatchError
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -55,7 +56,7 @@ FIELDS = (
 _TAIL_CHUNK = 8192
 
 
-class AuditError(Exception):
+class AuditError(TapewatchError):
     """The audit file cannot be written; the message says where and why."""
 
 

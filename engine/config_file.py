@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from engine.config import EngineConfig, ExecutionConfig, RiskConfig, StrategyConfig, clip
@@ -51,6 +51,9 @@ from engine.settings.fields import (
     FIELDS,
 )
 from engine.settings.render import toml_value as _toml
+
+if TYPE_CHECKING:
+    from engine.alpaca.endpoints import Endpoints
 
 FILE_NAME = "config.toml"
 ENV_CONFIG = "TAPEWATCH_CONFIG"
@@ -135,11 +138,21 @@ class AlpacaSettings:
     def overrides(self) -> dict[str, str]:
         return {key: value for key in ENDPOINT_ENV if (value := getattr(self, key)) is not None}
 
+    def endpoints(self, mode: object) -> Endpoints:
+        """The URLs and feed a ``mode`` session uses: these overrides over Alpaca's hosts."""
+        from engine.alpaca.endpoints import resolve_endpoints
+
+        return resolve_endpoints(str(mode), env={}, config=self.overrides(), feed=self.feed)
+
 
 @dataclass(frozen=True, slots=True)
 class MetricsSettings:
+    """Where metrics are served: ``port`` None means off. ``allow_remote`` is the
+    ``--metrics-allow-remote`` flag (a file cannot open metrics to the network on its own)."""
+
     port: int | None = None  # None: metrics off unless --metrics-port
     host: str = DEFAULT_METRICS_HOST
+    allow_remote: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from engine.settings.errors import UsageError
+from engine.settings.fields import ENV_TRADING_URL  # defined once, with its setting
+
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
 
@@ -54,7 +57,6 @@ ENV_KEY_ID = "APCA_API_KEY_ID"
 ENV_SECRET = "APCA_API_SECRET_KEY"
 ENV_PASSPHRASE = "TAPEWATCH_KEYRING_PASSPHRASE"
 ENV_ALLOW_PLAINTEXT = "TAPEWATCH_ALLOW_PLAINTEXT_KEYRING"
-ENV_TRADING_URL = "TAPEWATCH_ALPACA_TRADING_URL"
 DEFAULT_TRADING_URLS = {
     "paper": "https://paper-api.alpaca.markets",
     "live": "https://api.alpaca.markets",
@@ -71,8 +73,9 @@ WAYS_FORWARD = (
 )
 
 
-class CredentialError(Exception):
-    """Anything wrong with keys or the keyring; the message is one line, free of secrets."""
+class CredentialError(UsageError):
+    """Anything wrong with keys or the keyring; the message is one line, free of secrets
+    (exit status 2: the fix is the user's)."""
 
 
 class KeyringUnavailable(CredentialError):

@@ -26,6 +26,7 @@ from typing import Protocol, Self
 from engine.datadir import private_dir, tighten, touch_private
 from engine.events import EVENT_TYPES, Event
 from engine.serde import UnknownEventError, event_from_json, event_to_json
+from engine.settings.errors import UsageError
 
 SCHEMA_VERSION = 1
 
@@ -60,7 +61,7 @@ def _sidecars(path: Path) -> tuple[Path, Path]:
     return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
 
 
-class JournalError(Exception):
+class JournalError(UsageError):
     """The journal cannot be used; the message is one line saying what to do."""
 
 

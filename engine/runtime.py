@@ -24,14 +24,20 @@ from zoneinfo import ZoneInfo
 from engine import __version__
 from engine.config import data_dir as default_data_dir
 from engine.logs import redact
+from engine.settings.fields import (
+    ENV_DATA_URL,
+    ENV_STREAM_URL,
+    ENV_TRADE_STREAM_URL,
+    ENV_TRADING_URL,
+)
 
 ET = ZoneInfo("America/New_York")
 
 ENDPOINTS: tuple[tuple[str, str, str], ...] = (
-    ("trading", "TAPEWATCH_ALPACA_TRADING_URL", "https://paper-api.alpaca.markets"),
-    ("market data", "TAPEWATCH_ALPACA_DATA_URL", "https://data.alpaca.markets"),
-    ("data stream", "TAPEWATCH_ALPACA_STREAM_URL", "wss://stream.data.alpaca.markets/v2/iex"),
-    ("trade updates", "TAPEWATCH_ALPACA_TRADE_STREAM_URL", "wss://paper-api.alpaca.markets/stream"),
+    ("trading", ENV_TRADING_URL, "https://paper-api.alpaca.markets"),
+    ("market data", ENV_DATA_URL, "https://data.alpaca.markets"),
+    ("data stream", ENV_STREAM_URL, "wss://stream.data.alpaca.markets/v2/iex"),
+    ("trade updates", ENV_TRADE_STREAM_URL, "wss://paper-api.alpaca.markets/stream"),
 )
 
 

@@ -19,11 +19,12 @@ from types import TracebackType
 from typing import Self
 
 from engine.datadir import open_private, private_dir
+from engine.settings.errors import UsageError
 
 LOCK_NAME = "tapewatch.lock"
 
 
-class DataDirBusy(Exception):
+class DataDirBusy(UsageError):
     """Another process holds the folder's lock; the message is one line naming it."""
 
     def __init__(self, folder: Path, pid: int | None, holder: str) -> None:

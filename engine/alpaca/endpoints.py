@@ -15,13 +15,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from engine.config import ConfigError
 from engine.models import Mode
+from engine.settings.errors import ConfigError
+from engine.settings.fields import (
+    ENDPOINT_ENV,
+    ENV_DATA_URL,
+    ENV_STREAM_URL,
+    ENV_TRADE_STREAM_URL,
+    ENV_TRADING_URL,
+    FEEDS,
+)
 
-ENV_TRADING_URL = "TAPEWATCH_ALPACA_TRADING_URL"
-ENV_DATA_URL = "TAPEWATCH_ALPACA_DATA_URL"
-ENV_STREAM_URL = "TAPEWATCH_ALPACA_STREAM_URL"
-ENV_TRADE_STREAM_URL = "TAPEWATCH_ALPACA_TRADE_STREAM_URL"
+__all__ = ["ENV_DATA_URL", "ENV_STREAM_URL", "ENV_TRADE_STREAM_URL", "ENV_TRADING_URL"]
 
 DATA_FEED = "iex"  # the free plan's feed; SIP needs a subscription
 TRADING_URLS = {
@@ -35,13 +40,13 @@ TRADE_STREAM_URLS = {
 DATA_URL = "https://data.alpaca.markets"
 DATA_STREAM_URL = f"wss://stream.data.alpaca.markets/v2/{DATA_FEED}"
 
-# config-file key -> environment variable
-CONFIG_KEYS = {
-    "trading_url": ENV_TRADING_URL,
-    "data_url": ENV_DATA_URL,
-    "stream_url": ENV_STREAM_URL,
-    "trade_stream_url": ENV_TRADE_STREAM_URL,
-}
+CONFIG_KEYS = dict(ENDPOINT_ENV)
+"""config-file key -> environment variable (engine.settings.fields defines them once)."""
+
+
+def data_stream_url(feed: str) -> str:
+    """Alpaca's market-data stream for ``feed`` ("iex" on the free plan, "sip")."""
+    return f"wss://stream.data.alpaca.markets/v2/{feed}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +66,7 @@ class Endpoints:
 
     @property
     def is_default(self) -> bool:
-        return self == default_endpoints(self.mode)
+        return self == default_endpoints(self.mode, self.feed)
 
 
 def _mode(mode: Mode | str) -> Mode:
@@ -74,14 +79,19 @@ def _mode(mode: Mode | str) -> Mode:
     return chosen
 
 
-def default_endpoints(mode: Mode | str) -> Endpoints:
+def default_endpoints(mode: Mode | str, feed: str = DATA_FEED) -> Endpoints:
     chosen = _mode(mode)
+    if feed not in FEEDS:
+        raise ConfigError(
+            f'must be "iex" or "sip", got {feed!r}', field="alpaca.feed", example=DATA_FEED
+        )
     return Endpoints(
         mode=chosen,
         trading=TRADING_URLS[chosen],
         data=DATA_URL,
-        data_stream=DATA_STREAM_URL,
+        data_stream=data_stream_url(feed),
         trade_stream=TRADE_STREAM_URLS[chosen],
+        feed=feed,
     )
 
 
@@ -105,8 +115,10 @@ def resolve_endpoints(
     *,
     env: Mapping[str, str] | None = None,
     config: Mapping[str, str] | None = None,
+    feed: str = DATA_FEED,
 ) -> Endpoints:
-    """The endpoints for ``mode``: environment, else config-file keys, else Alpaca's hosts."""
+    """The endpoints for ``mode``: environment, else config-file keys, else Alpaca's hosts
+    (the data stream of ``feed`` unless a stream URL is given)."""
     env = os.environ if env is None else env
     config = config or {}
     unknown = set(config) - set(CONFIG_KEYS)
@@ -115,7 +127,7 @@ def resolve_endpoints(
             f"unknown Alpaca endpoint setting(s) {', '.join(sorted(unknown))}; "
             f"use {', '.join(CONFIG_KEYS)}"
         )
-    base = default_endpoints(mode)
+    base = default_endpoints(mode, feed)
 
     def pick(key: str, default: str, schemes: tuple[str, ...], rest: bool) -> str:
         var = CONFIG_KEYS[key]
@@ -128,4 +140,5 @@ def resolve_endpoints(
         data=pick("data_url", base.data, ("http", "https"), True),
         data_stream=pick("stream_url", base.data_stream, ("ws", "wss"), False),
         trade_stream=pick("trade_stream_url", base.trade_stream, ("ws", "wss"), False),
+        feed=base.feed,
     )

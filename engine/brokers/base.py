@@ -12,11 +12,12 @@ from typing import Protocol, runtime_checkable
 
 from engine.events import Event
 from engine.models import AccountSnapshot, Bar, Order, OrderRequest, Position
+from engine.settings.errors import TapewatchError
 
 BrokerListener = Callable[[Event], None]
 
 
-class BrokerError(Exception):
+class BrokerError(TapewatchError):
     """The broker could not be reached or answered with an error.
 
     ``retryable`` says whether the same call may work later (timeouts, 5xx, 429)."""

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from engine.models import Bar
+from engine.settings.errors import UsageError
 
 
-class DataError(ValueError):
+class DataError(UsageError, ValueError):
     """Bad market data from a file or a source: the message names the row/field and the fix."""
 
 

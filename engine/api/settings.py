@@ -1,0 +1,31 @@
+"""The settings a front end may read and build: the public face of ``engine.settings``.
+
+The CLI turns what the user typed into a ``Settings`` with ``load_settings`` and hands it to
+``engine.api.sessions``; every user-facing failure is a ``TapewatchError`` carrying its exit
+status (``ConfigError`` names the flag or the file key it is about).
+"""
+
+from engine.config import EngineConfig, clip, config_dir, data_dir
+from engine.config_file import FileConfig, config_path, load_config_file
+from engine.settings.errors import ConfigError, TapewatchError, UsageError
+from engine.settings.fields import ENGINE_FIELDS, FIELDS, Field
+from engine.settings.model import Settings, check_metrics, load_settings
+
+__all__ = [
+    "ENGINE_FIELDS",
+    "FIELDS",
+    "ConfigError",
+    "EngineConfig",
+    "Field",
+    "FileConfig",
+    "Settings",
+    "TapewatchError",
+    "UsageError",
+    "check_metrics",
+    "clip",
+    "config_dir",
+    "config_path",
+    "data_dir",
+    "load_config_file",
+    "load_settings",
+]
