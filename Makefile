@@ -6,7 +6,7 @@
 
 PYTHON ?= python
 
-.PHONY: check lint ruff format-check mypy imports test
+.PHONY: check lint ruff format-check tree mypy imports wheel test
 
 check: lint test  ## everything: the linters, then the tests
 
@@ -18,14 +18,19 @@ ruff:
 format-check:
 	$(PYTHON) -m ruff format --check .
 
-mypy:
+tree:  ## the wheel's layout (symlinks) for the static tools
+	$(PYTHON) scripts/package_tree.py
+
+mypy: tree
 	$(PYTHON) -m mypy
 
 # The import contracts live in pyproject.toml ([tool.importlinter]). Until issue 10 adds them
 # there is nothing to check; once the section exists this is plain `lint-imports`.
-imports:
-	@if grep -q '^\[tool\.importlinter\]' pyproject.toml; then echo lint-imports; lint-imports; \
-	else echo "lint-imports: no contracts configured yet in pyproject.toml"; fi
+imports: tree
+	PYTHONPATH=.typecheck lint-imports
+
+wheel:  ## build the wheel, check what is in it, install it (not editable) and run it
+	$(PYTHON) scripts/check_wheel.py
 
 test:
 	$(PYTHON) -m pytest -q

@@ -23,7 +23,7 @@ SEED = 11
 
 
 def _bars(n: int):  # type: ignore[no-untyped-def]
-    from engine.feeds.synthetic import generate
+    from tapewatch.engine.market.synthetic import generate
 
     return generate("SPY", seed=SEED, start=START, n_bars=n)
 
@@ -33,8 +33,8 @@ def _peak_mb() -> float:
 
 
 def run_tapewatch(n: int) -> dict[str, float]:
-    from engine.backtest import run_backtest
-    from engine.config import EngineConfig
+    from tapewatch.engine.backtest.runner import run_backtest
+    from tapewatch.engine.settings.config import EngineConfig
 
     bars = _bars(n)
     config = EngineConfig().validate()

@@ -6,7 +6,7 @@
 - resident memory (VmRSS from /proc) after 10 s of the idle demo, and of the bare app.
 - CPU (all threads, as a share of one core) and event-loop stalls (lateness of a 10 ms sleep:
   p99, max) while the demo replays at 600×, and while 1,000 engine events a second also arrive
-  (``engine.bus.publish`` of a Notice plus a state change, from a task in the app's loop), and
+  (``engine.core.bus.publish`` of a Notice plus a state change, from a task in the app's loop), and
   the engine's bar-close→decision latency p99 meanwhile. Each runs the real ``tapewatch demo
   --speed 600`` code path in a pseudo-terminal with a measuring auto-pilot attached; the bare
   app gets the same event stream and updates its Static per event.
@@ -165,7 +165,7 @@ def tapewatch_argv(*args: str) -> list[str]:
     script = Path(sys.executable).with_name("tapewatch")
     if script.exists():
         return [str(script), *args]
-    return [sys.executable, "-m", "console.cli", *args]
+    return [sys.executable, "-m", "tapewatch.console.cli", *args]
 
 
 # ---------------------------------------------------------------------------- first frame, RSS
@@ -263,9 +263,9 @@ def child_tapewatch(seconds: float, inject: bool, out: Path) -> int:
     """``tapewatch demo --speed 600`` exactly as a user starts it, plus a measuring auto-pilot."""
     from textual.pilot import Pilot
 
-    from console.app import TapewatchApp
-    from console.cli import main
-    from engine.events import Notice
+    from tapewatch.console.app import TapewatchApp
+    from tapewatch.console.cli import main
+    from tapewatch.engine.model.events import Notice
 
     async def pilot_run(pilot: Pilot[Any]) -> None:
         app = pilot.app
@@ -308,8 +308,8 @@ def child_bare(seconds: float, inject: bool, out: Path) -> int:
     from textual.pilot import Pilot
     from textual.widgets import Static
 
-    from engine.bus import EventBus
-    from engine.events import Notice
+    from tapewatch.engine.core.bus import EventBus
+    from tapewatch.engine.model.events import Notice
 
     STAMP = datetime(2026, 1, 2, tzinfo=UTC)
 
@@ -419,7 +419,7 @@ def hide_pyarrow(home: Path) -> dict[str, str]:
 def measure_paper(idle: float, home: Path, extra: dict[str, str] | None = None) -> StartFigures:
     """Plain ``tapewatch`` on a paper account: the local sandbox on 127.0.0.1 stands in for
     Alpaca (the real SDK, the real streams), stopped when the measurement ends."""
-    from engine.sandbox import SandboxConfig, SandboxThread
+    from tapewatch.sandbox import SandboxConfig, SandboxThread
 
     with SandboxThread(SandboxConfig(bar_interval=1.0)) as sandbox:
         env = {

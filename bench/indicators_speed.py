@@ -19,7 +19,7 @@ from math import fsum
 
 import numpy as np
 
-from engine.indicators import RSI, SMA
+from tapewatch.engine.strategy.indicators import RSI, SMA
 
 Update = Callable[[float], "float | None"]
 

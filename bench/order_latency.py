@@ -47,7 +47,7 @@ START = datetime(2024, 3, 5, 15, 0, tzinfo=UTC)
 SERVER = """
 import sys
 from datetime import datetime
-from engine.sandbox import SandboxConfig, run_sandbox
+from tapewatch.sandbox import SandboxConfig, run_sandbox
 start = datetime.fromisoformat(sys.argv[1])
 sys.exit(run_sandbox(SandboxConfig(start=start, bar_interval=0, rate_limit=1_000_000)))
 """
@@ -88,7 +88,7 @@ class SandboxInThread:
     """The sandbox on a thread of this process (``--in-process``): shares the GIL."""
 
     def __init__(self) -> None:
-        from engine.sandbox import SandboxConfig, SandboxThread
+        from tapewatch.sandbox import SandboxConfig, SandboxThread
 
         config = SandboxConfig(start=START, bar_interval=0, rate_limit=1_000_000)
         self.thread = SandboxThread(config).start()
@@ -191,8 +191,8 @@ async def round_robin_reads(broker: Any, raw: RawHttp, sdk: DirectSdk, n: int) -
 
 async def round_robin_orders(broker: Any, raw: RawHttp, sdk: DirectSdk, n: int) -> Samples:
     """Orders three ways, interleaved (the sandbox slows a little as orders pile up)."""
-    from engine.events import Event, OrderFilled
-    from engine.models import Intent, OrderRequest, Side
+    from tapewatch.engine.model.events import Event, OrderFilled
+    from tapewatch.engine.model.types import Intent, OrderRequest, Side
 
     filled: dict[str, float] = {}
     waiters: dict[str, asyncio.Future[None]] = {}
@@ -224,10 +224,10 @@ async def round_robin_orders(broker: Any, raw: RawHttp, sdk: DirectSdk, n: int) 
 
 
 async def decisions(broker: Any, n_bars: int) -> tuple[list[float], Any]:
-    from engine.clock import SimClock
-    from engine.config import EngineConfig, StrategyConfig
-    from engine.engine import Engine
-    from engine.models import Bar, Mode
+    from tapewatch.engine.core.clock import SimClock
+    from tapewatch.engine.core.engine import Engine
+    from tapewatch.engine.model.types import Bar, Mode
+    from tapewatch.engine.settings.config import EngineConfig, StrategyConfig
 
     config = EngineConfig(
         strategy=StrategyConfig(
@@ -267,9 +267,9 @@ async def decisions(broker: Any, n_bars: int) -> tuple[list[float], Any]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    from engine.alpaca.endpoints import Endpoints
-    from engine.brokers.alpaca import AlpacaBroker
-    from engine.models import Mode
+    from tapewatch.engine.adapters.alpaca.broker import AlpacaBroker
+    from tapewatch.engine.adapters.alpaca.endpoints import Endpoints
+    from tapewatch.engine.model.types import Mode
 
     sandbox: SandboxProcess | SandboxInThread = (
         SandboxInThread() if args.in_process else SandboxProcess()

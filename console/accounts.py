@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from engine.brokers.base import Broker
-from engine.models import Mode
-from engine.root.host import AccountUnavailable
+from tapewatch.engine.core.broker import Broker
+from tapewatch.engine.model.types import Mode
+from tapewatch.engine.root.host import AccountUnavailable
 
 __all__ = ["AccountDirectory", "AccountUnavailable", "NoAccounts"]
 

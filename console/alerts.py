@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.api.types import (
+from tapewatch.engine.api.types import (
     BreakerChanged,
     Event,
     Notice,

@@ -20,8 +20,9 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from console.accounts import AccountUnavailable
-from engine.credentials import (
+from tapewatch.console.accounts import AccountUnavailable
+from tapewatch.engine.model.types import Mode
+from tapewatch.engine.settings.credentials import (
     ENV_KEY_ID,
     ENV_SECRET,
     CredentialError,
@@ -31,14 +32,12 @@ from engine.credentials import (
     fetch_account,
     load_credentials,
 )
-from engine.models import Mode
 
 if TYPE_CHECKING:
-    from engine.alpaca.endpoints import Endpoints
-    from engine.alpaca.rest import RetryPolicy
-    from engine.brokers.base import Broker
-    from engine.clock import Clock
-
+    from tapewatch.engine.adapters.alpaca.endpoints import Endpoints
+    from tapewatch.engine.adapters.alpaca.rest import RetryPolicy
+    from tapewatch.engine.core.broker import Broker
+    from tapewatch.engine.core.clock import Clock
 log = logging.getLogger("tapewatch.console")
 
 Loader = Callable[[Mode, Mapping[str, str]], Credentials | None]
@@ -177,9 +176,9 @@ class AlpacaAccounts:
             raise AccountUnavailable(
                 self.describe(mode) + f"; add them with 'tapewatch login{_flag(mode)}'"
             )
-        from engine.alpaca.errors import is_transient
-        from engine.brokers.base import BrokerError
-        from engine.root.live import open_broker  # alpaca-py: only when trading
+        from tapewatch.engine.adapters.alpaca.errors import is_transient
+        from tapewatch.engine.core.broker import BrokerError
+        from tapewatch.engine.root.live import open_broker  # alpaca-py: only when trading
 
         endpoints = self._endpoints[mode]
         broker = open_broker(
@@ -228,7 +227,7 @@ def load_accounts(
     ``endpoints`` (the settings' own, config file and environment applied) wins over
     ``endpoint_settings``.
     """
-    from engine.alpaca.endpoints import resolve_endpoints
+    from tapewatch.engine.adapters.alpaca.endpoints import resolve_endpoints
 
     load = load or _load
     env = dict(os.environ if env is None else env)

@@ -28,30 +28,30 @@ from textual.theme import Theme
 from textual.widgets import Footer, Tab, Tabs
 from textual.worker import Worker, WorkerFailed, WorkerState
 
-from console.accounts import AccountDirectory, AccountUnavailable, NoAccounts
-from console.alerts import AlertBudget, alert_for
-from console.commands import METHODS, OperatorCommands
-from console.flatten_watch import FlattenWatch
-from console.host import Embedded, close_journal, embed
-from console.keymap import ACTIONS
-from console.panes.bars import BarsPane
-from console.panes.base import Palette, View
-from console.panes.breakers import BreakersPane
-from console.panes.header import HeaderPane
-from console.panes.indicators import IndicatorsPane
-from console.panes.latency import BUCKETS, STAGES, LatencyPane, latency_histograms
-from console.panes.orders import OrdersPane
-from console.panes.positions import PositionsPane
-from console.screens.reconcile import ask
-from console.themes import VARIABLE_DEFAULTS, load_themes, resolve_theme
-from engine.api.errors import ConfigError, DataError, JournalError
-from engine.api.handle import EngineHandle, EventStream
-from engine.api.process import STOP_DEADLINE, ExitDeadline
-from engine.api.snapshot import Snapshot
-from engine.api.types import Mode
+from tapewatch.console.accounts import AccountDirectory, AccountUnavailable, NoAccounts
+from tapewatch.console.alerts import AlertBudget, alert_for
+from tapewatch.console.commands import METHODS, OperatorCommands
+from tapewatch.console.flatten_watch import FlattenWatch
+from tapewatch.console.host import Embedded, close_journal, embed
+from tapewatch.console.keymap import ACTIONS
+from tapewatch.console.panes.bars import BarsPane
+from tapewatch.console.panes.base import Palette, View
+from tapewatch.console.panes.breakers import BreakersPane
+from tapewatch.console.panes.header import HeaderPane
+from tapewatch.console.panes.indicators import IndicatorsPane
+from tapewatch.console.panes.latency import BUCKETS, STAGES, LatencyPane, latency_histograms
+from tapewatch.console.panes.orders import OrdersPane
+from tapewatch.console.panes.positions import PositionsPane
+from tapewatch.console.screens.reconcile import ask
+from tapewatch.console.themes import VARIABLE_DEFAULTS, load_themes, resolve_theme
+from tapewatch.engine.api.errors import ConfigError, DataError, JournalError
+from tapewatch.engine.api.handle import EngineHandle, EventStream
+from tapewatch.engine.api.process import STOP_DEADLINE, ExitDeadline
+from tapewatch.engine.api.snapshot import Snapshot
+from tapewatch.engine.api.types import Mode
 
 if TYPE_CHECKING:
-    from console.session import ConsoleSession, SessionFactory
+    from tapewatch.console.session import ConsoleSession, SessionFactory
 
 
 class Closeable(Protocol):
@@ -213,7 +213,7 @@ class TapewatchApp(OperatorCommands):
         try:
             from textual.drivers.linux_driver import LinuxDriver
 
-            from console.hangup import HangupSafeDriver
+            from tapewatch.console.hangup import HangupSafeDriver
         except ImportError:  # no termios (Windows): Textual's own driver
             return
         if self.driver_class is LinuxDriver:

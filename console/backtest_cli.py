@@ -6,10 +6,15 @@ import argparse
 import json
 import sys
 
-from engine.backtest import parse_compare, run_backtest, with_thresholds, write_trades_csv
-from engine.config import ConfigError, EngineConfig
-from engine.feeds.bars import BarArrays
-from engine.stats import Report
+from tapewatch.engine.backtest.runner import (
+    parse_compare,
+    run_backtest,
+    with_thresholds,
+    write_trades_csv,
+)
+from tapewatch.engine.backtest.stats import Report
+from tapewatch.engine.market.bars import BarArrays
+from tapewatch.engine.settings.config import ConfigError, EngineConfig
 
 ROWS = (
     ("start", "Start", "{}"),
@@ -32,10 +37,10 @@ ROWS = (
 def load_source(args: argparse.Namespace, config: EngineConfig) -> BarArrays:
     symbol = config.strategy.symbol
     if args.data is not None:
-        from engine.feeds.loader import load_bars
+        from tapewatch.engine.market.loader import load_bars
 
         return load_bars(args.data, symbol)
-    from engine.feeds.synthetic import generate
+    from tapewatch.engine.market.synthetic import generate
 
     if args.bars is not None:
         if args.bars < 1:

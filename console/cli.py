@@ -16,15 +16,16 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from engine import __version__
-from engine.config import clip as _clip  # small: engine.models and the standard library only
-from engine.settings.errors import TapewatchError, UsageError
-from engine.settings.fields import ENGINE_FIELDS
+from tapewatch.engine import __version__
+from tapewatch.engine.settings.config import (
+    clip as _clip,  # small: engine.models and the standard library only
+)
+from tapewatch.engine.settings.errors import TapewatchError, UsageError
+from tapewatch.engine.settings.fields import ENGINE_FIELDS
 
 if TYPE_CHECKING:
-    from engine.config import EngineConfig
-    from engine.settings.model import Settings
-
+    from tapewatch.engine.settings.config import EngineConfig
+    from tapewatch.engine.settings.model import Settings
 USAGE_ERROR = 2
 PROG = "tapewatch"
 ENV_CONFIG = "TAPEWATCH_CONFIG"  # engine.config_file.ENV_CONFIG (not imported: --help stays fast)
@@ -299,10 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--live", action="store_true", help="behave as the live endpoint (paper keys get 401)"
     )
 
-    from console.login_cli import add_credential_commands
-    from console.observability_cli import add_metrics_flags, add_observability_commands
-    from console.run_cli import add_run_command
-    from console.trades_cli import add_trades_command
+    from tapewatch.console.login_cli import add_credential_commands
+    from tapewatch.console.observability_cli import add_metrics_flags, add_observability_commands
+    from tapewatch.console.run_cli import add_run_command
+    from tapewatch.console.trades_cli import add_trades_command
 
     run = add_run_command(sub, _add_strategy_flags)
     run.add_argument(
@@ -325,8 +326,8 @@ def settings(args: argparse.Namespace) -> Settings:
     cached: Settings | None = getattr(args, "_settings", None)
     if cached is not None:
         return cached
-    from console.observability_cli import metrics_flags
-    from engine.api.settings import load_settings
+    from tapewatch.console.observability_cli import metrics_flags
+    from tapewatch.engine.api.settings import load_settings
 
     flags: dict[str, object] = {name: getattr(args, name, None) for name in ENGINE_FLAGS}
     flags.update(metrics_flags(args))
@@ -478,7 +479,7 @@ def _confirm_live(args: argparse.Namespace) -> None:
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
-    from console.backtest_cli import run_backtest_command
+    from tapewatch.console.backtest_cli import run_backtest_command
 
     return run_backtest_command(args, engine_config(args))
 
@@ -488,22 +489,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.speed > 0:
         raise UsageError(f"--speed must be positive (got {args.speed:g}); e.g. 60")
     if args.headless:
-        from console.demo_cli import run_demo_headless
+        from tapewatch.console.demo_cli import run_demo_headless
 
         return run_demo_headless(args, settings(args))
-    from console.launch import launch_console
+    from tapewatch.console.launch import launch_console
 
     return launch_console(args, demo=True, config=config)
 
 
 def _cmd_console(args: argparse.Namespace) -> int:
-    from console.launch import launch_console
+    from tapewatch.console.launch import launch_console
 
     return launch_console(args, demo=False, config=engine_config(args))
 
 
+SANDBOX_EXTRA = "the sandbox needs its server packages: pip install 'tapewatch[sandbox]'"
+
+
 def _cmd_sandbox(args: argparse.Namespace) -> int:
-    from engine.sandbox.server import SandboxConfig, run_sandbox
+    try:
+        from tapewatch.sandbox.server import SandboxConfig, run_sandbox
+    except ImportError as exc:  # aiohttp and msgpack come with the [sandbox] extra
+        if exc.name not in ("aiohttp", "msgpack"):
+            raise
+        print(f"{PROG} sandbox: {SANDBOX_EXTRA}", file=sys.stderr)
+        return 2
 
     # --port, --seed, --bar-interval and --rate-limit are range-checked by their argparse types
     return run_sandbox(
@@ -518,7 +528,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from console.run_cli import cmd_run
+    from tapewatch.console.run_cli import cmd_run
 
     return cmd_run(args)
 
@@ -528,13 +538,13 @@ def _cmd_credentials(args: argparse.Namespace) -> int:
 
 
 def _cmd_trades(args: argparse.Namespace) -> int:
-    from console.trades_cli import cmd_trades
+    from tapewatch.console.trades_cli import cmd_trades
 
     return cmd_trades(args)
 
 
 def _cmd_observability(args: argparse.Namespace) -> int:
-    from console.observability_cli import COMMANDS as OBSERVABILITY
+    from tapewatch.console.observability_cli import COMMANDS as OBSERVABILITY
 
     return OBSERVABILITY[args.command](args)
 
@@ -555,8 +565,8 @@ COMMANDS = {
 
 
 def _log_path() -> Path:
-    from engine.config import data_dir
-    from engine.logs import log_path
+    from tapewatch.engine.observability.logs import log_path
+    from tapewatch.engine.settings.config import data_dir
 
     return log_path(data_dir())
 
@@ -565,7 +575,7 @@ def _record_crash() -> str:
     """Write the traceback to the log file; return where, for the one-line message."""
     path = _log_path()
     try:
-        from engine.datadir import private_dir, touch_private
+        from tapewatch.engine.storage.datadir import private_dir, touch_private
 
         private_dir(path.parent)
         touch_private(path)  # the log is 0600 in a 0700 folder, whatever the umask

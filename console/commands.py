@@ -21,14 +21,14 @@ from textual.screen import Screen
 from textual.theme import Theme
 from textual.worker import Worker
 
-from console.accounts import AccountDirectory
-from console.flatten_watch import FlattenWatch
-from console.keymap import ACTIONS, effective_keys
-from console.screens.confirm import ConfirmScreen, MessageScreen
-from console.screens.flatten import FlattenScreen
-from console.screens.help import HelpScreen
-from console.screens.live import LiveConfirmScreen
-from engine.api.commands import (
+from tapewatch.console.accounts import AccountDirectory
+from tapewatch.console.flatten_watch import FlattenWatch
+from tapewatch.console.keymap import ACTIONS, effective_keys
+from tapewatch.console.screens.confirm import ConfirmScreen, MessageScreen
+from tapewatch.console.screens.flatten import FlattenScreen
+from tapewatch.console.screens.help import HelpScreen
+from tapewatch.console.screens.live import LiveConfirmScreen
+from tapewatch.engine.api.commands import (
     Flatten,
     Pause,
     PreviewFlatten,
@@ -39,15 +39,20 @@ from engine.api.commands import (
     Stop,
     SwitchAccount,
 )
-from engine.api.handle import EngineHandle
-from engine.api.replies import FlattenPreview, FlattenSent, Refused, SpeedChanged, SwitchPreview
-from engine.api.snapshot import Snapshot
-from engine.api.types import Mode, OrderRequest, TradingState
+from tapewatch.engine.api.handle import EngineHandle
+from tapewatch.engine.api.replies import (
+    FlattenPreview,
+    FlattenSent,
+    Refused,
+    SpeedChanged,
+    SwitchPreview,
+)
+from tapewatch.engine.api.snapshot import Snapshot
+from tapewatch.engine.api.types import Mode, OrderRequest, TradingState
 
 if TYPE_CHECKING:
-    from console.host import Embedded
-    from console.session import ConsoleSession
-
+    from tapewatch.console.host import Embedded
+    from tapewatch.console.session import ConsoleSession
 log = logging.getLogger("tapewatch.console")
 
 METHODS = {
@@ -290,7 +295,7 @@ class OperatorCommands(App[int]):
 
     def _runtime_facts(self) -> str:
         """Runs in a worker thread: the keyring lookup may talk to D-Bus."""
-        from engine.api.process import runtime_facts
+        from tapewatch.engine.api.process import runtime_facts
 
         data = self._log_path.parent.parent if self._log_path is not None else None
         return runtime_facts(data)

@@ -7,11 +7,11 @@ import asyncio
 import sys
 from dataclasses import replace
 
-from engine.api.sessions import Root
-from engine.api.settings import Settings, check_metrics, data_dir
-from engine.datadir import prepare_data_dir
-from engine.headless import run_headless
-from engine.logs import setup_logging
+from tapewatch.engine.api.sessions import Root
+from tapewatch.engine.api.settings import Settings, check_metrics, data_dir
+from tapewatch.engine.observability.logs import setup_logging
+from tapewatch.engine.root.headless import run_headless
+from tapewatch.engine.storage.datadir import prepare_data_dir
 
 
 def run_demo_headless(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from console.format import qty
-from engine.api.snapshot import Snapshot
+from tapewatch.console.format import qty
+from tapewatch.engine.api.snapshot import Snapshot
 
 OPEN_STATUSES = frozenset({"new", "accepted", "partially_filled"})
 

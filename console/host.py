@@ -12,18 +12,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from console.accounts import AccountDirectory, AccountUnavailable
-from engine.api.handle import InProcessHandle
-from engine.api.replies import Accepted, AccountSwitched, Refused, Reply
-from engine.api.snapshot import Reconciliation
-from engine.brokers.base import BrokerError
-from engine.engine import EngineCommandError
-from engine.models import Mode
+from tapewatch.console.accounts import AccountDirectory, AccountUnavailable
+from tapewatch.engine.api.handle import InProcessHandle
+from tapewatch.engine.api.replies import Accepted, AccountSwitched, Refused, Reply
+from tapewatch.engine.api.snapshot import Reconciliation
+from tapewatch.engine.core.broker import BrokerError
+from tapewatch.engine.core.engine import EngineCommandError
+from tapewatch.engine.model.types import Mode
 
 if TYPE_CHECKING:
-    from console.session import ConsoleSession
-    from engine.api.commands import Choice
-    from engine.reconcile import Difference, Reconciler
+    from tapewatch.console.session import ConsoleSession
+    from tapewatch.engine.api.commands import Choice
+    from tapewatch.engine.core.reconcile import Difference, Reconciler
 
 
 @runtime_checkable

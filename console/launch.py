@@ -20,13 +20,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.config import EngineConfig
-from engine.models import Mode
+from tapewatch.engine.model.types import Mode
+from tapewatch.engine.settings.config import EngineConfig
 
 if TYPE_CHECKING:
-    from console.alpaca_accounts import AlpacaAccounts
-    from engine.settings.model import Settings
-
+    from tapewatch.console.alpaca_accounts import AlpacaAccounts
+    from tapewatch.engine.settings.model import Settings
 NO_TTY = (
     "tapewatch: error: the console needs a terminal; "
     "use 'ssh -t' or run 'tapewatch demo --headless'"
@@ -43,7 +42,7 @@ def has_terminal() -> bool:
 
 def _file_logging(data: Path) -> Path | None:
     """Send the console's and the engine's log records to a rotating file, never the screen."""
-    from engine.logs import setup_logging
+    from tapewatch.engine.observability.logs import setup_logging
 
     try:
         return setup_logging(data)
@@ -53,8 +52,8 @@ def _file_logging(data: Path) -> Path | None:
 
 def _read_accounts(settings: Settings) -> AlpacaAccounts:
     """Both modes' keys, read now: no screen is up, so no keyring can scribble over it."""
-    from console.alpaca_accounts import load_accounts
-    from engine.logs import redact
+    from tapewatch.console.alpaca_accounts import load_accounts
+    from tapewatch.engine.observability.logs import redact
 
     accounts = load_accounts(
         endpoints={mode: settings.endpoints(mode) for mode in (Mode.PAPER, Mode.LIVE)},
@@ -92,15 +91,21 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
         return USAGE_ERROR
     from dataclasses import replace
 
-    from console.accounts import AccountDirectory, NoAccounts
-    from console.cli import settings as cli_settings
-    from console.keymap import KeymapError, load_keymap
-    from console.session import LiveSessionFactory
-    from console.themes import ThemeError, load_themes, resolve_theme, theme_dirs
-    from engine.api.sessions import Root
-    from engine.api.settings import ConfigError, check_metrics, config_dir, config_path, data_dir
-    from engine.datadir import prepare_data_dir
-    from engine.writer_lock import DataDirBusy
+    from tapewatch.console.accounts import AccountDirectory, NoAccounts
+    from tapewatch.console.cli import settings as cli_settings
+    from tapewatch.console.keymap import KeymapError, load_keymap
+    from tapewatch.console.session import LiveSessionFactory
+    from tapewatch.console.themes import ThemeError, load_themes, resolve_theme, theme_dirs
+    from tapewatch.engine.api.sessions import Root
+    from tapewatch.engine.api.settings import (
+        ConfigError,
+        check_metrics,
+        config_dir,
+        config_path,
+        data_dir,
+    )
+    from tapewatch.engine.storage.datadir import prepare_data_dir
+    from tapewatch.engine.storage.writer_lock import DataDirBusy
 
     cfg_dir = config_dir()
     cfg_path = config_path(getattr(args, "config", None))
@@ -128,7 +133,7 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
     live_factory: LiveSessionFactory | None = None
     notice = None
     if not demo:
-        from engine.credentials import CredentialError
+        from tapewatch.engine.settings.credentials import CredentialError
 
         try:
             alpaca = _read_accounts(root.settings)
@@ -158,7 +163,7 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
 
     build_session = live_factory if live_factory is not None else build_demo_session
 
-    from console.app import TapewatchApp
+    from tapewatch.console.app import TapewatchApp
 
     app = TapewatchApp(
         session_factory=build_session,  # type: ignore[arg-type]

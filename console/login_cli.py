@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from engine.credentials import (
+from tapewatch.engine.settings.credentials import (
     ENV_KEY_ID,
     ENV_SECRET,
     AccountInfo,

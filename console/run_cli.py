@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from engine.models import Mode
+from tapewatch.engine.model.types import Mode
 
 USAGE_ERROR = 2
 FAILURE = 1
@@ -35,7 +35,7 @@ def add_run_command(
         "--live", action="store_true", help="trade the LIVE account (real money) instead of paper"
     )
     add_strategy_flags(run)
-    from console.observability_cli import add_metrics_flags
+    from tapewatch.console.observability_cli import add_metrics_flags
 
     add_metrics_flags(run)
     run.add_argument(
@@ -75,12 +75,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             "the console for paper and live trading opens with plain 'tapewatch' once it "
             "lands; for now use 'tapewatch run --headless'"
         )
-    import engine.credentials as keys  # looked up at call time (tests stand in for the keyring)
-    from engine.api.settings import ConfigError, check_metrics
+    # looked up at call time (tests stand in for the keyring)
+    import tapewatch.engine.settings.credentials as keys
+    from tapewatch.engine.api.settings import ConfigError, check_metrics
 
     mode = Mode.LIVE if args.live else Mode.PAPER
     try:
-        from console.cli import settings as cli_settings  # the same flags as backtest and demo
+        from tapewatch.console.cli import (
+            settings as cli_settings,  # the same flags as backtest and demo
+        )
 
         settings: Any = cli_settings(args)
         warning = check_metrics(settings.metrics)  # before any broker session starts
@@ -88,8 +91,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _error(str(exc))
     if warning:
         sys.stderr.write(f"{PROG}: {warning}\n")
-    from engine.datadir import prepare_data_dir
-    from engine.writer_lock import DataDirBusy, WriterLock
+    from tapewatch.engine.storage.datadir import prepare_data_dir
+    from tapewatch.engine.storage.writer_lock import DataDirBusy, WriterLock
 
     try:
         folder = prepare_data_dir(settings.data_dir)
@@ -108,7 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _error(_no_keys(mode))
         if credentials.notice:
             sys.stderr.write(f"{PROG}: {credentials.notice}\n")
-        from engine.logs import redact, setup_logging
+        from tapewatch.engine.observability.logs import redact, setup_logging
 
         redact.add(credentials.secret)
         redact.add(credentials.key_id)
@@ -128,12 +131,12 @@ def _holder(mode: Mode) -> str:
 async def _run(settings: Any, mode: Mode, credentials: Any) -> int:
     """Build the session through the composition root (the config file's [alpaca] endpoints
     and feed, and [metrics], apply as in the console), then trade until a stop signal."""
-    from engine.api.sessions import Root
-    from engine.api.settings import ConfigError
-    from engine.brokers.base import BrokerError
-    from engine.headless import install_stop_signals, run_headless
-    from engine.journal import JournalError
-    from engine.stop_deadline import STOP_DEADLINE, ExitDeadline
+    from tapewatch.engine.api.sessions import Root
+    from tapewatch.engine.api.settings import ConfigError
+    from tapewatch.engine.core.broker import BrokerError
+    from tapewatch.engine.root.headless import install_stop_signals, run_headless
+    from tapewatch.engine.root.stop_deadline import STOP_DEADLINE, ExitDeadline
+    from tapewatch.engine.storage.journal import JournalError
 
     root = Root(settings)
     # Armed by the first stop signal: whatever the broker does, the process ends within 10 s.

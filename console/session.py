@@ -1,6 +1,6 @@
 """What the console drives: an engine, its feed, the market calendar and the journal.
 
-``engine.wiring.DemoSession`` fits this shape; ``AlpacaConsoleSession`` wraps a paper or live
+``engine.root.demo.DemoSession`` fits this shape; ``AlpacaConsoleSession`` wraps a paper or live
 ``engine.root.live.LiveSession`` into it. The console only reads the engine's state and calls
 its command methods.
 """
@@ -13,19 +13,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.config import EngineConfig
-from engine.engine import Engine
-from engine.feeds.base import Feed
-from engine.models import Bar, Mode
+from tapewatch.engine.core.engine import Engine
+from tapewatch.engine.core.feed import Feed
+from tapewatch.engine.model.types import Bar, Mode
+from tapewatch.engine.settings.config import EngineConfig
 
 if TYPE_CHECKING:  # alpaca-py and pandas load in the build thread, never at import
-    from console.alpaca_accounts import AlpacaAccounts
-    from engine.alpaca.hours import SessionHours
-    from engine.calendar import MarketCalendar
-    from engine.journal import Journal
-    from engine.root.live import LiveOptions, LiveSession
-    from engine.writer_lock import WriterLock
-
+    from tapewatch.console.alpaca_accounts import AlpacaAccounts
+    from tapewatch.engine.adapters.alpaca.hours import SessionHours
+    from tapewatch.engine.market.calendar import MarketCalendar
+    from tapewatch.engine.root.live import LiveOptions, LiveSession
+    from tapewatch.engine.storage.journal import Journal
+    from tapewatch.engine.storage.writer_lock import WriterLock
 CONSOLE_START_PATIENCE = 10.0  # seconds the loading screen waits out a 429/5xx storm in all
 
 
@@ -130,7 +129,7 @@ class AlpacaConsoleSession:
 
     @property
     def reconciler(self) -> Any:
-        """The session's ``engine.reconcile.Reconciler`` (the console's reconcile modal uses it)."""
+        """The session's ``engine.core.reconcile.Reconciler`` (for the reconcile modal)."""
         return getattr(self.live, "reconciler", None)
 
     async def aclose(self) -> None:
@@ -171,7 +170,7 @@ class LiveSessionFactory:
     def lock_journal(self) -> WriterLock:
         """Take the one-writer lock of this mode's journal folder before anything connects;
         ``DataDirBusy`` (one line naming the holder's PID) if another tapewatch has it."""
-        from engine.writer_lock import WriterLock
+        from tapewatch.engine.storage.writer_lock import WriterLock
 
         if self.writer is None:
             folder = self.data_dir / self.mode.value.lower()  # engine.root.live.journal_path
@@ -185,8 +184,8 @@ class LiveSessionFactory:
     def __call__(self) -> AlpacaConsoleSession:
         if self._call is None:
             raise RuntimeError("LiveSessionFactory.bind(app.call_from_thread) was not called")
-        import engine.root.live  # noqa: F401 - alpaca-py, pandas: in this thread
-        from engine.calendar import MarketCalendar
+        import tapewatch.engine.root.live  # noqa: F401 - alpaca-py, pandas: in this thread
+        from tapewatch.engine.market.calendar import MarketCalendar
 
         calendar = MarketCalendar()
         session: AlpacaConsoleSession = self._call(self._build, calendar)
@@ -195,11 +194,11 @@ class LiveSessionFactory:
     async def _build(self, calendar: MarketCalendar) -> AlpacaConsoleSession:
         from dataclasses import replace
 
-        from console.accounts import AccountUnavailable
-        from console.alpaca_accounts import rejected, unreachable
-        from engine.alpaca.startup import StartupWait
-        from engine.brokers.base import BrokerError
-        from engine.root.live import LiveOptions, build_live_session
+        from tapewatch.console.accounts import AccountUnavailable
+        from tapewatch.console.alpaca_accounts import rejected, unreachable
+        from tapewatch.engine.adapters.alpaca.startup import StartupWait
+        from tapewatch.engine.core.broker import BrokerError
+        from tapewatch.engine.root.live import LiveOptions, build_live_session
 
         mode = self.mode
         keys = self.accounts.keys(mode)

@@ -9,13 +9,14 @@ The chart reads ``chart-up``, ``chart-down`` and ``chart-sma`` (defaults below).
 from __future__ import annotations
 
 import tomllib
+from importlib.resources import files
 from pathlib import Path
 
 from textual.color import Color, ColorParseError
 from textual.theme import BUILTIN_THEMES, Theme
 
 DEFAULT_THEME = "dark"
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "themes"
+BUNDLED_DIR = Path(str(files("tapewatch.themes")))  # the repository's themes/, in the wheel
 _COLOUR_FIELDS = (
     "primary",
     "secondary",

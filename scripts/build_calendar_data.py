@@ -1,4 +1,4 @@
-"""Regenerate ``engine/data/xnys_sessions.npz`` from exchange-calendars' XNYS schedule.
+"""Regenerate ``engine/market/data/xnys_sessions.npz`` from exchange-calendars' XNYS schedule.
 
 The engine answers market-hours questions from that shipped table so the offline demo never
 imports pandas. Run this after changing the pinned exchange-calendars version (the calendar
@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from engine.calendar import EARLIEST, LATEST  # noqa: E402
-from engine.calendar_data import encode_table, from_exchange_calendars  # noqa: E402
+from tapewatch.engine.market.calendar import EARLIEST, LATEST  # noqa: E402
+from tapewatch.engine.market.calendar_data import encode_table, from_exchange_calendars  # noqa: E402
 
-DEFAULT_OUT = ROOT / "engine" / "data" / "xnys_sessions.npz"
+DEFAULT_OUT = ROOT / "engine" / "market" / "data" / "xnys_sessions.npz"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,17 +55,17 @@ if str(ROOT) not in sys.path:  # run as a plain script from a checkout
 
 from textual.pilot import Pilot  # noqa: E402
 
-from console.accounts import AccountDirectory  # noqa: E402
-from console.app import create_app  # noqa: E402
-from console.showcase import (  # noqa: E402
+from scripts.showcase import (  # noqa: E402
     ShowcaseAccounts,
     open_flatten,
     open_live_confirm,
     settle,
     showcase_session,
 )
-from engine.models import Mode  # noqa: E402
-from engine.wiring import DemoSession  # noqa: E402
+from tapewatch.console.accounts import AccountDirectory  # noqa: E402
+from tapewatch.console.app import create_app  # noqa: E402
+from tapewatch.engine.model.types import Mode  # noqa: E402
+from tapewatch.engine.root.demo import DemoSession  # noqa: E402
 
 BIG = (120, 36)
 SMALL = (80, 24)

@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from engine.brokers.sim import SimBroker
-from engine.clock import SimClock
-from engine.config import EngineConfig, ExecutionConfig, RiskConfig, StrategyConfig
-from engine.engine import Engine
-from engine.journal import EventJournal
-from engine.models import Bar, Mode
+from tapewatch.engine.adapters.sim.broker import SimBroker
+from tapewatch.engine.core.clock import SimClock
+from tapewatch.engine.core.engine import Engine
+from tapewatch.engine.model.types import Bar, Mode
+from tapewatch.engine.settings.config import (
+    EngineConfig,
+    ExecutionConfig,
+    RiskConfig,
+    StrategyConfig,
+)
+from tapewatch.engine.storage.journal import EventJournal
 
 T0 = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)  # a Monday, 09:30 New York
 STEP = timedelta(minutes=5)

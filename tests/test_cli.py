@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from console.cli import main
-from engine.events import SessionStopped
-from engine.journal import Journal
-from engine.portfolio import rebuild
+from tapewatch.console.cli import main
+from tapewatch.engine.core.portfolio import rebuild
+from tapewatch.engine.model.events import SessionStopped
+from tapewatch.engine.storage.journal import Journal
 
 SHORT = ["--synthetic", "--seed", "5", "--start", "2024-03-04", "--end", "2024-03-29"]
 
@@ -140,7 +140,7 @@ def test_demo_headless_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "console.cli",
+            "tapewatch.console.cli",
             "demo",
             "--headless",
             "--speed",
@@ -198,7 +198,7 @@ def test_a_journal_from_a_newer_tapewatch_is_refused_untouched(
 ) -> None:
     import sqlite3
 
-    from engine.journal import Journal, JournalError
+    from tapewatch.engine.storage.journal import Journal, JournalError
 
     path = tmp_path / "journal.sqlite3"
     Journal(path).close()
@@ -208,3 +208,20 @@ def test_a_journal_from_a_newer_tapewatch_is_refused_untouched(
     with pytest.raises(JournalError, match="newer"):
         Journal(path)
     assert path.read_bytes() == before
+
+
+def test_the_sandbox_without_its_extra_is_one_line_naming_the_install() -> None:
+    """aiohttp comes with tapewatch[sandbox]; without it the command says so, exit 2."""
+    code = (
+        "import sys\n"
+        "sys.modules['aiohttp'] = None  # as if the [sandbox] extra were not installed\n"
+        "from tapewatch.console.cli import main\n"
+        "sys.exit(main(['sandbox', '--port', '0']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "tapewatch sandbox: the sandbox needs its server packages: pip install 'tapewatch[sandbox]'"
+    ]

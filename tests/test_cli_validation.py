@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from console.cli import LONG_INPUT, SHOWN, build_parser, main
+from tapewatch.console.cli import LONG_INPUT, SHOWN, build_parser, main
 
 HUGE = str(10**20)
 LONG = "7" * 10_000  # a paste gone wrong
@@ -269,14 +269,14 @@ class Tty(io.StringIO):
 @pytest.fixture
 def credential_calls(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """Record keyring look-ups; answer "no keys stored" so a confirmed run stops right after."""
-    import engine.credentials
+    import tapewatch.engine.settings.credentials
 
     calls: list[object] = []
 
     def load_credentials(mode: object, *args: object, **kwargs: object) -> None:
         calls.append(mode)
 
-    monkeypatch.setattr(engine.credentials, "load_credentials", load_credentials)
+    monkeypatch.setattr(tapewatch.engine.settings.credentials, "load_credentials", load_credentials)
     return calls
 
 

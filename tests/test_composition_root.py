@@ -14,11 +14,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.api.sessions import Root
-from engine.api.settings import Settings, load_settings
-from engine.credentials import Credentials
-from engine.models import Mode
-from engine.sandbox import SandboxThread
+from tapewatch.engine.api.sessions import Root
+from tapewatch.engine.api.settings import Settings, load_settings
+from tapewatch.engine.model.types import Mode
+from tapewatch.engine.settings.credentials import Credentials
+from tapewatch.sandbox import SandboxThread
 from tests.alpaca.adapter_helpers import signal_after_first_fill
 from tests.alpaca.conftest import KEY, SECRET
 from tests.alpaca.conftest import make_sandbox as make_sandbox
@@ -96,7 +96,7 @@ async def test_paper_is_built_at_the_files_endpoints_and_feed(
     sandbox = make_sandbox(bar_interval=0.05, fill_delay=0.01)
     settings = settings_from(config_file(tmp_path, sandbox, feed="sip"), tmp_path)
     assert settings.endpoints(Mode.PAPER).feed == "sip"
-    from engine.root.live import LiveOptions
+    from tapewatch.engine.root.live import LiveOptions
 
     keys = Credentials(KEY, SECRET, "paper", "environment")
     options = LiveOptions(timeout=2.0, warmup_bars=20)
@@ -131,7 +131,15 @@ def test_run_headless_uses_the_config_files_endpoints_and_metrics(
         "PYTHONPATH": str(ROOT),
     }
     env.pop("TAPEWATCH_CONFIG", None)
-    argv = [sys.executable, "-m", "console.cli", "run", "--headless", "--config", str(path)]
+    argv = [
+        sys.executable,
+        "-m",
+        "tapewatch.console.cli",
+        "run",
+        "--headless",
+        "--config",
+        str(path),
+    ]
     code, lines, err = signal_after_first_fill(argv, env, ROOT, signal.SIGTERM)
     assert code == 0, err
     assert any(line.startswith("metrics: serving on http://127.0.0.1:") for line in lines), lines

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import ConfigError, EngineConfig
-from engine.config_file import (
+from tapewatch.engine.settings.config import ConfigError, EngineConfig
+from tapewatch.engine.settings.config_file import (
     DEFAULT_METRICS_HOST,
     ENDPOINT_ENV,
     ENV_CONFIG,
@@ -201,7 +201,7 @@ def test_the_tables_are_the_documented_ones() -> None:
 
 
 def test_the_keys_table_is_left_to_the_console_and_still_read_by_it(tmp_path: Path) -> None:
-    from console.keymap import KeymapError, load_keymap
+    from tapewatch.console.keymap import KeymapError, load_keymap
 
     path = write(tmp_path, FULL + 'flatten = "F"\n')
     assert dict(load_config_file(path, env={}).keys) == {"pause": "space", "flatten": "F"}
@@ -360,9 +360,9 @@ def test_an_unknown_override_name_is_a_programming_error() -> None:
 
 
 def test_the_names_agree_with_the_modules_that_use_them(tmp_path: Path) -> None:
-    from engine.alpaca.endpoints import CONFIG_KEYS, resolve_endpoints
-    from engine.metrics import DEFAULT_HOST
-    from engine.models import Mode
+    from tapewatch.engine.adapters.alpaca.endpoints import CONFIG_KEYS, resolve_endpoints
+    from tapewatch.engine.model.types import Mode
+    from tapewatch.engine.observability.metrics import DEFAULT_HOST
 
     assert DEFAULT_METRICS_HOST == DEFAULT_HOST
     assert ENDPOINT_ENV == CONFIG_KEYS

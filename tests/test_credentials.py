@@ -28,10 +28,10 @@ from keyring.backend import KeyringBackend
 from keyring.backends import fail
 from keyring.backends.chainer import ChainerBackend
 
-from console import login_cli
-from engine import credentials as cr
-from engine.models import Mode
-from engine.sandbox import SandboxConfig, SandboxThread
+from tapewatch.console import login_cli
+from tapewatch.engine.model.types import Mode
+from tapewatch.engine.settings import credentials as cr
+from tapewatch.sandbox import SandboxConfig, SandboxThread
 
 PAPER_KEY = "PK" + "TESTPAPERKEY00WXYZ"  # built at run time: no key-shaped literal in the tree
 PAPER_SECRET = "paper-secret-DO-NOT-PRINT-1f2e3d"
@@ -189,7 +189,7 @@ def test_environment_wins_with_a_notice_and_never_touches_the_keyring(
 ) -> None:
     cr.select_backend(backend=BrokenKeyring(keyring.errors.KeyringLocked("locked")))
     env = {cr.ENV_KEY_ID: LIVE_KEY, cr.ENV_SECRET: LIVE_SECRET}
-    with caplog.at_level(logging.WARNING, logger="engine.credentials"):
+    with caplog.at_level(logging.WARNING, logger="tapewatch.engine.settings.credentials"):
         creds = cr.load_credentials("live", env=env)
     assert creds is not None
     assert (creds.key_id, creds.secret, creds.mode, creds.source) == (

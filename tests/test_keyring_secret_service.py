@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.sandbox import SandboxConfig, SandboxThread
+from tapewatch.sandbox import SandboxConfig, SandboxThread
 from tests.services import SECRET_SERVICE, require
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ def paper_sandbox() -> Iterator[SandboxThread]:
 
 STORE = f"""
     import json
-    from engine import credentials as cr
+    from tapewatch.engine.settings import credentials as cr
     backend = cr.select_backend()
     cr.store_credentials("paper", {PAPER_KEY!r}, {PAPER_SECRET!r})
     cr.store_credentials("live", {LIVE_KEY!r}, {LIVE_SECRET!r})
@@ -118,7 +118,7 @@ STORE = f"""
 
 RELOAD_AND_DELETE = f"""
     import json
-    from engine import credentials as cr
+    from tapewatch.engine.settings import credentials as cr
     cr.select_backend()
     paper = cr.load_credentials("paper")
     first, second = cr.delete_credentials("paper"), cr.delete_credentials("paper")
@@ -158,8 +158,8 @@ def test_login_whoami_logout_with_a_real_secret_service(
 ) -> None:
     script = """
         import argparse, io, sys
-        from console import login_cli
-        from engine import credentials as cr
+        from tapewatch.console import login_cli
+        from tapewatch.engine.settings import credentials as cr
         parser = argparse.ArgumentParser(prog="tapewatch")
         login_cli.add_credential_commands(parser.add_subparsers(dest="command"))
         for argv in (["login"], ["whoami"], ["logout"], ["logout"], ["whoami"]):
@@ -190,7 +190,7 @@ def test_login_whoami_logout_with_a_real_secret_service(
 
 def test_locked_secret_service_is_the_one_message(box: Box) -> None:
     script = """
-        from engine import credentials as cr
+        from tapewatch.engine.settings import credentials as cr
         try:
             cr.select_backend()
         except cr.KeyringUnavailable as exc:
@@ -209,7 +209,7 @@ def test_locked_secret_service_is_the_one_message(box: Box) -> None:
 
 WHOAMI = """
     import argparse, sys
-    from console import login_cli
+    from tapewatch.console import login_cli
     args = argparse.Namespace(live=False, plaintext_ok=False)
     sys.exit(login_cli.cmd_whoami(args))
 """

@@ -1,8 +1,8 @@
 """One writer per data directory: a second headless run or console on the same paper journal
 exits 2 naming the PID that holds it; SIGKILL frees the lock; demo runs are never blocked.
 
-The end-to-end cases run ``python -m console.cli run --headless`` in real processes against the
-sandbox on 127.0.0.1 through the real alpaca-py clients.
+The end-to-end cases run ``python -m tapewatch.console.cli run --headless`` in real processes
+against the sandbox on 127.0.0.1 through the real alpaca-py clients.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.sandbox import SandboxThread
-from engine.writer_lock import LOCK_NAME, DataDirBusy, WriterLock
+from tapewatch.engine.storage.writer_lock import LOCK_NAME, DataDirBusy, WriterLock
+from tapewatch.sandbox import SandboxThread
 from tests.alpaca.adapter_helpers import sandbox_env
 from tests.alpaca.conftest import KEY, SECRET, sandbox_config
 
@@ -31,7 +31,7 @@ QUICK = ["--rsi-period", "2", "--sma-period", "3", "--rsi-oversold", "90", "--rs
 HOLD = (
     "import sys, time\n"
     "from pathlib import Path\n"
-    "from engine.writer_lock import WriterLock\n"
+    "from tapewatch.engine.storage.writer_lock import WriterLock\n"
     "lock = WriterLock.acquire(Path(sys.argv[1]), holder='a test holder')\n"
     "print('held', flush=True)\n"
     "time.sleep(120)\n"
@@ -120,7 +120,7 @@ def test_the_console_beside_a_running_writer_exits_2_before_connecting(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     proc, folder = holder
-    import console.launch as launch
+    import tapewatch.console.launch as launch
 
     monkeypatch.setattr(launch, "has_terminal", lambda: True)
     monkeypatch.setenv("APCA_API_KEY_ID", KEY)
@@ -130,7 +130,7 @@ def test_the_console_beside_a_running_writer_exits_2_before_connecting(
     try:
         code = launch.launch_console(args, demo=False, config=None)
     finally:
-        from engine.logs import teardown_logging
+        from tapewatch.engine.observability.logs import teardown_logging
 
         teardown_logging()
     err = capsys.readouterr().err
@@ -163,7 +163,15 @@ def _env(sandbox: SandboxThread) -> dict[str, str]:
 
 
 def _run(data: Path) -> list[str]:
-    return [sys.executable, "-m", "console.cli", "run", "--headless", "--data-dir", str(data)]
+    return [
+        sys.executable,
+        "-m",
+        "tapewatch.console.cli",
+        "run",
+        "--headless",
+        "--data-dir",
+        str(data),
+    ]
 
 
 def test_a_second_headless_run_exits_2_and_a_restart_after_sigkill_starts(
@@ -210,7 +218,7 @@ def test_a_second_headless_run_exits_2_and_a_restart_after_sigkill_starts(
     assert [r["action"] for r in audit] == ["session_start", "session_start", "session_stop"]
     assert audit[-1]["detail"] == "received SIGTERM (signal SIGTERM)"
     check = subprocess.run(
-        [sys.executable, "-m", "console.cli", "audit", "verify", "--data-dir", str(data)],
+        [sys.executable, "-m", "tapewatch.console.cli", "audit", "verify", "--data-dir", str(data)],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert check.returncode == 0 and "journal anchor(s) match" in check.stdout, check
@@ -221,7 +229,7 @@ def test_demo_runs_are_not_blocked_by_a_writer(
 ) -> None:
     _, folder = holder
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "console.cli", "demo", "--headless", "--speed", "3000"]
+    argv = [sys.executable, "-m", "tapewatch.console.cli", "demo", "--headless", "--speed", "3000"]
     demos = [_spawn([*argv, "--data-dir", str(folder.parent)], env) for _ in range(2)]
     try:
         for demo in demos:

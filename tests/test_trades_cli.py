@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from console.cli import main
-from console.trades_cli import HEADERS
-from engine.config import ExecutionConfig
-from engine.events import OrderFilled
-from engine.journal import Journal
-from engine.models import Fill, Mode, Order, OrderStatus, Side
-from engine.trades import journal_for, read_fills
+from tapewatch.console.cli import main
+from tapewatch.console.trades_cli import HEADERS
+from tapewatch.engine.model.events import OrderFilled
+from tapewatch.engine.model.types import Fill, Mode, Order, OrderStatus, Side
+from tapewatch.engine.settings.config import ExecutionConfig
+from tapewatch.engine.storage.journal import Journal
+from tapewatch.engine.storage.trades import journal_for, read_fills
 from tests.helpers import bars_from_closes, feed_bars, make_engine, small_config
 
 ENTRY = [100, 101, 102, 103, 104, 110, 109.5, 109, 108.8]  # tests/engine/test_engine.py: BUY
@@ -190,8 +190,8 @@ def test_modes_and_an_explicit_journal_pick_their_own_files(
 
 
 def test_the_layout_is_the_one_the_engine_writes(tmp_path: Path) -> None:
-    from engine.live_wiring import journal_path
-    from engine.wiring import demo_journal_path
+    from tapewatch.engine.root.demo import demo_journal_path
+    from tapewatch.engine.root.live import journal_path
 
     for mode in (Mode.PAPER, Mode.LIVE):
         path = journal_path(tmp_path, mode)
@@ -264,11 +264,10 @@ WRITER = """
 import sqlite3, sys
 from datetime import UTC, datetime
 from pathlib import Path
-from engine.events import OrderFilled
-from engine.journal import Journal
-from engine.models import Fill, Order, OrderStatus, Side
-from engine.writer_lock import WriterLock
-
+from tapewatch.engine.model.events import OrderFilled
+from tapewatch.engine.storage.journal import Journal
+from tapewatch.engine.model.types import Fill, Order, OrderStatus, Side
+from tapewatch.engine.storage.writer_lock import WriterLock
 path = Path(sys.argv[1])
 lock = WriterLock.acquire(path.parent)  # the running session's one-writer lock
 journal = Journal(path)

@@ -7,10 +7,10 @@ import time
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
-from console.format import ET, pct, price
-from console.panes.base import View
-from console.panes.chart import CandleChart
-from engine.api.snapshot import Snapshot
+from tapewatch.console.format import ET, pct, price
+from tapewatch.console.panes.base import View
+from tapewatch.console.panes.chart import CandleChart
+from tapewatch.engine.api.snapshot import Snapshot
 
 
 def day_change(state: Snapshot) -> tuple[float, float] | None:

@@ -16,7 +16,7 @@ from textual.app import App
 from textual.color import Color, ColorParseError
 from textual.widgets import Static
 
-from engine.api.snapshot import Snapshot
+from tapewatch.engine.api.snapshot import Snapshot
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,10 @@ from rich.console import Group
 from rich.style import Style
 from rich.text import Text
 
-from console.format import et
-from console.panes.base import Pane, View
-from console.panes.header import trading_label
-from engine.api.types import BreakerStatus, Mode
+from tapewatch.console.format import et
+from tapewatch.console.panes.base import Pane, View
+from tapewatch.console.panes.header import trading_label
+from tapewatch.engine.api.types import BreakerStatus, Mode
 
 GAUGE = 8
 LABELS = {"ratelimit": "rate-lim"}  # names wider than the 9-column name cell

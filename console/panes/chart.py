@@ -16,8 +16,8 @@ from rich.style import Style
 from rich.text import Span, Text
 from textual.widget import Widget
 
-from console.format import ET
-from engine.api.types import Bar
+from tapewatch.console.format import ET
+from tapewatch.engine.api.types import Bar
 
 # plotext's fixed candle colours (standard 2 = green, 1 = red) and the colour we give the SMA
 # line through a private plotext theme; each is swapped for the tapewatch theme's colour.

@@ -11,9 +11,9 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from console.format import et, money, pct, span
-from console.panes.base import Palette, Pane, View
-from engine.api.types import Mode, TradingState
+from tapewatch.console.format import et, money, pct, span
+from tapewatch.console.panes.base import Palette, Pane, View
+from tapewatch.engine.api.types import Mode, TradingState
 
 
 def badge(mode: Mode, palette: Palette) -> Text:

@@ -10,9 +10,9 @@ from rich.console import Group
 from rich.style import Style
 from rich.text import Text
 
-from console.format import price
-from console.panes.base import Pane, View
-from console.panes.spark import band_marks, sparkline
+from tapewatch.console.format import price
+from tapewatch.console.panes.base import Pane, View
+from tapewatch.console.panes.spark import band_marks, sparkline
 
 
 def _mark(ok: bool, view: View) -> Text:

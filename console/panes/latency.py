@@ -10,9 +10,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from console.format import DASH, duration
-from console.panes.base import Pane, View
-from console.panes.spark import histogram
+from tapewatch.console.format import DASH, duration
+from tapewatch.console.panes.base import Pane, View
+from tapewatch.console.panes.spark import histogram
 
 STAGES = (
     ("bar_to_decision", "bar→decision"),

@@ -15,9 +15,9 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from console.format import duration, et, price, qty
-from console.panes.base import View
-from engine.api.snapshot import OrderLine
+from tapewatch.console.format import duration, et, price, qty
+from tapewatch.console.panes.base import View
+from tapewatch.engine.api.snapshot import OrderLine
 
 COLUMNS = ("Time", "Side", "Qty", "Sym", "Status", "Fill", "Latency", "Reason")
 _SIGNATURE_ROWS = 20  # rows change state only while recent; older ones are settled

@@ -6,8 +6,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from console.format import money, pct, price, qty
-from console.panes.base import Pane, View
+from tapewatch.console.format import money, pct, price, qty
+from tapewatch.console.panes.base import Pane, View
 
 
 class PositionsPane(Pane):

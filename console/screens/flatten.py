@@ -8,9 +8,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from console.format import money, price, qty
-from console.screens.confirm import ConfirmScreen
-from engine.api.types import OrderRequest
+from tapewatch.console.format import money, price, qty
+from tapewatch.console.screens.confirm import ConfirmScreen
+from tapewatch.engine.api.types import OrderRequest
 
 
 def preview_body(requests: Sequence[OrderRequest], in_flight: int) -> RenderableType:

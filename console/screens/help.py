@@ -14,7 +14,7 @@ from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from console.keymap import ACTIONS
+from tapewatch.console.keymap import ACTIONS
 
 
 def _keys(spec: str) -> str:

@@ -20,12 +20,12 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from console.format import qty
-from engine.api.commands import Choice as CommandChoice
-from engine.api.commands import ResolveReconciliation
-from engine.api.handle import EngineHandle
-from engine.api.replies import Refused, Reply
-from engine.api.types import BROKER_ONLY_ORDER, POSITION, Difference
+from tapewatch.console.format import qty
+from tapewatch.engine.api.commands import Choice as CommandChoice
+from tapewatch.engine.api.commands import ResolveReconciliation
+from tapewatch.engine.api.handle import EngineHandle
+from tapewatch.engine.api.replies import Refused, Reply
+from tapewatch.engine.api.types import BROKER_ONLY_ORDER, POSITION, Difference
 
 Choice = Literal["adopt", "flatten", "keep"]
 CHOICES: tuple[Choice, ...] = ("adopt", "flatten", "keep")

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from engine.models import Mode
-from engine.serde import from_data, to_data
+from tapewatch.engine.model.serde import from_data, to_data
+from tapewatch.engine.model.types import Mode
 
 Choice = Literal["adopt", "flatten", "keep_paused"]
 CHOICES: tuple[Choice, ...] = ("adopt", "flatten", "keep_paused")

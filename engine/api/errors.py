@@ -5,8 +5,8 @@ Re-exported from where they are raised; the console catches them without knowing
 
 from __future__ import annotations
 
-from engine.config import ConfigError
-from engine.feeds.base import DataError
-from engine.journal import JournalError
+from tapewatch.engine.core.feed import DataError
+from tapewatch.engine.settings.config import ConfigError
+from tapewatch.engine.storage.journal import JournalError
 
 __all__ = ["ConfigError", "DataError", "JournalError"]

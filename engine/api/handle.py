@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.api.commands import (
+from tapewatch.engine.api.commands import (
     Command,
     Flatten,
     Pause,
@@ -28,17 +28,23 @@ from engine.api.commands import (
     Stop,
     SwitchAccount,
 )
-from engine.api.replies import Accepted, FlattenPreview, FlattenSent, Refused, Reply, SpeedChanged
-from engine.api.snapshot import ActiveAlert, Hours, Reconciliation, Snapshot, snapshot_of
-from engine.brokers.base import BrokerError
-from engine.events import Event
-from engine.latency import STAGES
-from engine.models import Mode
+from tapewatch.engine.api.replies import (
+    Accepted,
+    FlattenPreview,
+    FlattenSent,
+    Refused,
+    Reply,
+    SpeedChanged,
+)
+from tapewatch.engine.api.snapshot import ActiveAlert, Hours, Reconciliation, Snapshot, snapshot_of
+from tapewatch.engine.core.broker import BrokerError
+from tapewatch.engine.model.events import Event
+from tapewatch.engine.model.types import Mode
+from tapewatch.engine.observability.latency import STAGES
 
 if TYPE_CHECKING:
-    from engine.api.commands import Choice
-    from engine.engine import Engine
-
+    from tapewatch.engine.api.commands import Choice
+    from tapewatch.engine.core.engine import Engine
 CLOCK_EVERY = 1.0  # seconds between re-readings of what changes with time alone
 STOPPED = "The engine is stopping: no more commands"
 NO_HOST = "This session has no other account to switch to"
@@ -114,7 +120,9 @@ class InProcessHandle:
         self._monotonic = monotonic
         self._rules: Any = None
         if alerts:
-            from engine.alerts import EngineAlerts  # numpy + prometheus: only when attached
+            from tapewatch.engine.observability.alerts import (
+                EngineAlerts,  # numpy + prometheus: only when attached
+            )
 
             self._rules = EngineAlerts(engine)
         self._active: dict[str, ActiveAlert] = {}
@@ -229,7 +237,7 @@ class InProcessHandle:
         return Refused(f"Unknown command {type(command).__name__}")
 
     async def _reset(self, command: ResetBreaker) -> Reply:
-        from engine.engine import EngineCommandError
+        from tapewatch.engine.core.engine import EngineCommandError
 
         try:
             await self._engine.reset_breaker(who=command.who, name=command.name)
@@ -238,7 +246,7 @@ class InProcessHandle:
         return Accepted(f"trading is {self._engine.state.trading_state.value}")
 
     def _preview_switch(self, mode: Mode) -> Reply:
-        from engine.api.replies import SwitchPreview
+        from tapewatch.engine.api.replies import SwitchPreview
 
         account = self._host.describe_account(mode) if self._host is not None else None
         if account is None:

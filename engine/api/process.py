@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.stop_deadline import STOP_DEADLINE, ExitDeadline
+from tapewatch.engine.root.stop_deadline import STOP_DEADLINE, ExitDeadline
 
 __all__ = ["STOP_DEADLINE", "ExitDeadline", "runtime_facts"]
 
@@ -16,7 +16,7 @@ __all__ = ["STOP_DEADLINE", "ExitDeadline", "runtime_facts"]
 def runtime_facts(data_dir: Path | None) -> str:
     """Versions, keyring backend, data folder: slow (the keyring may talk to D-Bus), so call it
     in a worker thread."""
-    from engine.clock import LiveClock
-    from engine.runtime import collect_runtime_facts, format_facts
+    from tapewatch.engine.core.clock import LiveClock
+    from tapewatch.engine.observability.runtime import collect_runtime_facts, format_facts
 
     return format_facts(collect_runtime_facts(LiveClock().now(), data_dir=data_dir))

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.models import Mode, Order, OrderRequest
-from engine.serde import from_data, to_data
+from tapewatch.engine.model.serde import from_data, to_data
+from tapewatch.engine.model.types import Mode, Order, OrderRequest
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ A front end says what it wants — ``Root(settings).demo()``, ``.live(mode, keys
 journal itself. ``SessionHost`` is what only the host may do (switch the account by mode).
 """
 
-from engine.root import Root
-from engine.root.host import AccountUnavailable, BrokerSource, NoBrokers, SessionHost
+from tapewatch.engine.root import Root
+from tapewatch.engine.root.host import AccountUnavailable, BrokerSource, NoBrokers, SessionHost
 
 __all__ = ["AccountUnavailable", "BrokerSource", "NoBrokers", "Root", "SessionHost"]

@@ -5,11 +5,11 @@ The CLI turns what the user typed into a ``Settings`` with ``load_settings`` and
 status (``ConfigError`` names the flag or the file key it is about).
 """
 
-from engine.config import EngineConfig, clip, config_dir, data_dir
-from engine.config_file import FileConfig, config_path, load_config_file
-from engine.settings.errors import ConfigError, TapewatchError, UsageError
-from engine.settings.fields import ENGINE_FIELDS, FIELDS, Field
-from engine.settings.model import Settings, check_metrics, load_settings
+from tapewatch.engine.settings.config import EngineConfig, clip, config_dir, data_dir
+from tapewatch.engine.settings.config_file import FileConfig, config_path, load_config_file
+from tapewatch.engine.settings.errors import ConfigError, TapewatchError, UsageError
+from tapewatch.engine.settings.fields import ENGINE_FIELDS, FIELDS, Field
+from tapewatch.engine.settings.model import Settings, check_metrics, load_settings
 
 __all__ = [
     "ENGINE_FIELDS",

@@ -16,17 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.events import SignalEvaluated
-from engine.health import StreamHealth
-from engine.latency import STAGES, LatencySummary
-from engine.models import Bar, Mode, Position, TradingState
-from engine.reconcile import Difference
-from engine.risk.base import BreakerStatus
-from engine.serde import from_data, to_data
+from tapewatch.engine.core.reconcile import Difference
+from tapewatch.engine.model.events import SignalEvaluated
+from tapewatch.engine.model.serde import from_data, to_data
+from tapewatch.engine.model.types import Bar, Mode, Position, TradingState
+from tapewatch.engine.observability.health import StreamHealth
+from tapewatch.engine.observability.latency import STAGES, LatencySummary
+from tapewatch.engine.risk.base import BreakerStatus
 
 if TYPE_CHECKING:
-    from engine.engine import Engine
-
+    from tapewatch.engine.core.engine import Engine
 SCHEMA = 1
 
 
@@ -83,7 +82,7 @@ class Stream:
 
 @dataclass(frozen=True, slots=True)
 class ActiveAlert:
-    """An alert rule that is raised (``engine.alerts``); the message is as it was raised."""
+    """A raised alert rule (``engine.observability.alerts``), its message as it was raised."""
 
     name: str
     message: str

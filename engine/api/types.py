@@ -6,7 +6,13 @@ toasts are the very classes the engine uses, so nothing is translated at the bou
 
 from __future__ import annotations
 
-from engine.events import (
+from tapewatch.engine.core.reconcile import (
+    BROKER_ONLY_ORDER,
+    JOURNAL_ONLY_ORDER,
+    POSITION,
+    Difference,
+)
+from tapewatch.engine.model.events import (
     AccountAdopted,
     BarClosed,
     BreakerChanged,
@@ -25,9 +31,7 @@ from engine.events import (
     SignalEvaluated,
     TradingStateChanged,
 )
-from engine.health import StreamHealth
-from engine.latency import LatencySummary
-from engine.models import (
+from tapewatch.engine.model.types import (
     Bar,
     Fill,
     Intent,
@@ -39,8 +43,9 @@ from engine.models import (
     Side,
     TradingState,
 )
-from engine.reconcile import BROKER_ONLY_ORDER, JOURNAL_ONLY_ORDER, POSITION, Difference
-from engine.risk.base import BreakerStatus
+from tapewatch.engine.observability.health import StreamHealth
+from tapewatch.engine.observability.latency import LatencySummary
+from tapewatch.engine.risk.base import BreakerStatus
 
 __all__ = [
     "BROKER_ONLY_ORDER",

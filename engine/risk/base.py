@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from engine.models import TradingState
+from tapewatch.engine.model.types import TradingState
 
 
 @dataclass(frozen=True, slots=True)

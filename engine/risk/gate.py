@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Protocol
 
-from engine.config import RiskConfig
-from engine.events import BreakerChanged
-from engine.models import Intent, OrderRequest, Side, TradingState
-from engine.risk.base import Breaker, BreakerStatus, RiskDecision
-from engine.risk.drawdown import DrawdownBreaker
-from engine.risk.pause import PauseBreaker
-from engine.risk.stale import StaleDataBreaker
+from tapewatch.engine.model.events import BreakerChanged
+from tapewatch.engine.model.types import Intent, OrderRequest, Side, TradingState
+from tapewatch.engine.risk.base import Breaker, BreakerStatus, RiskDecision
+from tapewatch.engine.risk.drawdown import DrawdownBreaker
+from tapewatch.engine.risk.pause import PauseBreaker
+from tapewatch.engine.risk.stale import StaleDataBreaker
+from tapewatch.engine.settings.config import RiskConfig
 
 _ALLOW = RiskDecision(allowed=True)
 _QTY_EPS = 1e-9  # Alpaca's fractional precision: a sell of the whole floored position is fine

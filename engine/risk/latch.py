@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from engine.models import TradingState
+from tapewatch.engine.model.types import TradingState
 
 
 class Latch:

@@ -22,9 +22,9 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 
-from engine.events import BreakerChanged, Event, Notice
-from engine.models import TradingState
-from engine.risk.base import BreakerStatus
+from tapewatch.engine.model.events import BreakerChanged, Event, Notice
+from tapewatch.engine.model.types import TradingState
+from tapewatch.engine.risk.base import BreakerStatus
 
 log = logging.getLogger("tapewatch.risk.ratelimit")
 

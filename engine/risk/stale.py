@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from engine.models import TradingState
-from engine.risk.base import BreakerStatus
-from engine.risk.latch import Latch
+from tapewatch.engine.model.types import TradingState
+from tapewatch.engine.risk.base import BreakerStatus
+from tapewatch.engine.risk.latch import Latch
 
 WARNING_FRACTION = 0.8
 

@@ -17,21 +17,20 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from engine.models import Mode
+from tapewatch.engine.model.types import Mode
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from engine.calendar import MarketCalendar
-    from engine.engine import Engine
-    from engine.reconcile import Reconciler
-    from engine.root.backtest import BacktestParts
-    from engine.root.demo import DemoOptions, DemoSession
-    from engine.root.host import BrokerSource, SessionHost
-    from engine.root.live import KeyPair, LiveOptions, LiveSession
-    from engine.root.observers import Observers
-    from engine.settings.model import Settings
-
+    from tapewatch.engine.core.engine import Engine
+    from tapewatch.engine.core.reconcile import Reconciler
+    from tapewatch.engine.market.calendar import MarketCalendar
+    from tapewatch.engine.root.backtest import BacktestParts
+    from tapewatch.engine.root.demo import DemoOptions, DemoSession
+    from tapewatch.engine.root.host import BrokerSource, SessionHost
+    from tapewatch.engine.root.live import KeyPair, LiveOptions, LiveSession
+    from tapewatch.engine.root.observers import Observers
+    from tapewatch.engine.settings.model import Settings
 __all__ = ["Root"]
 
 
@@ -43,7 +42,7 @@ class Root:
 
     def backtest(self, start: datetime) -> BacktestParts:
         """The engine, SimBroker and SimClock a backtest drives (no journal, no sleeping)."""
-        from engine.root.backtest import build_backtest
+        from tapewatch.engine.root.backtest import build_backtest
 
         return build_backtest(self.settings.engine, start)
 
@@ -56,7 +55,7 @@ class Root:
     ) -> DemoSession:
         """Synthetic bars at the settings' seed and speed against the SimBroker; journaled
         under the data directory unless ``journal`` is False or there is none."""
-        from engine.root.demo import DemoOptions, build_demo
+        from tapewatch.engine.root.demo import DemoOptions, build_demo
 
         s = self.settings
         chosen = options or DemoOptions(seed=s.seed, speed=s.speed)
@@ -73,8 +72,8 @@ class Root:
     ) -> LiveSession:
         """Connect, reconcile and warm up a paper or live session at the settings' endpoints
         and data feed (the config file's [alpaca] table and the environment)."""
-        from engine.root.live import LiveOptions, build_live_session
-        from engine.settings.errors import ConfigError
+        from tapewatch.engine.root.live import LiveOptions, build_live_session
+        from tapewatch.engine.settings.errors import ConfigError
 
         s = self.settings
         if s.data_dir is None:
@@ -88,8 +87,8 @@ class Root:
 
     def observe(self, engine: Engine, *, headless: bool, data_dir: Path | None = None) -> Observers:
         """The order log, audit trail and metrics ([metrics] or --metrics-*) for ``engine``."""
-        from engine.root.observers import attach_observers
-        from engine.settings.errors import ConfigError
+        from tapewatch.engine.root.observers import attach_observers
+        from tapewatch.engine.settings.errors import ConfigError
 
         folder = data_dir or self.settings.data_dir
         if folder is None:
@@ -104,6 +103,6 @@ class Root:
     ) -> SessionHost:
         """The host side of ``engine``'s session (what ``InProcessHandle`` takes): account
         switches by mode and the reconciler's questions."""
-        from engine.root.host import SessionHost
+        from tapewatch.engine.root.host import SessionHost
 
         return SessionHost(engine, accounts, reconciler)

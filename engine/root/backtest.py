@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from engine.brokers.sim import SimBroker
-from engine.calendar import MarketCalendar
-from engine.clock import SimClock
-from engine.config import EngineConfig
-from engine.engine import Engine
-from engine.models import Mode
+from tapewatch.engine.adapters.sim.broker import SimBroker
+from tapewatch.engine.core.clock import SimClock
+from tapewatch.engine.core.engine import Engine
+from tapewatch.engine.market.calendar import MarketCalendar
+from tapewatch.engine.model.types import Mode
+from tapewatch.engine.settings.config import EngineConfig
 
 
 @dataclass(slots=True)

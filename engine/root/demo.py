@@ -1,6 +1,6 @@
 """The offline demo: synthetic bars paced in real time against the SimBroker.
 
-Built only through the composition root (``engine.root``); ``engine.wiring`` re-exports these
+Built only through the composition root (``engine.root``); ``engine.root.demo`` re-exports these
 names for older imports.
 """
 
@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from engine.brokers.sim import SimBroker
-from engine.calendar import MarketCalendar
-from engine.clock import LiveClock, SimClock
-from engine.config import EngineConfig
-from engine.engine import Engine
-from engine.feeds.bars import BarArrays
-from engine.feeds.replay import ReplayFeed
-from engine.feeds.synthetic import SyntheticMarket
-from engine.journal import Journal
-from engine.models import Mode
+from tapewatch.engine.adapters.sim.broker import SimBroker
+from tapewatch.engine.adapters.sim.replay import ReplayFeed
+from tapewatch.engine.core.clock import LiveClock, SimClock
+from tapewatch.engine.core.engine import Engine
+from tapewatch.engine.market.bars import BarArrays
+from tapewatch.engine.market.calendar import MarketCalendar
+from tapewatch.engine.market.synthetic import SyntheticMarket
+from tapewatch.engine.model.types import Mode
+from tapewatch.engine.settings.config import EngineConfig
+from tapewatch.engine.storage.journal import Journal
 
 DEMO_START = date(2026, 1, 2)
 DEMO_WARMUP_BARS = 240

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from engine.models import Mode
-from engine.settings.errors import TapewatchError
+from tapewatch.engine.model.types import Mode
+from tapewatch.engine.settings.errors import TapewatchError
 
 if TYPE_CHECKING:  # console.accounts imports this module before the first frame: keep it light
-    from engine.api.commands import Choice
-    from engine.api.replies import Reply
-    from engine.api.snapshot import Reconciliation
-    from engine.brokers.base import Broker
-    from engine.engine import Engine
-    from engine.reconcile import Difference, Reconciler
+    from tapewatch.engine.api.commands import Choice
+    from tapewatch.engine.api.replies import Reply
+    from tapewatch.engine.api.snapshot import Reconciliation
+    from tapewatch.engine.core.broker import Broker
+    from tapewatch.engine.core.engine import Engine
+    from tapewatch.engine.core.reconcile import Difference, Reconciler
 
 
 class AccountUnavailable(TapewatchError):
@@ -97,9 +97,9 @@ class SessionHost:
         """Trade ``mode``'s account from now on; refused (with the reason) when it has no
         keys, Alpaca refuses or cannot be reached, or the engine refuses (HALTED, orders in
         flight) — the new broker is then closed again."""
-        from engine.api.replies import Accepted, AccountSwitched, Refused
-        from engine.brokers.base import BrokerError
-        from engine.engine import EngineCommandError
+        from tapewatch.engine.api.replies import Accepted, AccountSwitched, Refused
+        from tapewatch.engine.core.broker import BrokerError
+        from tapewatch.engine.core.engine import EngineCommandError
 
         try:
             broker, account, endpoint = await self.accounts.connect(mode)
@@ -115,15 +115,15 @@ class SessionHost:
         return Accepted(f"Now trading {mode.value}: {account}", AccountSwitched(mode, account))
 
     def reconciliation(self) -> Reconciliation | None:
-        from engine.api.snapshot import Reconciliation
+        from tapewatch.engine.api.snapshot import Reconciliation
 
         if self._reconciler is None:
             return None
         return Reconciliation(self._asks, tuple(self._reconciler.pending))
 
     async def resolve_reconciliation(self, choice: Choice, who: str) -> Reply:
-        from engine.api.replies import Accepted, Refused
-        from engine.brokers.base import BrokerError
+        from tapewatch.engine.api.replies import Accepted, Refused
+        from tapewatch.engine.core.broker import BrokerError
 
         reconciler = self._reconciler
         if reconciler is None:

@@ -1,6 +1,6 @@
 """Paper and live sessions: the same Engine as the demo, with Alpaca plugged in.
 
-Built only through the composition root (``engine.root``); ``engine.live_wiring`` re-exports
+Built only through the composition root (``engine.root``); ``engine.root.live`` re-exports
 these names for older imports. The twin of ``engine.root.demo.build_demo``. Start-up runs in
 the order a restart needs:
 
@@ -44,25 +44,25 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from engine.alpaca.clock import BrokerClock
-from engine.alpaca.endpoints import Endpoints, resolve_endpoints
-from engine.alpaca.hours import SessionHours
-from engine.alpaca.mapping import AssetInfo
-from engine.alpaca.rest import RetryPolicy
-from engine.alpaca.startup import StartupWait
-from engine.alpaca.streams import stop_task
-from engine.brokers.alpaca import AlpacaBroker
-from engine.brokers.base import BrokerError
-from engine.calendar import MarketCalendar
-from engine.clock import Clock
-from engine.config import ConfigError, EngineConfig
-from engine.engine import Engine
-from engine.events import BreakerChanged, Event
-from engine.feeds.alpaca import AlpacaFeed
-from engine.journal import Journal
-from engine.models import AccountSnapshot, Mode
-from engine.reconcile import BROKER_ONLY_ORDER, POSITION, Difference, Reconciler
-from engine.risk.ratelimit import RateLimitBreaker, watch
+from tapewatch.engine.adapters.alpaca.broker import AlpacaBroker
+from tapewatch.engine.adapters.alpaca.clock import BrokerClock
+from tapewatch.engine.adapters.alpaca.endpoints import Endpoints, resolve_endpoints
+from tapewatch.engine.adapters.alpaca.feed import AlpacaFeed
+from tapewatch.engine.adapters.alpaca.hours import SessionHours
+from tapewatch.engine.adapters.alpaca.mapping import AssetInfo
+from tapewatch.engine.adapters.alpaca.rest import RetryPolicy
+from tapewatch.engine.adapters.alpaca.startup import StartupWait
+from tapewatch.engine.adapters.alpaca.streams import stop_task
+from tapewatch.engine.core.broker import BrokerError
+from tapewatch.engine.core.clock import Clock
+from tapewatch.engine.core.engine import Engine
+from tapewatch.engine.core.reconcile import BROKER_ONLY_ORDER, POSITION, Difference, Reconciler
+from tapewatch.engine.market.calendar import MarketCalendar
+from tapewatch.engine.model.events import BreakerChanged, Event
+from tapewatch.engine.model.types import AccountSnapshot, Mode
+from tapewatch.engine.risk.ratelimit import RateLimitBreaker, watch
+from tapewatch.engine.settings.config import ConfigError, EngineConfig
+from tapewatch.engine.storage.journal import Journal
 
 log = logging.getLogger("tapewatch.live")
 
@@ -72,7 +72,7 @@ T = TypeVar("T")
 
 
 class KeyPair(Protocol):
-    """What the session needs from ``engine.credentials.Credentials``."""
+    """What the session needs from ``engine.settings.credentials.Credentials``."""
 
     @property
     def key_id(self) -> str: ...

@@ -11,15 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.audit import AuditTrail, attach_audit, default_audit_path
-from engine.config_file import MetricsSettings
-from engine.engine import Engine
-from engine.events import Notice
-from engine.logs import log_order_event
+from tapewatch.engine.core.engine import Engine
+from tapewatch.engine.model.events import Notice
+from tapewatch.engine.observability.audit import AuditTrail, attach_audit, default_audit_path
+from tapewatch.engine.observability.logs import log_order_event
+from tapewatch.engine.settings.config_file import MetricsSettings
 
 if TYPE_CHECKING:
-    from engine.metrics import MetricsServer
-
+    from tapewatch.engine.observability.metrics import MetricsServer
 log = logging.getLogger("tapewatch.metrics")
 
 
@@ -46,7 +45,9 @@ def serve_metrics(
     """
     if metrics.port is None:
         return None
-    from engine.metrics import EngineMetrics  # numpy, prometheus-client: only when asked
+    from tapewatch.engine.observability.metrics import (
+        EngineMetrics,  # numpy, prometheus-client: only when asked
+    )
 
     server = EngineMetrics(engine, data_dir=data_dir).server(metrics.host, metrics.port).start()
     line = f"metrics: serving on {server.url}"

@@ -4,8 +4,8 @@ cause (``errors``), and the one object a session is built from (``model.Settings
 Only the light parts are imported here; ``engine.settings.model`` loads the config file.
 """
 
-from engine.settings.errors import ConfigError, TapewatchError, UsageError, Where
-from engine.settings.fields import BY_NAME, FIELDS, Field, Range
+from tapewatch.engine.settings.errors import ConfigError, TapewatchError, UsageError, Where
+from tapewatch.engine.settings.fields import BY_NAME, FIELDS, Field, Range
 
 __all__ = [
     "BY_NAME",

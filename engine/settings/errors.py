@@ -88,6 +88,6 @@ class ConfigError(UsageError, ValueError):
         return self.at(replace(self.where, notes=tuple(notes)))
 
     def __str__(self) -> str:
-        from engine.settings.render import render
+        from tapewatch.engine.settings.render import render
 
         return render(self)

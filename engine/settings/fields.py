@@ -1,11 +1,11 @@
 """Every setting a user can give, once: its TOML table and key, CLI flag, environment
 variable, type and range.
 
-The config file's schema, the CLI's strategy flags, the range checks in ``engine.config`` and
-the endpoint variables all read this table, so a setting cannot be spelt two ways. Defaults
-live on the dataclasses in ``engine.config`` (the model the engine consumes); this table only
-says how each one is named, typed and bounded. It imports nothing heavy: ``tapewatch --help``
-reads it.
+The config file's schema, the CLI's strategy flags, the range checks in
+``engine.settings.config`` and the endpoint variables all read this table, so a setting cannot
+be spelt two ways. Defaults live on the dataclasses in ``engine.settings.config`` (the model the
+engine consumes); this table only says how each one is named, typed and bounded. It imports
+nothing heavy: ``tapewatch --help`` reads it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from engine.settings.errors import ConfigError
+from tapewatch.engine.settings.errors import ConfigError
 
 Kind = str  # "int", "number", "text", "http", "ws", "feed", "port", "host"
 
@@ -220,7 +220,7 @@ ENGINE_TABLES = ("strategy", "execution", "risk")
 ENGINE_FIELDS: tuple[Field, ...] = tuple(
     f for f in FIELDS if f.table in ENGINE_TABLES or f.name == "account.starting_cash"
 )
-"""The fields ``engine.config.EngineConfig`` holds (the strategy flags of demo, backtest, run)."""
+"""The fields ``engine.settings.config.EngineConfig`` holds (the strategy flags)."""
 
 ENDPOINT_ENV: Mapping[str, str] = MappingProxyType(
     {f.key: f.env for f in FIELDS if f.table == "alpaca" and f.env is not None}

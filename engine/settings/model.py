@@ -15,13 +15,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from engine.alpaca.endpoints import Endpoints
-from engine.config import EngineConfig, clip
-from engine.config import data_dir as default_data_dir
-from engine.config_file import AlpacaSettings, FileConfig, MetricsSettings, load_config_file
-from engine.models import Mode
-from engine.settings.errors import ConfigError
-from engine.settings.fields import ENGINE_FIELDS
+from tapewatch.engine.adapters.alpaca.endpoints import Endpoints
+from tapewatch.engine.model.types import Mode
+from tapewatch.engine.settings.config import EngineConfig, clip
+from tapewatch.engine.settings.config import data_dir as default_data_dir
+from tapewatch.engine.settings.config_file import (
+    AlpacaSettings,
+    FileConfig,
+    MetricsSettings,
+    load_config_file,
+)
+from tapewatch.engine.settings.errors import ConfigError
+from tapewatch.engine.settings.fields import ENGINE_FIELDS
 
 DEFAULT_SEED = 7
 DEFAULT_SPEED = 60.0

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.settings.errors import ConfigError
-from engine.settings.fields import BY_NAME, Field
+from tapewatch.engine.settings.errors import ConfigError
+from tapewatch.engine.settings.fields import BY_NAME, Field
 
 
 def toml_value(value: object) -> str:

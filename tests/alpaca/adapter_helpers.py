@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.alpaca.endpoints import Endpoints
-from engine.alpaca.rest import RetryPolicy
-from engine.brokers.alpaca import AlpacaBroker
-from engine.models import Mode
-from engine.sandbox import SandboxThread
+from tapewatch.engine.adapters.alpaca.broker import AlpacaBroker
+from tapewatch.engine.adapters.alpaca.endpoints import Endpoints
+from tapewatch.engine.adapters.alpaca.rest import RetryPolicy
+from tapewatch.engine.model.types import Mode
+from tapewatch.sandbox import SandboxThread
 from tests.alpaca.conftest import KEY, SECRET
 
 FAST_RETRIES = RetryPolicy(base=0.01, server_error_base=0.01, cap=0.1)

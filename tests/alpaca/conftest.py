@@ -18,7 +18,7 @@ import pytest
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.trading.client import TradingClient
 
-from engine.sandbox import SandboxConfig, SandboxThread
+from tapewatch.sandbox import SandboxConfig, SandboxThread
 
 START = datetime(2024, 3, 5, 15, 0, tzinfo=UTC)  # a Tuesday, 10:00 in New York
 KEY = "PKSANDBOXTEST"

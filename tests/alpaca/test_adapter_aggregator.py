@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.alpaca.aggregator import MINUTE, MinuteAggregator
-from engine.calendar import MarketCalendar
-from engine.models import Bar, Timeframe
+from tapewatch.engine.adapters.alpaca.aggregator import MINUTE, MinuteAggregator
+from tapewatch.engine.market.calendar import MarketCalendar
+from tapewatch.engine.model.types import Bar, Timeframe
 
 OPEN = datetime(2024, 3, 5, 14, 30, tzinfo=UTC)  # Tuesday 09:30 New York
 FIVE = Timeframe(5, "Min")

@@ -14,14 +14,20 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
 
-from engine.alpaca.clock import BrokerClock
-from engine.brokers.alpaca import AlpacaBroker
-from engine.brokers.base import BrokerError, DuplicateClientOrderId
-from engine.engine import Engine
-from engine.events import Event, OrderFilled, OrderIntended, OrderSubmitted, OrderUpdated
-from engine.journal import MemoryJournal
-from engine.models import Intent, Mode, OrderRequest, OrderStatus, Side
-from engine.sandbox import SandboxThread
+from tapewatch.engine.adapters.alpaca.broker import AlpacaBroker
+from tapewatch.engine.adapters.alpaca.clock import BrokerClock
+from tapewatch.engine.core.broker import BrokerError, DuplicateClientOrderId
+from tapewatch.engine.core.engine import Engine
+from tapewatch.engine.model.events import (
+    Event,
+    OrderFilled,
+    OrderIntended,
+    OrderSubmitted,
+    OrderUpdated,
+)
+from tapewatch.engine.model.types import Intent, Mode, OrderRequest, OrderStatus, Side
+from tapewatch.engine.storage.journal import MemoryJournal
+from tapewatch.sandbox import SandboxThread
 from tests.alpaca.adapter_helpers import eventually, in_thread, make_broker, stat
 from tests.alpaca.conftest import KEY, SECRET
 from tests.helpers import STEP, bars_from_closes, small_config

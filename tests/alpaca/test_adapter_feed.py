@@ -16,17 +16,17 @@ from alpaca.data.live import StockDataStream
 from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
-from engine.alpaca.aggregator import MINUTE, MinuteAggregator
-from engine.alpaca.clock import BrokerClock
-from engine.alpaca.history import MinuteHistory, warmup_start
-from engine.alpaca.streams import DataSocket
-from engine.brokers.base import BrokerError
-from engine.calendar import MarketCalendar
-from engine.events import Notice
-from engine.feeds.alpaca import AlpacaFeed
-from engine.health import StreamHealth
-from engine.models import Bar, Timeframe
-from engine.sandbox import SandboxThread
+from tapewatch.engine.adapters.alpaca.aggregator import MINUTE, MinuteAggregator
+from tapewatch.engine.adapters.alpaca.clock import BrokerClock
+from tapewatch.engine.adapters.alpaca.feed import AlpacaFeed
+from tapewatch.engine.adapters.alpaca.history import MinuteHistory, warmup_start
+from tapewatch.engine.adapters.alpaca.streams import DataSocket
+from tapewatch.engine.core.broker import BrokerError
+from tapewatch.engine.market.calendar import MarketCalendar
+from tapewatch.engine.model.events import Notice
+from tapewatch.engine.model.types import Bar, Timeframe
+from tapewatch.engine.observability.health import StreamHealth
+from tapewatch.sandbox import SandboxThread
 from tests.alpaca.adapter_helpers import eventually, in_thread, sandbox_endpoints, stat
 from tests.alpaca.conftest import KEY, SECRET, START, data_client
 

@@ -17,14 +17,20 @@ from typing import Any
 
 import pytest
 
-from console.run_cli import add_run_command, cmd_run
-from engine.config import EngineConfig, RiskConfig, StrategyConfig
-from engine.credentials import Credentials
-from engine.events import Event, OrderFilled, OrderIntended, OrderSubmitted, SignalEvaluated
-from engine.headless import run_headless
-from engine.live_wiring import LiveOptions, build_live_session, journal_path
-from engine.models import Intent, Mode, OrderRequest, Side, TradingState
-from engine.sandbox import SandboxKey, SandboxThread
+from tapewatch.console.run_cli import add_run_command, cmd_run
+from tapewatch.engine.model.events import (
+    Event,
+    OrderFilled,
+    OrderIntended,
+    OrderSubmitted,
+    SignalEvaluated,
+)
+from tapewatch.engine.model.types import Intent, Mode, OrderRequest, Side, TradingState
+from tapewatch.engine.root.headless import run_headless
+from tapewatch.engine.root.live import LiveOptions, build_live_session, journal_path
+from tapewatch.engine.settings.config import EngineConfig, RiskConfig, StrategyConfig
+from tapewatch.engine.settings.credentials import Credentials
+from tapewatch.sandbox import SandboxKey, SandboxThread
 from tests.alpaca.adapter_helpers import (
     eventually,
     in_thread,
@@ -115,7 +121,7 @@ def _held(sandbox: SandboxThread) -> dict[str, float]:
 
 
 def _journal(data_dir: Path) -> list[Event]:
-    from engine.journal import Journal
+    from tapewatch.engine.storage.journal import Journal
 
     with Journal(journal_path(data_dir, Mode.PAPER)) as journal:
         return [event for _, event in journal.events()]
@@ -156,10 +162,10 @@ async def test_a_restart_reconciles_with_the_broker_and_logs_differences(
 
 
 async def test_entries_wait_for_the_session_but_exits_do_not() -> None:
-    from engine.brokers.sim import SimBroker
-    from engine.clock import SimClock
-    from engine.engine import Engine
-    from engine.events import RiskDenied
+    from tapewatch.engine.adapters.sim.broker import SimBroker
+    from tapewatch.engine.core.clock import SimClock
+    from tapewatch.engine.core.engine import Engine
+    from tapewatch.engine.model.events import RiskDenied
 
     open_now = [False]
     clock = SimClock(datetime(2024, 3, 5, 22, 0, tzinfo=UTC))
@@ -188,7 +194,7 @@ async def test_entries_wait_for_the_session_but_exits_do_not() -> None:
 
 
 def _parse(*argv: str) -> argparse.Namespace:
-    from console.cli import _add_strategy_flags
+    from tapewatch.console.cli import _add_strategy_flags
 
     parser = argparse.ArgumentParser(prog="tapewatch")
     add_run_command(parser.add_subparsers(dest="command"), _add_strategy_flags)
@@ -203,7 +209,7 @@ def test_without_headless_run_points_at_the_console(capsys: pytest.CaptureFixtur
 def test_no_keys_is_one_line_naming_login_and_the_variables(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    monkeypatch.setattr("engine.credentials.load_credentials", lambda mode: None)
+    monkeypatch.setattr("tapewatch.engine.settings.credentials.load_credentials", lambda mode: None)
     assert cmd_run(_parse("--headless", "--live", "--data-dir", str(tmp_path))) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
@@ -213,7 +219,7 @@ def test_no_keys_is_one_line_naming_login_and_the_variables(
 @pytest.fixture
 def fresh_logging() -> Iterator[None]:
     """cmd_run installs the log file handlers; take them down after the test."""
-    from engine.logs import teardown_logging
+    from tapewatch.engine.observability.logs import teardown_logging
 
     yield
     teardown_logging()
@@ -255,8 +261,8 @@ def test_run_headless_in_a_subprocess_stops_cleanly_on_sigterm(
     }
     script = (
         "import sys, argparse\n"
-        "from console.cli import _add_strategy_flags\n"
-        "from console.run_cli import add_run_command, cmd_run\n"
+        "from tapewatch.console.cli import _add_strategy_flags\n"
+        "from tapewatch.console.run_cli import add_run_command, cmd_run\n"
         "p = argparse.ArgumentParser(prog='tapewatch')\n"
         "add_run_command(p.add_subparsers(dest='command'), _add_strategy_flags)\n"
         "sys.exit(cmd_run(p.parse_args(sys.argv[1:])))\n"

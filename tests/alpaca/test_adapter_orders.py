@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.alpaca.account import AccountBook
-from engine.alpaca.orders import OrderTracker
-from engine.events import Event, OrderFilled, OrderUpdated
-from engine.models import AccountSnapshot, Fill, OrderStatus, Position, Side
+from tapewatch.engine.adapters.alpaca.account import AccountBook
+from tapewatch.engine.adapters.alpaca.orders import OrderTracker
+from tapewatch.engine.model.events import Event, OrderFilled, OrderUpdated
+from tapewatch.engine.model.types import AccountSnapshot, Fill, OrderStatus, Position, Side
 
 NOW = datetime(2024, 3, 5, 15, 0, tzinfo=UTC)
 

@@ -23,9 +23,9 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import TimeInForce
 from alpaca.trading.stream import TradingStream
 
-from engine.alpaca.endpoints import default_endpoints, resolve_endpoints
-from engine.alpaca.errors import AlpacaApiError, api_code, api_message, classify
-from engine.alpaca.mapping import (
+from tapewatch.engine.adapters.alpaca.endpoints import default_endpoints, resolve_endpoints
+from tapewatch.engine.adapters.alpaca.errors import AlpacaApiError, api_code, api_message, classify
+from tapewatch.engine.adapters.alpaca.mapping import (
     data_feed,
     market_order,
     order_status,
@@ -34,12 +34,12 @@ from engine.alpaca.mapping import (
     to_order,
     to_position,
 )
-from engine.alpaca.rate import RequestBudget
-from engine.alpaca.rest import RestCaller, RetryPolicy, harden
-from engine.brokers.base import BrokerError
-from engine.config import ConfigError
-from engine.models import Intent, Mode, OrderRequest, OrderStatus, Side, Timeframe
-from engine.sandbox import SandboxThread
+from tapewatch.engine.adapters.alpaca.rate import RequestBudget
+from tapewatch.engine.adapters.alpaca.rest import RestCaller, RetryPolicy, harden
+from tapewatch.engine.core.broker import BrokerError
+from tapewatch.engine.model.types import Intent, Mode, OrderRequest, OrderStatus, Side, Timeframe
+from tapewatch.engine.settings.config import ConfigError
+from tapewatch.sandbox import SandboxThread
 from tests.alpaca.adapter_helpers import sandbox_env, stat
 from tests.alpaca.conftest import KEY, SECRET
 

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.brokers.alpaca import AlpacaBroker
-from engine.events import Event
-from engine.models import Bar
-from engine.sandbox import SandboxThread
+from tapewatch.engine.adapters.alpaca.broker import AlpacaBroker
+from tapewatch.engine.model.events import Event
+from tapewatch.engine.model.types import Bar
+from tapewatch.sandbox import SandboxThread
 from tests.alpaca.adapter_helpers import eventually, in_thread, make_broker
 from tests.conformance.broker_contract import CONTRACT, BrokerHarness, Check
 

@@ -13,20 +13,26 @@ from typing import Any
 
 import pytest
 
-from console.accounts import AccountUnavailable
-from console.alpaca_accounts import AlpacaAccounts, load_accounts
-from console.app import TapewatchApp
-from console.screens.confirm import ConfirmScreen
-from console.screens.live import LiveConfirmScreen
-from console.session import LiveSessionFactory
-from engine.alpaca.endpoints import Endpoints
-from engine.config import EngineConfig, RiskConfig, StrategyConfig
-from engine.credentials import Credentials, KeyringUnavailable, load_credentials
-from engine.events import Event, OrderFilled, OrderIntended, OrderSubmitted, SignalEvaluated
-from engine.journal import Journal
-from engine.live_wiring import LiveOptions, journal_path
-from engine.models import Mode
-from engine.sandbox import SandboxKey, SandboxThread
+from tapewatch.console.accounts import AccountUnavailable
+from tapewatch.console.alpaca_accounts import AlpacaAccounts, load_accounts
+from tapewatch.console.app import TapewatchApp
+from tapewatch.console.screens.confirm import ConfirmScreen
+from tapewatch.console.screens.live import LiveConfirmScreen
+from tapewatch.console.session import LiveSessionFactory
+from tapewatch.engine.adapters.alpaca.endpoints import Endpoints
+from tapewatch.engine.model.events import (
+    Event,
+    OrderFilled,
+    OrderIntended,
+    OrderSubmitted,
+    SignalEvaluated,
+)
+from tapewatch.engine.model.types import Mode
+from tapewatch.engine.root.live import LiveOptions, journal_path
+from tapewatch.engine.settings.config import EngineConfig, RiskConfig, StrategyConfig
+from tapewatch.engine.settings.credentials import Credentials, KeyringUnavailable, load_credentials
+from tapewatch.engine.storage.journal import Journal
+from tapewatch.sandbox import SandboxKey, SandboxThread
 from tests.alpaca.adapter_helpers import FAST_RETRIES, sandbox_endpoints, sandbox_env
 from tests.alpaca.conftest import KEY, SECRET
 from tests.console.conftest import THEMES, shown, until
@@ -298,7 +304,7 @@ def test_environment_keys_serve_paper_and_live_comes_only_from_the_keyring(
 @pytest.fixture
 def launched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[TapewatchApp]:
     """``launch_console`` with a terminal, a private config/data dir and ``App.run`` recorded."""
-    from console import launch
+    from tapewatch.console import launch
 
     apps: list[TapewatchApp] = []
     monkeypatch.setattr(launch, "has_terminal", lambda: True)
@@ -320,9 +326,9 @@ def _no_keyring(mode: Mode, env: Any) -> Credentials | None:
 def test_paper_keys_make_launch_build_the_paper_session(
     launched: list[TapewatchApp], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from console import launch
+    from tapewatch.console import launch
 
-    monkeypatch.setattr("console.alpaca_accounts._load", _no_keyring)
+    monkeypatch.setattr("tapewatch.console.alpaca_accounts._load", _no_keyring)
     monkeypatch.setenv("APCA_API_KEY_ID", KEY)
     monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
     monkeypatch.setenv("TAPEWATCH_ALPACA_TRADING_URL", "http://127.0.0.1:9")
@@ -339,9 +345,9 @@ def test_paper_keys_make_launch_build_the_paper_session(
 def test_without_keys_launch_opens_the_demo_and_says_so(
     launched: list[TapewatchApp], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from console import launch
+    from tapewatch.console import launch
 
-    monkeypatch.setattr("console.alpaca_accounts._load", _no_keyring)
+    monkeypatch.setattr("tapewatch.console.alpaca_accounts._load", _no_keyring)
     assert launch.launch_console(argparse.Namespace(), demo=False, config=None) == 0
     app = launched[-1]
     assert not isinstance(app._factory, LiveSessionFactory)
@@ -353,9 +359,9 @@ def test_half_a_key_pair_stops_launch_with_one_line(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from console import launch
+    from tapewatch.console import launch
 
-    monkeypatch.setattr("console.alpaca_accounts._load", _no_keyring)
+    monkeypatch.setattr("tapewatch.console.alpaca_accounts._load", _no_keyring)
     monkeypatch.setenv("APCA_API_KEY_ID", KEY)
     assert launch.launch_console(argparse.Namespace(), demo=False, config=None) == 2
     err = capsys.readouterr().err

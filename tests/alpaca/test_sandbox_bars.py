@@ -15,7 +15,7 @@ from alpaca.data.models import Bar
 from alpaca.data.requests import StockBarsRequest, StockLatestBarRequest
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
-from engine.sandbox import SandboxThread
+from tapewatch.sandbox import SandboxThread
 from tests.alpaca.conftest import START, data_client, sandbox_state
 
 NEW_YORK = ZoneInfo("America/New_York")

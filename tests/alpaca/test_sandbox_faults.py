@@ -15,7 +15,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
 
-from engine.sandbox import SandboxThread
+from tapewatch.sandbox import SandboxThread
 from tests.alpaca.conftest import KEY, SECRET, FakeTime, sandbox_state, trading_client
 
 HEADERS = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from engine.sandbox.bars import TimeFrame, query_bars
-from engine.sandbox.faults import Faults
-from engine.sandbox.market import Market
-from engine.sandbox.pricepath import PricePath
-from engine.sandbox.ratelimit import RateLimiter
-from engine.sandbox.sessions import NEW_YORK, load_sessions, to_minute
-from engine.sandbox.wire import ApiError
+from tapewatch.sandbox.bars import TimeFrame, query_bars
+from tapewatch.sandbox.faults import Faults
+from tapewatch.sandbox.market import Market
+from tapewatch.sandbox.pricepath import PricePath
+from tapewatch.sandbox.ratelimit import RateLimiter
+from tapewatch.sandbox.sessions import NEW_YORK, load_sessions, to_minute
+from tapewatch.sandbox.wire import ApiError
 from tests.alpaca.conftest import START, FakeTime, sandbox_config
 
 

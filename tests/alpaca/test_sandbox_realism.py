@@ -27,7 +27,7 @@ from alpaca.trading.models import Order, TradeUpdate
 from alpaca.trading.requests import MarketOrderRequest
 from alpaca.trading.stream import TradingStream
 
-from engine.sandbox import SandboxThread
+from tapewatch.sandbox import SandboxThread
 from tests.alpaca.conftest import (
     KEY,
     SECRET,

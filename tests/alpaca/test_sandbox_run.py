@@ -14,7 +14,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = (
-    "import sys; from engine.sandbox import SandboxConfig, run_sandbox; "
+    "import sys; from tapewatch.sandbox import SandboxConfig, run_sandbox; "
     "sys.exit(run_sandbox(SandboxConfig(port=0, bar_interval=0, calendar='weekday')))"
 )
 

@@ -24,7 +24,7 @@ from alpaca.trading.models import TradeUpdate
 from alpaca.trading.requests import MarketOrderRequest
 from alpaca.trading.stream import TradingStream
 
-from engine.sandbox import SandboxKey, SandboxThread
+from tapewatch.sandbox import SandboxKey, SandboxThread
 from tests.alpaca.conftest import (
     KEY,
     SECRET,

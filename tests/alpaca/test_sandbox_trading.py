@@ -17,7 +17,7 @@ from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeI
 from alpaca.trading.models import FailedClosePositionDetails, Order
 from alpaca.trading.requests import ClosePositionRequest, GetOrdersRequest, MarketOrderRequest
 
-from engine.sandbox import SandboxKey, SandboxThread
+from tapewatch.sandbox import SandboxKey, SandboxThread
 from tests.alpaca.conftest import START, trading_client, wait_for
 
 

@@ -14,7 +14,7 @@ import aiohttp
 import msgpack
 import pytest
 
-from engine.sandbox import Sandbox
+from tapewatch.sandbox import Sandbox
 from tests.alpaca.conftest import KEY, SECRET, START, sandbox_config
 
 HEADERS = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}

@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 
-from engine.alpaca.endpoints import Endpoints
-from engine.alpaca.startup import StartupWait
-from engine.brokers.base import BrokerError
-from engine.config import ConfigError, EngineConfig, StrategyConfig
-from engine.live_wiring import LiveOptions, LiveSession, build_live_session
-from engine.models import Mode
-from engine.sandbox import SandboxKey, SandboxThread
+from tapewatch.engine.adapters.alpaca.endpoints import Endpoints
+from tapewatch.engine.adapters.alpaca.startup import StartupWait
+from tapewatch.engine.core.broker import BrokerError
+from tapewatch.engine.model.types import Mode
+from tapewatch.engine.root.live import LiveOptions, LiveSession, build_live_session
+from tapewatch.engine.settings.config import ConfigError, EngineConfig, StrategyConfig
+from tapewatch.sandbox import SandboxKey, SandboxThread
 from tests.alpaca.adapter_helpers import FAST_RETRIES, sandbox_endpoints, sandbox_env
 from tests.alpaca.conftest import KEY, SECRET
 from tests.alpaca.test_adapter_headless import ROOT, credentials, quick_config
@@ -294,8 +294,8 @@ async def test_cancelling_start_up_ends_the_wait_at_once(
 async def test_the_console_switch_in_a_storm_says_try_again_and_keeps_nothing_open(
     make_sandbox: Callable[..., SandboxThread],
 ) -> None:
-    from console.accounts import AccountUnavailable
-    from console.alpaca_accounts import AlpacaAccounts
+    from tapewatch.console.accounts import AccountUnavailable
+    from tapewatch.console.alpaca_accounts import AlpacaAccounts
 
     storm = {"status": 503, "count": 10_000, "path": "/v2/account"}
     sandbox = make_sandbox(bar_interval=0, faults={"rest_error": storm})
@@ -328,8 +328,8 @@ def test_headless_start_up_in_a_storm_waits_and_stops_cleanly_on_sigterm(
     }
     script = (
         "import sys, argparse\n"
-        "from console.cli import _add_strategy_flags\n"
-        "from console.run_cli import add_run_command, cmd_run\n"
+        "from tapewatch.console.cli import _add_strategy_flags\n"
+        "from tapewatch.console.run_cli import add_run_command, cmd_run\n"
         "p = argparse.ArgumentParser(prog='tapewatch')\n"
         "add_run_command(p.add_subparsers(dest='command'), _add_strategy_flags)\n"
         "sys.exit(cmd_run(p.parse_args(sys.argv[1:])))\n"

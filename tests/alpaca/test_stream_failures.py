@@ -28,24 +28,24 @@ from typing import Any
 import pytest
 from alpaca.data.live import StockDataStream
 
-from engine.alpaca.clock import BrokerClock
-from engine.alpaca.stream_failures import (
+from tapewatch.engine.adapters.alpaca.clock import BrokerClock
+from tapewatch.engine.adapters.alpaca.feed import AlpacaFeed
+from tapewatch.engine.adapters.alpaca.stream_failures import (
     Backoff,
     QuietSdkFilter,
     classify,
     from_error_message,
     worth_saying,
 )
-from engine.alpaca.streams import DataSocket, TradeSocket
-from engine.brokers.sim import SimBroker
-from engine.calendar import MarketCalendar
-from engine.config import EngineConfig, RiskConfig, StrategyConfig
-from engine.engine import Engine
-from engine.events import BarClosed, Notice
-from engine.feeds.alpaca import AlpacaFeed
-from engine.logs import setup_logging, teardown_logging
-from engine.models import Timeframe, TradingState
-from engine.sandbox import SandboxThread
+from tapewatch.engine.adapters.alpaca.streams import DataSocket, TradeSocket
+from tapewatch.engine.adapters.sim.broker import SimBroker
+from tapewatch.engine.core.engine import Engine
+from tapewatch.engine.market.calendar import MarketCalendar
+from tapewatch.engine.model.events import BarClosed, Notice
+from tapewatch.engine.model.types import Timeframe, TradingState
+from tapewatch.engine.observability.logs import setup_logging, teardown_logging
+from tapewatch.engine.settings.config import EngineConfig, RiskConfig, StrategyConfig
+from tapewatch.sandbox import SandboxThread
 from tests.alpaca.adapter_helpers import (
     eventually,
     in_thread,
@@ -370,7 +370,13 @@ async def test_stale_breaker_goes_reducing_while_the_stream_is_refused(
     running = asyncio.create_task(engine.run(feed))
     try:
         await eventually(lambda: feed.stream_health().ok, 10, "the stream")
-        await in_thread(lambda: sandbox.apply_faults(advance_minutes=2))
+        # "ok" is set on authentication; the subscription may land a moment later, so the
+        # market moves a minute at a time until two bars have come through the stream.
+        for _ in range(40):
+            if len(live) >= 2:
+                break
+            await in_thread(lambda: sandbox.apply_faults(advance_minutes=1))
+            await asyncio.sleep(0.25)
         await eventually(lambda: len(live) >= 2, 10, "two live bars")
         seen = len(live)
         await in_thread(
@@ -401,8 +407,8 @@ async def test_stale_breaker_goes_reducing_while_the_stream_is_refused(
 ROOT = Path(__file__).resolve().parents[2]
 RUN = (
     "import sys, argparse\n"
-    "from console.cli import _add_strategy_flags\n"
-    "from console.run_cli import add_run_command, cmd_run\n"
+    "from tapewatch.console.cli import _add_strategy_flags\n"
+    "from tapewatch.console.run_cli import add_run_command, cmd_run\n"
     "p = argparse.ArgumentParser(prog='tapewatch')\n"
     "add_run_command(p.add_subparsers(dest='command'), _add_strategy_flags)\n"
     "sys.exit(cmd_run(p.parse_args(sys.argv[1:])))\n"

@@ -20,19 +20,19 @@ import pytest
 from alpaca.trading.models import AccountConfiguration, Asset
 from alpaca.trading.models import Order as SdkOrder
 
-from engine.alpaca.mapping import (
+from tapewatch.engine.adapters.alpaca.mapping import (
     filled_notional,
     fractional_trading,
     order_status,
     to_asset,
     to_order,
 )
-from engine.alpaca.orders import OrderTracker
-from engine.events import Event, Notice, OrderFilled, OrderUpdated
-from engine.headless import run_headless
-from engine.live_wiring import LiveOptions, build_live_session
-from engine.models import Mode, OrderStatus
-from engine.sandbox import SandboxThread
+from tapewatch.engine.adapters.alpaca.orders import OrderTracker
+from tapewatch.engine.model.events import Event, Notice, OrderFilled, OrderUpdated
+from tapewatch.engine.model.types import Mode, OrderStatus
+from tapewatch.engine.root.headless import run_headless
+from tapewatch.engine.root.live import LiveOptions, build_live_session
+from tapewatch.sandbox import SandboxThread
 from tests.alpaca.adapter_helpers import FAST_RETRIES, eventually, make_broker, sandbox_endpoints
 from tests.alpaca.test_adapter_headless import credentials, quick_config
 
@@ -243,8 +243,8 @@ async def _trade_until_fills(
 
 
 def _journal(data_dir: Path) -> list[Event]:
-    from engine.journal import Journal
-    from engine.live_wiring import journal_path
+    from tapewatch.engine.root.live import journal_path
+    from tapewatch.engine.storage.journal import Journal
 
     with Journal(journal_path(data_dir, Mode.PAPER)) as journal:
         return [event for _, event in journal.events()]

@@ -23,9 +23,9 @@ from typing import Protocol
 
 import pytest
 
-from engine.brokers.base import Broker, DuplicateClientOrderId
-from engine.events import Event, OrderFilled, OrderUpdated
-from engine.models import Fill, Intent, Order, OrderRequest, OrderStatus, Side
+from tapewatch.engine.core.broker import Broker, DuplicateClientOrderId
+from tapewatch.engine.model.events import Event, OrderFilled, OrderUpdated
+from tapewatch.engine.model.types import Fill, Intent, Order, OrderRequest, OrderStatus, Side
 
 
 class BrokerHarness(Protocol):

@@ -19,17 +19,22 @@ from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widget import Widget
 
-from console.app import TapewatchApp
-from console.themes import load_themes
-from engine.brokers.sim import SimBroker
-from engine.clock import SimClock
-from engine.config import EngineConfig, ExecutionConfig, RiskConfig, StrategyConfig
-from engine.engine import Engine
-from engine.events import Event
-from engine.feeds.bars import BarArrays, ns_from_datetime
-from engine.feeds.replay import ReplayFeed
-from engine.journal import Journal
-from engine.models import Bar, Mode
+from tapewatch.console.app import TapewatchApp
+from tapewatch.console.themes import load_themes
+from tapewatch.engine.adapters.sim.broker import SimBroker
+from tapewatch.engine.adapters.sim.replay import ReplayFeed
+from tapewatch.engine.core.clock import SimClock
+from tapewatch.engine.core.engine import Engine
+from tapewatch.engine.market.bars import BarArrays, ns_from_datetime
+from tapewatch.engine.model.events import Event
+from tapewatch.engine.model.types import Bar, Mode
+from tapewatch.engine.settings.config import (
+    EngineConfig,
+    ExecutionConfig,
+    RiskConfig,
+    StrategyConfig,
+)
+from tapewatch.engine.storage.journal import Journal
 from tests.helpers import T0, bars_from_closes
 
 # RSI(2)/SMA(3) with oversold 65: closes 10, 9 warm up; 10.5 is a buy (RSI 60, close above the

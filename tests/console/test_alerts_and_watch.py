@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from console.alerts import AlertBudget, alert_for
-from console.flatten_watch import FlattenWatch
-from engine.api.snapshot import SCHEMA, OrderLine, Snapshot, StrategyView
-from engine.events import BarClosed, BreakerChanged, OrderSubmitted, RiskDenied
-from engine.models import (
+from tapewatch.console.alerts import AlertBudget, alert_for
+from tapewatch.console.flatten_watch import FlattenWatch
+from tapewatch.engine.api.snapshot import SCHEMA, OrderLine, Snapshot, StrategyView
+from tapewatch.engine.model.events import BarClosed, BreakerChanged, OrderSubmitted, RiskDenied
+from tapewatch.engine.model.types import (
     Intent,
     Mode,
     Order,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from console.app import TapewatchApp
-from console.panes.header import HeaderPane
-from console.screens.flatten import FlattenScreen
-from engine.events import OperatorAction, OrderFilled, OrderIntended
-from engine.models import Intent
+from tapewatch.console.app import TapewatchApp
+from tapewatch.console.panes.header import HeaderPane
+from tapewatch.console.screens.flatten import FlattenScreen
+from tapewatch.engine.model.events import OperatorAction, OrderFilled, OrderIntended
+from tapewatch.engine.model.types import Intent
 from tests.console.conftest import (
     Session,
     bars_processed,

@@ -38,7 +38,7 @@ def ui_modules() -> list[Path]:
 
 
 def engine_imports(path: Path) -> list[str]:
-    """Every module an import statement in ``path`` names under ``engine``, outside the API."""
+    """Every module an import statement in ``path`` names under the engine, outside its API."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     names: list[str] = []
     for node in ast.walk(tree):
@@ -46,14 +46,14 @@ def engine_imports(path: Path) -> list[str]:
             names.extend(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.append(node.module)
-            if node.module == "engine":  # from engine import x: x is a module or a name
-                names.extend(f"engine.{alias.name}" for alias in node.names)
+            if node.module in ("tapewatch.engine", "tapewatch"):  # from X import module
+                names.extend(f"{node.module}.{alias.name}" for alias in node.names)
     return sorted(
         n
         for n in names
-        if (n == "engine" or n.startswith("engine."))
-        and n != "engine.api"
-        and not n.startswith("engine.api.")
+        if (n == "tapewatch.engine" or n.startswith("tapewatch.engine."))
+        and n != "tapewatch.engine.api"
+        and not n.startswith("tapewatch.engine.api.")
     )
 
 
@@ -71,19 +71,19 @@ def test_a_console_ui_module_imports_only_the_engine_api(path: Path) -> None:
 def test_the_check_sees_every_kind_of_engine_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text(
-        "import engine.state\n"
-        "from engine import bus\n"
-        "from engine.api.types import Mode\n"
-        "import engine.api\n"
+        "import tapewatch.engine.core.state\n"
+        "from tapewatch.engine import core\n"
+        "from tapewatch.engine.api.types import Mode\n"
+        "import tapewatch.engine.api\n"
         "def f():\n"
-        "    from engine.reconcile import Reconciler\n"
+        "    from tapewatch.engine.core.reconcile import Reconciler\n"
         "if TYPE_CHECKING:\n"
-        "    from engine.engine import Engine\n"
+        "    from tapewatch.engine.core.engine import Engine\n"
     )
     assert engine_imports(module) == [
-        "engine",
-        "engine.bus",
-        "engine.engine",
-        "engine.reconcile",
-        "engine.state",
+        "tapewatch.engine",
+        "tapewatch.engine.core",
+        "tapewatch.engine.core.engine",
+        "tapewatch.engine.core.reconcile",
+        "tapewatch.engine.core.state",
     ]

@@ -3,8 +3,9 @@
 When a terminal goes away (an SSH drop, ``tmux kill-session``, a closed pty) the kernel sends
 SIGHUP and SIGCONT and every later write fails. The console must then stop as for a quit: the
 journal ends with ``session_stopped``, the exit status is 0, and the process is gone within
-10 s (so the OS releases its data-directory lock). Each test spawns ``python -m console.cli``
-on its own pty, waits until the screen shows the running session, then hangs up.
+10 s (so the OS releases its data-directory lock). Each test spawns
+``python -m tapewatch.console.cli`` on its own pty, waits until the screen shows the running
+session, then hangs up.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import Event, SessionStopped
-from engine.journal import Journal
-from engine.live_wiring import journal_path
-from engine.models import Mode
-from engine.sandbox import SandboxThread
+from tapewatch.engine.model.events import Event, SessionStopped
+from tapewatch.engine.model.types import Mode
+from tapewatch.engine.root.live import journal_path
+from tapewatch.engine.storage.journal import Journal
+from tapewatch.sandbox import SandboxThread
 from tests.reliability.soak_helpers import sandbox_config, sandbox_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,7 +135,7 @@ def _env(tmp_path: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _demo(consoles: list[Console], tmp_path: Path, *, shell: bool = False) -> Console:
-    argv = [sys.executable, "-m", "console.cli", "demo", "--speed", "600"]
+    argv = [sys.executable, "-m", "tapewatch.console.cli", "demo", "--speed", "600"]
     if shell:  # as in tmux: a shell leads the session, the console runs in its foreground
         argv = ["bash", "-c", " ".join(argv) + "; exit 0"]
     console = _spawn(argv, _env(tmp_path))
@@ -217,7 +218,11 @@ def _running_consoles(tmp_path: Path) -> list[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if state != "Z" and marker in environ.split(b"\0") and "console.cli" in _cmdline(entry):
+        if (
+            state != "Z"
+            and marker in environ.split(b"\0")
+            and "tapewatch.console.cli" in _cmdline(entry)
+        ):
             found.append(int(entry.name))
     return found
 
@@ -249,7 +254,7 @@ def test_a_hung_up_paper_console_stops_within_the_bound_with_the_broker_hung(
     config.parent.mkdir(parents=True)
     config.write_text(QUICK_STRATEGY)
     env = _env(tmp_path, sandbox_env(sandbox))
-    console = _spawn([sys.executable, "-m", "console.cli"], env)
+    console = _spawn([sys.executable, "-m", "tapewatch.console.cli"], env)
     consoles.append(console)
     console.read(90, until=DRAWN)
     assert DRAWN in console.screen, f"never drew: {bytes(console.screen[-400:])!r}"

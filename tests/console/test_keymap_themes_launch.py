@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from console import launch
-from console.keymap import ACTIONS, KeymapError, effective_keys, load_keymap, parse_keys
-from console.themes import ThemeError, load_themes, resolve_theme, theme_from_file
+from tapewatch.console import launch
+from tapewatch.console.keymap import ACTIONS, KeymapError, effective_keys, load_keymap, parse_keys
+from tapewatch.console.themes import ThemeError, load_themes, resolve_theme, theme_from_file
 
 
 def test_defaults_are_valid_and_distinct() -> None:
@@ -125,10 +125,10 @@ def test_an_unknown_theme_stops_start_up_with_exit_2(
 async def test_help_screen_shows_runtime_facts_read_off_the_loop() -> None:
     """Issue 6: the help screen shows Python, free-threading, the GIL, keyring, data dir,
     endpoints and the next session (read in a thread: the keyring may talk to D-Bus)."""
-    from console.app import create_app
-    from console.session import prime
-    from engine.config import EngineConfig
-    from engine.wiring import DemoOptions, build_demo
+    from tapewatch.console.app import create_app
+    from tapewatch.console.session import prime
+    from tapewatch.engine.root.demo import DemoOptions, build_demo
+    from tapewatch.engine.settings.config import EngineConfig
     from tests.console.conftest import until
 
     session = build_demo(EngineConfig().validate(), DemoOptions(seed=3), data_dir=None)

@@ -9,9 +9,9 @@ import pytest
 from rich.style import Style
 from rich.text import Text
 
-from console.panes.chart import CandleChart
-from console.screens.help import HelpScreen
-from engine.models import Bar
+from tapewatch.console.panes.chart import CandleChart
+from tapewatch.console.screens.help import HelpScreen
+from tapewatch.engine.model.types import Bar
 from tests.console.conftest import (
     BUY,
     SLIDE,

@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from console.accounts import NoAccounts
-from console.screens.confirm import ConfirmScreen, MessageScreen
-from console.screens.live import LiveConfirmScreen
-from engine.brokers.base import Broker
-from engine.brokers.sim import SimBroker
-from engine.clock import Clock
-from engine.config import ExecutionConfig
-from engine.events import BreakerChanged
-from engine.health import StreamHealth
-from engine.models import Mode, TradingState
+from tapewatch.console.accounts import NoAccounts
+from tapewatch.console.screens.confirm import ConfirmScreen, MessageScreen
+from tapewatch.console.screens.live import LiveConfirmScreen
+from tapewatch.engine.adapters.sim.broker import SimBroker
+from tapewatch.engine.core.broker import Broker
+from tapewatch.engine.core.clock import Clock
+from tapewatch.engine.model.events import BreakerChanged
+from tapewatch.engine.model.types import Mode, TradingState
+from tapewatch.engine.observability.health import StreamHealth
+from tapewatch.engine.settings.config import ExecutionConfig
 from tests.console.conftest import (
     BUY,
     SLIDE,

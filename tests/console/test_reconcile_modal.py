@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from console.screens.reconcile import ReconcileScreen
-from engine.brokers.sim import SimBroker
-from engine.events import AccountAdopted, OrderIntended
-from engine.models import Intent, Position, Side
-from engine.reconcile import POSITION, Difference, Reconciler
+from tapewatch.console.screens.reconcile import ReconcileScreen
+from tapewatch.engine.adapters.sim.broker import SimBroker
+from tapewatch.engine.core.reconcile import POSITION, Difference, Reconciler
+from tapewatch.engine.model.events import AccountAdopted, OrderIntended
+from tapewatch.engine.model.types import Intent, Position, Side
 from tests.console.conftest import BUY, SLIDE, Session, make_app, make_session, until
 
 SIZE = (120, 36)

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from console.app import create_app
-from console.showcase import (
+from scripts.showcase import (
     ShowcaseAccounts,
     open_flatten,
     open_help,
@@ -24,8 +23,9 @@ from console.showcase import (
     settle,
     showcase_session,
 )
-from engine.models import Mode
-from engine.wiring import DemoSession
+from tapewatch.console.app import create_app
+from tapewatch.engine.model.types import Mode
+from tapewatch.engine.root.demo import DemoSession
 
 BIG = (120, 36)
 SMALL = (80, 24)

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from console.app import TapewatchApp, create_app
-from console.session import prime
-from engine.config import EngineConfig
-from engine.wiring import DemoOptions, build_demo
+from tapewatch.console.app import TapewatchApp, create_app
+from tapewatch.console.session import prime
+from tapewatch.engine.root.demo import DemoOptions, build_demo
+from tapewatch.engine.settings.config import EngineConfig
 from tests.console.conftest import THEMES, drawn, shown, until
 
 HEAVY = ("pandas", "numpy", "exchange_calendars", "plotext", "pyarrow", "alpaca")
@@ -19,7 +19,7 @@ HEAVY = ("pandas", "numpy", "exchange_calendars", "plotext", "pyarrow", "alpaca"
 def test_the_app_module_imports_nothing_heavy() -> None:
     code = (
         "import sys, json\n"
-        "import console.launch, console.app\n"
+        "import tapewatch.console.launch, console.app\n"
         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

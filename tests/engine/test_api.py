@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.api.commands import (
+from tapewatch.engine.api.commands import (
     COMMANDS,
     Command,
     Flatten,
@@ -28,8 +28,8 @@ from engine.api.commands import (
     command_from_data,
     command_to_data,
 )
-from engine.api.handle import NO_HOST, STOPPED, InProcessHandle
-from engine.api.replies import (
+from tapewatch.engine.api.handle import NO_HOST, STOPPED, InProcessHandle
+from tapewatch.engine.api.replies import (
     Accepted,
     AccountSwitched,
     FlattenPreview,
@@ -41,7 +41,7 @@ from engine.api.replies import (
     reply_from_data,
     reply_to_data,
 )
-from engine.api.snapshot import (
+from tapewatch.engine.api.snapshot import (
     ActiveAlert,
     Reconciliation,
     Snapshot,
@@ -49,7 +49,7 @@ from engine.api.snapshot import (
     snapshot_from_data,
     snapshot_to_data,
 )
-from engine.api.types import (
+from tapewatch.engine.api.types import (
     POSITION,
     Difference,
     Intent,
@@ -60,7 +60,7 @@ from engine.api.types import (
     StreamHealth,
     TradingState,
 )
-from engine.brokers.base import BrokerError
+from tapewatch.engine.core.broker import BrokerError
 from tests.console.conftest import BUY, SLIDE, AlwaysOpen, Session, make_session
 from tests.helpers import T0
 

@@ -8,10 +8,15 @@ from datetime import date
 import numpy as np
 import pytest
 
-from engine.backtest import run_backtest
-from engine.config import EngineConfig, ExecutionConfig, RiskConfig, StrategyConfig
-from engine.feeds.bars import BarArrays
-from engine.feeds.synthetic import generate
+from tapewatch.engine.backtest.runner import run_backtest
+from tapewatch.engine.market.bars import BarArrays
+from tapewatch.engine.market.synthetic import generate
+from tapewatch.engine.settings.config import (
+    EngineConfig,
+    ExecutionConfig,
+    RiskConfig,
+    StrategyConfig,
+)
 
 BUSY = EngineConfig(
     strategy=StrategyConfig(
@@ -82,7 +87,7 @@ def test_golden_seeded_run() -> None:
     """The figures of one seeded run, pinned: any change to the strategy, the execution
     convention, costs or the synthetic market shows up here. (Floats to 12 significant digits,
     so a last-bit difference in numpy's vector maths on another CPU does not matter.)"""
-    from engine.config import ExecutionConfig
+    from tapewatch.engine.settings.config import ExecutionConfig
 
     config = EngineConfig(execution=ExecutionConfig(slippage_bps=1, commission_per_order=0.5))
     bars = generate("SPY", seed=7, start=date(2024, 1, 2), end=date(2024, 6, 28))

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.brokers.sim import SimBroker
-from engine.clock import SimClock
-from engine.config import ExecutionConfig
-from engine.events import Event
-from engine.models import Bar
+from tapewatch.engine.adapters.sim.broker import SimBroker
+from tapewatch.engine.core.clock import SimClock
+from tapewatch.engine.model.events import Event
+from tapewatch.engine.model.types import Bar
+from tapewatch.engine.settings.config import ExecutionConfig
 
 try:
     from tests.conformance.broker_contract import CONTRACT, BrokerHarness, Check

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import engine.calendar as calendar_module
-from engine.calendar import EARLIEST, LATEST, MarketCalendar, Session
-from engine.calendar_data import (
+import tapewatch.engine.market.calendar as calendar_module
+from tapewatch.engine.market.bars import BarArrays
+from tapewatch.engine.market.calendar import EARLIEST, LATEST, MarketCalendar, Session
+from tapewatch.engine.market.calendar_data import (
     FORMAT_VERSION,
     SHIPPED_PATH,
     SessionTable,
@@ -24,7 +25,6 @@ from engine.calendar_data import (
     load_table,
     save_table,
 )
-from engine.feeds.bars import BarArrays
 
 BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build_calendar_data.py"
 
@@ -134,7 +134,10 @@ def test_decades_of_grid() -> None:
 
 
 def test_importing_the_calendar_does_not_import_pandas() -> None:
-    code = "import sys, engine.calendar; sys.exit(1 if 'pandas' in sys.modules else 0)"
+    code = (
+        "import sys, tapewatch.engine.market.calendar\n"
+        "sys.exit(1 if 'pandas' in sys.modules else 0)"
+    )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.brokers.sim import SimBroker
-from engine.config import RiskConfig
-from engine.events import (
+from tapewatch.engine.adapters.sim.broker import SimBroker
+from tapewatch.engine.core.portfolio import rebuild
+from tapewatch.engine.model.events import (
     BreakerChanged,
     Event,
     Notice,
@@ -21,9 +21,17 @@ from engine.events import (
     RiskDenied,
     SignalEvaluated,
 )
-from engine.journal import Journal, MemoryJournal
-from engine.models import Bar, Intent, OrderRequest, OrderStatus, Side, TradingState, floor_qty
-from engine.portfolio import rebuild
+from tapewatch.engine.model.types import (
+    Bar,
+    Intent,
+    OrderRequest,
+    OrderStatus,
+    Side,
+    TradingState,
+    floor_qty,
+)
+from tapewatch.engine.settings.config import RiskConfig
+from tapewatch.engine.storage.journal import Journal, MemoryJournal
 from tests.helpers import STEP, bars_from_closes, feed_bars, make_engine, small_config
 
 # Rises (SMA below price), dips 3 bars (RSI(3) = 0 < 30 while close > SMA(5)): BUY on the last dip.
@@ -152,8 +160,8 @@ async def test_pause_blocks_entries_but_not_exits() -> None:
 async def test_journal_rebuild_equals_the_live_state(tmp_path: Path) -> None:
     from datetime import date
 
-    from engine.calendar import MarketCalendar
-    from engine.feeds.synthetic import generate
+    from tapewatch.engine.market.calendar import MarketCalendar
+    from tapewatch.engine.market.synthetic import generate
 
     config = replace(
         small_config(
@@ -261,7 +269,7 @@ async def test_stale_data_goes_reducing_during_the_session() -> None:
 async def test_an_intent_journaled_but_never_sent_is_not_resent_after_restart(
     tmp_path: Path,
 ) -> None:
-    from engine.events import SessionStarted
+    from tapewatch.engine.model.events import SessionStarted
     from tests.helpers import T0
 
     path = tmp_path / "j.sqlite3"
@@ -302,8 +310,8 @@ async def test_a_slow_subscriber_loses_oldest_events_not_the_engine() -> None:
 async def test_an_account_switch_is_journaled_so_a_rebuild_follows_the_new_account(
     tmp_path: Path,
 ) -> None:
-    from engine.models import Mode
-    from engine.reconcile import Reconciler
+    from tapewatch.engine.core.reconcile import Reconciler
+    from tapewatch.engine.model.types import Mode
 
     journal = Journal(tmp_path / "j.sqlite3")
     engine, broker, clock = make_engine(journal=journal, mode=Mode.PAPER)
@@ -324,9 +332,9 @@ async def test_an_account_switch_is_journaled_so_a_rebuild_follows_the_new_accou
 async def test_a_journal_failing_outside_a_bar_stops_trading_without_a_stray_exception() -> None:
     """A stream fill arrives between bars and the disk is full: the callback must not raise
     into the event loop; trading stops and run() reports the journal error once."""
-    from engine.feeds.replay import ReplayFeed
-    from engine.journal import JournalError, MemoryJournal
-    from engine.models import Fill, Order
+    from tapewatch.engine.adapters.sim.replay import ReplayFeed
+    from tapewatch.engine.model.types import Fill, Order
+    from tapewatch.engine.storage.journal import JournalError, MemoryJournal
 
     class FullDisk(MemoryJournal):
         failing = False
@@ -347,8 +355,8 @@ async def test_a_journal_failing_outside_a_bar_stops_trading_without_a_stray_exc
     assert engine._stopping
     from datetime import date
 
-    from engine.feeds.bars import BarArrays
-    from engine.feeds.synthetic import generate
+    from tapewatch.engine.market.bars import BarArrays
+    from tapewatch.engine.market.synthetic import generate
 
     bars: BarArrays = generate("SPY", seed=1, start=date(2024, 3, 4), n_bars=5)
     with pytest.raises(JournalError, match="disk is full"):

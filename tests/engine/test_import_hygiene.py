@@ -7,22 +7,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-import engine
+from tapewatch import engine
 
 ENGINE_DIR = Path(engine.__file__).parent
 
 
 def engine_modules() -> list[str]:
-    names = ["engine"]
-    for info in pkgutil.walk_packages([str(ENGINE_DIR)], prefix="engine."):
+    names = ["tapewatch.engine"]
+    for info in pkgutil.walk_packages([str(ENGINE_DIR)], prefix="tapewatch.engine."):
         names.append(info.name)
     return sorted(names)
 
 
 def test_engine_modules_are_found() -> None:
     modules = engine_modules()
-    assert "engine.engine" in modules
-    assert "engine.strategy" in modules
+    assert "tapewatch.engine.core.engine" in modules
+    assert "tapewatch.engine.strategy.rsi_sma" in modules
     assert len(modules) > 15
 
 

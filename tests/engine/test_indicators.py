@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.indicators import RSI, SMA, rsi_series, sma_series
+from tapewatch.engine.strategy.indicators import RSI, SMA, rsi_series, sma_series
 
 TOL = 1e-9
 

@@ -17,15 +17,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine import journal as journal_module
-from engine.events import (
+from tapewatch.engine.model.events import (
     EVENT_TYPES,
     BarClosed,
     Event,
     Notice,
     OperatorAction,
 )
-from engine.journal import (
+from tapewatch.engine.model.serde import UnknownEventError, event_from_json, event_to_json
+from tapewatch.engine.model.types import Bar
+from tapewatch.engine.storage import journal as journal_module
+from tapewatch.engine.storage.journal import (
     SCHEMA_VERSION,
     EventJournal,
     Journal,
@@ -33,8 +35,6 @@ from engine.journal import (
     MemoryJournal,
     SchemaTooNewError,
 )
-from engine.models import Bar
-from engine.serde import UnknownEventError, event_from_json, event_to_json
 
 T0 = datetime(2024, 3, 8, 14, 35, 12, 345678, tzinfo=UTC)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.feeds.bars import BarArrays
-from engine.feeds.base import DataError
-from engine.feeds.loader import load_bars, write_csv, write_parquet
-from engine.feeds.synthetic import generate
+from tapewatch.engine.core.feed import DataError
+from tapewatch.engine.market.bars import BarArrays
+from tapewatch.engine.market.loader import load_bars, write_csv, write_parquet
+from tapewatch.engine.market.synthetic import generate
 
 HEADER = "timestamp,open,high,low,close,volume\n"
 ROW1 = "2024-01-02T14:30:00Z,100,101,99,100.5,1000\n"
@@ -239,7 +239,7 @@ def test_ragged_first_row(tmp_path: Path) -> None:
 def test_line_numbers_survive_chunked_reading(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import engine.feeds.loader as loader
+    import tapewatch.engine.market.loader as loader
 
     monkeypatch.setattr(loader, "_CSV_CHUNK", 2)
     good = HEADER + ROW1 + "\n" + ROW2 + ROW3

@@ -19,14 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 if sys.argv[2] == "broken":  # the control: no shipped table, so the fallback must show up
-    import engine.calendar
-    engine.calendar.SHIPPED_PATH = Path(sys.argv[1]) / "missing.npz"
+    import tapewatch.engine.market.calendar
+    tapewatch.engine.market.calendar.SHIPPED_PATH = Path(sys.argv[1]) / "missing.npz"
 
-from engine.calendar import MarketCalendar
-from engine.config import EngineConfig
-from engine.wiring import DemoOptions, build_demo
-
-
+from tapewatch.engine.market.calendar import MarketCalendar
+from tapewatch.engine.settings.config import EngineConfig
+from tapewatch.engine.root.demo import DemoOptions, build_demo
 async def main() -> dict[str, object]:
     session = build_demo(EngineConfig(), DemoOptions(), data_dir=Path(sys.argv[1]))
     engine, feed = session.engine, session.feed

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from engine.alpaca.orders import OrderTracker
-from engine.events import Event, OrderFilled, OrderUpdated
-from engine.models import Fill, Intent, Order, OrderRequest, OrderStatus, Side
-from engine.orderbook import OrderBook, merge
+from tapewatch.engine.adapters.alpaca.orders import OrderTracker
+from tapewatch.engine.core.orderbook import OrderBook, merge
+from tapewatch.engine.model.events import Event, OrderFilled, OrderUpdated
+from tapewatch.engine.model.types import Fill, Intent, Order, OrderRequest, OrderStatus, Side
 
 T = datetime(2024, 3, 4, 15, 0, tzinfo=UTC)
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import BarClosed, Event, Notice, OrderFilled, SessionStarted
-from engine.journal import Journal, MemoryJournal
-from engine.models import Bar, Fill, Order, OrderStatus, Position, Side
-from engine.portfolio import PortfolioState, apply_fill, mark, rebuild
+from tapewatch.engine.core.portfolio import PortfolioState, apply_fill, mark, rebuild
+from tapewatch.engine.model.events import BarClosed, Event, Notice, OrderFilled, SessionStarted
+from tapewatch.engine.model.types import Bar, Fill, Order, OrderStatus, Position, Side
+from tapewatch.engine.storage.journal import Journal, MemoryJournal
 
 T0 = datetime(2024, 3, 8, 14, 30, tzinfo=UTC)
 

@@ -9,11 +9,11 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pytest
 
-from engine.clock import SimClock
-from engine.feeds.bars import BarArrays
-from engine.feeds.replay import ReplayFeed
-from engine.feeds.synthetic import SyntheticMarket, generate
-from engine.models import Bar
+from tapewatch.engine.adapters.sim.replay import ReplayFeed
+from tapewatch.engine.core.clock import SimClock
+from tapewatch.engine.market.bars import BarArrays
+from tapewatch.engine.market.synthetic import SyntheticMarket, generate
+from tapewatch.engine.model.types import Bar
 
 FIVE = timedelta(minutes=5)
 T0 = datetime(2024, 3, 4, tzinfo=UTC)

@@ -6,15 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.config import RiskConfig
-from engine.events import BreakerChanged
-from engine.models import Intent, OrderRequest, Side, TradingState
-from engine.risk.base import BreakerStatus
-from engine.risk.drawdown import DrawdownBreaker
-from engine.risk.gate import RiskGate
-from engine.risk.latch import Latch
-from engine.risk.pause import PauseBreaker
-from engine.risk.stale import StaleDataBreaker
+from tapewatch.engine.model.events import BreakerChanged
+from tapewatch.engine.model.types import Intent, OrderRequest, Side, TradingState
+from tapewatch.engine.risk.base import BreakerStatus
+from tapewatch.engine.risk.drawdown import DrawdownBreaker
+from tapewatch.engine.risk.gate import RiskGate
+from tapewatch.engine.risk.latch import Latch
+from tapewatch.engine.risk.pause import PauseBreaker
+from tapewatch.engine.risk.stale import StaleDataBreaker
+from tapewatch.engine.settings.config import RiskConfig
 
 OPEN = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)  # 09:30 New York
 CLOSE = datetime(2024, 3, 4, 21, 0, tzinfo=UTC)  # 16:00 New York

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.brokers.base import Broker, BrokerError, DuplicateClientOrderId
-from engine.brokers.sim import SimBroker
-from engine.clock import SimClock
-from engine.config import ExecutionConfig
-from engine.events import Event, OrderFilled, OrderUpdated, SessionStarted
-from engine.models import Bar, Intent, OrderRequest, OrderStatus, Side
-from engine.portfolio import rebuild
+from tapewatch.engine.adapters.sim.broker import SimBroker
+from tapewatch.engine.core.broker import Broker, BrokerError, DuplicateClientOrderId
+from tapewatch.engine.core.clock import SimClock
+from tapewatch.engine.core.portfolio import rebuild
+from tapewatch.engine.model.events import Event, OrderFilled, OrderUpdated, SessionStarted
+from tapewatch.engine.model.types import Bar, Intent, OrderRequest, OrderStatus, Side
+from tapewatch.engine.settings.config import ExecutionConfig
 
 T0 = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)
 STEP = timedelta(minutes=5)

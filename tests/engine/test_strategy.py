@@ -7,11 +7,11 @@ from fractions import Fraction
 
 import pytest
 
-from engine.config import StrategyConfig
-from engine.events import SignalEvaluated
-from engine.indicators import RSI
-from engine.models import Bar
-from engine.strategy import RsiSmaStrategy
+from tapewatch.engine.model.events import SignalEvaluated
+from tapewatch.engine.model.types import Bar
+from tapewatch.engine.settings.config import StrategyConfig
+from tapewatch.engine.strategy.indicators import RSI
+from tapewatch.engine.strategy.rsi_sma import RsiSmaStrategy
 
 T0 = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)
 NOW = datetime(2024, 3, 4, 15, 0, 1, tzinfo=UTC)

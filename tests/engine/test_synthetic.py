@@ -7,9 +7,9 @@ from datetime import date
 import numpy as np
 import pytest
 
-from engine.calendar import MarketCalendar
-from engine.feeds.bars import BarArrays
-from engine.feeds.synthetic import SyntheticMarket, generate
+from tapewatch.engine.market.bars import BarArrays
+from tapewatch.engine.market.calendar import MarketCalendar
+from tapewatch.engine.market.synthetic import SyntheticMarket, generate
 
 FIELDS = ("ts_ns", "open", "high", "low", "close", "volume")
 START = date(2010, 1, 4)

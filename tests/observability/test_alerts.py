@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from engine.alerts import RULES, AlertEvaluator, EngineAlerts, quantile
+from tapewatch.engine.observability.alerts import RULES, AlertEvaluator, EngineAlerts, quantile
 from tests.helpers import make_engine
 
 

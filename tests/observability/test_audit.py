@@ -12,8 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.audit import GENESIS, AuditLog, attach_audit, record_hash, verify
-from engine.models import TradingState
+from tapewatch.engine.model.types import TradingState
+from tapewatch.engine.observability.audit import (
+    GENESIS,
+    AuditLog,
+    attach_audit,
+    record_hash,
+    verify,
+)
 from tests.helpers import make_engine
 
 T = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
@@ -151,7 +157,7 @@ def test_two_processes_appending_at_once_keep_one_chain(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from engine.audit import AuditLog\n"
+        "from tapewatch.engine.observability.audit import AuditLog\n"
         "log = AuditLog(Path(sys.argv[1]))\n"
         "for i in range(25):\n"
         "    log.append(ts='2026-01-05T15:00:00+00:00', who=sys.argv[2], action='pause')\n"

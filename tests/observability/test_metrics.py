@@ -15,15 +15,20 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.brokers.sim import SimBroker
-from engine.config import ConfigError, EngineConfig, StrategyConfig
-from engine.events import OrderUpdated
-from engine.health import StreamHealth
-from engine.latency import LatencyRecorder
-from engine.metrics import BUCKETS, EngineMetrics, MetricsServer, histogram_snapshot
-from engine.models import Intent, Order, OrderRequest, OrderStatus, Side
-from engine.sysmetrics import LoopLagSampler, disk_free_bytes
-from engine.wiring import DemoOptions, build_demo
+from tapewatch.engine.adapters.sim.broker import SimBroker
+from tapewatch.engine.model.events import OrderUpdated
+from tapewatch.engine.model.types import Intent, Order, OrderRequest, OrderStatus, Side
+from tapewatch.engine.observability.health import StreamHealth
+from tapewatch.engine.observability.latency import LatencyRecorder
+from tapewatch.engine.observability.metrics import (
+    BUCKETS,
+    EngineMetrics,
+    MetricsServer,
+    histogram_snapshot,
+)
+from tapewatch.engine.observability.sysmetrics import LoopLagSampler, disk_free_bytes
+from tapewatch.engine.root.demo import DemoOptions, build_demo
+from tapewatch.engine.settings.config import ConfigError, EngineConfig, StrategyConfig
 from tests.helpers import T0, bars_from_closes, feed_bars, make_engine
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

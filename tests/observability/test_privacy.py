@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from console.observability_cli import check_metrics_args
-from engine.audit import AuditLog, attach_audit, default_audit_path, verify
-from engine.audit_anchor import read_anchors
-from engine.config import ConfigError
-from engine.datadir import DataDirError, prepare_data_dir
-from engine.events import AuditAnchored, Notice
-from engine.journal import Journal
-from engine.logs import setup_logging, teardown_logging
+from tapewatch.console.observability_cli import check_metrics_args
+from tapewatch.engine.model.events import AuditAnchored, Notice
+from tapewatch.engine.observability.audit import AuditLog, attach_audit, default_audit_path, verify
+from tapewatch.engine.observability.audit_anchor import read_anchors
+from tapewatch.engine.observability.logs import setup_logging, teardown_logging
+from tapewatch.engine.settings.config import ConfigError
+from tapewatch.engine.storage.datadir import DataDirError, prepare_data_dir
+from tapewatch.engine.storage.journal import Journal
 from tests.helpers import make_engine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -218,7 +218,7 @@ def test_anchors_are_read_without_writing_to_the_journal(tmp_path: Path) -> None
 
 
 def _metrics_args(*flags: str) -> argparse.Namespace:
-    from console.cli import build_parser
+    from tapewatch.console.cli import build_parser
 
     return build_parser().parse_args(["demo", "--headless", *flags])
 
@@ -272,7 +272,7 @@ class _Listener:
 def test_metrics_options_are_checked_before_any_broker_session(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from console.cli import main
+    from tapewatch.console.cli import main
 
     broker = _Listener()
     for name in ("TRADING_URL", "DATA_URL"):
@@ -297,7 +297,7 @@ def test_metrics_options_are_checked_before_any_broker_session(
 def test_the_console_checks_metrics_before_opening(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import console.launch as launch
+    import tapewatch.console.launch as launch
 
     monkeypatch.setattr(launch, "has_terminal", lambda: True)
     args = _metrics_args("--metrics-port", "0", "--metrics-host", "0.0.0.0")
@@ -308,7 +308,7 @@ def test_the_console_checks_metrics_before_opening(
 
 def test_metrics_port_0_prints_the_port_chosen(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "console.cli", "demo", "--headless", "--speed", "3000"]
+    argv = [sys.executable, "-m", "tapewatch.console.cli", "demo", "--headless", "--speed", "3000"]
     argv += ["--data-dir", str(tmp_path / "data"), "--metrics-port", "0"]
     proc = subprocess.Popen(
         argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -340,7 +340,7 @@ def test_metrics_port_0_prints_the_port_chosen(tmp_path: Path) -> None:
 async def test_audit_verify_fails_in_one_line_when_the_file_is_emptied(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from console.cli import main
+    from tapewatch.console.cli import main
 
     path = await _session(tmp_path, "received SIGTERM")
     assert main(["audit", "verify", "--data-dir", str(tmp_path)]) == 0

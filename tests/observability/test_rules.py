@@ -1,4 +1,5 @@
-"""alerts/tapewatch.rules.yml: valid Prometheus rules, the five conditions, exported metrics only.
+"""engine/observability/rules/tapewatch.rules.yml: valid Prometheus rules, the five conditions,
+exported metrics only.
 
 The YAML is always parsed and checked by hand, and every metric an expression names must be one a
 live registry actually exports. promtool (Debian package ``prometheus``) then checks the file and
@@ -16,11 +17,17 @@ from typing import Any
 
 import yaml
 
-from engine.metrics import EngineMetrics
+from tapewatch.engine.observability.metrics import EngineMetrics
 from tests.helpers import make_engine
 from tests.services import PROMTOOL, require
 
-RULES = Path(__file__).resolve().parents[2] / "alerts" / "tapewatch.rules.yml"
+RULES = (
+    Path(__file__).resolve().parents[2]
+    / "engine"
+    / "observability"
+    / "rules"
+    / "tapewatch.rules.yml"
+)
 ALERTS = {
     "TapewatchOrderLatencyHigh",
     "TapewatchApiErrorRateHigh",

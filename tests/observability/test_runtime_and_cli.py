@@ -11,16 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from console.observability_cli import (
+from tapewatch.console.observability_cli import (
     COMMANDS,
     add_metrics_flags,
     add_observability_commands,
     cmd_audit_verify,
     start_metrics,
 )
-from engine import runtime
-from engine.audit import AuditLog, default_audit_path
-from engine.runtime import collect_runtime_facts, fact_rows, strip_credentials
+from tapewatch.engine.observability import runtime
+from tapewatch.engine.observability.audit import AuditLog, default_audit_path
+from tapewatch.engine.observability.runtime import (
+    collect_runtime_facts,
+    fact_rows,
+    strip_credentials,
+)
 from tests.helpers import make_engine
 
 SATURDAY = datetime(2026, 1, 3, 12, 0, tzinfo=UTC)

@@ -16,13 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from console.observability_cli import cmd_doctor
-from engine import runtime
-from engine.audit import AuditLog, attach_audit, verify
-from engine.events import OrderSubmitted
-from engine.logs import MASK, log_order_event, redact, setup_logging, teardown_logging
-from engine.metrics import EngineMetrics
-from engine.models import Order, OrderStatus, Side
+from tapewatch.console.observability_cli import cmd_doctor
+from tapewatch.engine.model.events import OrderSubmitted
+from tapewatch.engine.model.types import Order, OrderStatus, Side
+from tapewatch.engine.observability import runtime
+from tapewatch.engine.observability.audit import AuditLog, attach_audit, verify
+from tapewatch.engine.observability.logs import (
+    MASK,
+    log_order_event,
+    redact,
+    setup_logging,
+    teardown_logging,
+)
+from tapewatch.engine.observability.metrics import EngineMetrics
 from tests.helpers import make_engine
 
 T = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)

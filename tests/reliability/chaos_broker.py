@@ -22,12 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine.alpaca.mapping import to_order
-from engine.alpaca.orders import OrderTracker
-from engine.brokers.base import BrokerError, BrokerListener, DuplicateClientOrderId
-from engine.clock import Clock
-from engine.events import Event
-from engine.models import AccountSnapshot, Bar, Order, OrderRequest, Position, Side
+from tapewatch.engine.adapters.alpaca.mapping import to_order
+from tapewatch.engine.adapters.alpaca.orders import OrderTracker
+from tapewatch.engine.core.broker import BrokerError, BrokerListener, DuplicateClientOrderId
+from tapewatch.engine.core.clock import Clock
+from tapewatch.engine.model.events import Event
+from tapewatch.engine.model.types import AccountSnapshot, Bar, Order, OrderRequest, Position, Side
 
 EPS = 1e-9
 SUBMIT_FATES = ("ok", "lost", "never", "hang_landed", "hang_never", "stale")

@@ -19,13 +19,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.alpaca.endpoints import Endpoints
-from engine.brokers.alpaca import AlpacaBroker
-from engine.engine import Engine
-from engine.events import Event, OrderFilled
-from engine.headless import run_headless
-from engine.live_wiring import LiveOptions, build_live_session
-from engine.models import Mode
+from tapewatch.engine.adapters.alpaca.broker import AlpacaBroker
+from tapewatch.engine.adapters.alpaca.endpoints import Endpoints
+from tapewatch.engine.core.engine import Engine
+from tapewatch.engine.model.events import Event, OrderFilled
+from tapewatch.engine.model.types import Mode
+from tapewatch.engine.root.headless import run_headless
+from tapewatch.engine.root.live import LiveOptions, build_live_session
 from tests.reliability.soak_helpers import Keys, fast_retries, quick_config
 
 POINTS = ("after_intent", "after_submit", "after_fill", "after_pause")

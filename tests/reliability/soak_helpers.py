@@ -26,15 +26,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.alpaca.endpoints import Endpoints
-from engine.alpaca.rest import RetryPolicy
-from engine.config import EngineConfig, RiskConfig, StrategyConfig
-from engine.events import Event, OrderFilled, OrderIntended
-from engine.journal import Journal
-from engine.live_wiring import LiveOptions, LiveSession, build_live_session, journal_path
-from engine.models import Mode
-from engine.portfolio import rebuild
-from engine.sandbox import SandboxConfig, SandboxThread
+from tapewatch.engine.adapters.alpaca.endpoints import Endpoints
+from tapewatch.engine.adapters.alpaca.rest import RetryPolicy
+from tapewatch.engine.core.portfolio import rebuild
+from tapewatch.engine.model.events import Event, OrderFilled, OrderIntended
+from tapewatch.engine.model.types import Mode
+from tapewatch.engine.root.live import LiveOptions, LiveSession, build_live_session, journal_path
+from tapewatch.engine.settings.config import EngineConfig, RiskConfig, StrategyConfig
+from tapewatch.engine.storage.journal import Journal
+from tapewatch.sandbox import SandboxConfig, SandboxThread
 from tests.alpaca.adapter_helpers import sandbox_endpoints
 from tests.alpaca.adapter_helpers import sandbox_env as urls_env
 
@@ -98,7 +98,7 @@ def sandbox_env(sandbox: SandboxThread) -> dict[str, str]:
 @contextlib.contextmanager
 def fast_retries() -> Iterator[None]:
     """Build sessions whose brokers back off in milliseconds, not seconds (tests only)."""
-    import engine.root.live as wiring
+    import tapewatch.engine.root.live as wiring
 
     original = wiring.AlpacaBroker
     wiring.AlpacaBroker = functools.partial(original, policy=FAST_RETRIES)  # type: ignore[assignment,misc]

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import AccountAdopted, OrderFilled, OrderIntended, OrderUpdated
-from engine.journal import Journal
-from engine.live_wiring import journal_path
-from engine.models import Mode, OrderStatus, TradingState
-from engine.sandbox import SandboxThread
+from tapewatch.engine.model.events import AccountAdopted, OrderFilled, OrderIntended, OrderUpdated
+from tapewatch.engine.model.types import Mode, OrderStatus, TradingState
+from tapewatch.engine.root.live import journal_path
+from tapewatch.engine.storage.journal import Journal
+from tapewatch.sandbox import SandboxThread
 from tests.alpaca.adapter_helpers import signal_after_first_fill
 from tests.reliability.soak_helpers import (
     audit,
@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 QUICK = ["--rsi-period", "2", "--sma-period", "3", "--rsi-oversold", "90", "--rsi-overbought", "95"]
 CLI = (
     "import sys, argparse\n"
-    "from console.cli import _add_strategy_flags\n"
-    "from console.run_cli import add_run_command, cmd_run\n"
+    "from tapewatch.console.cli import _add_strategy_flags\n"
+    "from tapewatch.console.run_cli import add_run_command, cmd_run\n"
     "p = argparse.ArgumentParser(prog='tapewatch')\n"
     "add_run_command(p.add_subparsers(dest='command'), _add_strategy_flags)\n"
     "sys.exit(cmd_run(p.parse_args(sys.argv[1:])))\n"

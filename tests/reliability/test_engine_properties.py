@@ -42,9 +42,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.config import EngineConfig, ExecutionConfig, RiskConfig
-from engine.engine import Engine
-from engine.events import (
+from tapewatch.engine.core.engine import Engine
+from tapewatch.engine.core.order_flow import JOURNALED
+from tapewatch.engine.core.portfolio import rebuild
+from tapewatch.engine.model.events import (
     BreakerChanged,
     Event,
     OrderFilled,
@@ -54,10 +55,17 @@ from engine.events import (
     RiskDenied,
     SignalEvaluated,
 )
-from engine.journal import EventJournal, Journal, MemoryJournal
-from engine.models import Bar, Intent, Mode, Order, OrderRequest, TradingState, client_order_id
-from engine.order_flow import JOURNALED
-from engine.portfolio import rebuild
+from tapewatch.engine.model.types import (
+    Bar,
+    Intent,
+    Mode,
+    Order,
+    OrderRequest,
+    TradingState,
+    client_order_id,
+)
+from tapewatch.engine.settings.config import EngineConfig, ExecutionConfig, RiskConfig
+from tapewatch.engine.storage.journal import EventJournal, Journal, MemoryJournal
 from tests.helpers import STEP, T0, make_engine, small_config
 
 ET = ZoneInfo("America/New_York")

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from engine.models import TradingState
-from engine.sandbox import SandboxThread
+from tapewatch.engine.model.types import TradingState
+from tapewatch.sandbox import SandboxThread
 from tests.reliability.soak_helpers import Driver, audit, open_session, sandbox_config
 
 # The sandbox's server (aiohttp) and the SDK's stream (alpaca) log what they handle

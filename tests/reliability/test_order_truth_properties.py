@@ -22,13 +22,13 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.clock import SimClock
-from engine.config import RiskConfig
-from engine.engine import Engine
-from engine.events import Event, OrderFilled, OrderSubmitted, OrderUpdated
-from engine.journal import MemoryJournal
-from engine.models import Bar, Mode, OrderStatus
-from engine.orderbook import rank
+from tapewatch.engine.core.clock import SimClock
+from tapewatch.engine.core.engine import Engine
+from tapewatch.engine.core.orderbook import rank
+from tapewatch.engine.model.events import Event, OrderFilled, OrderSubmitted, OrderUpdated
+from tapewatch.engine.model.types import Bar, Mode, OrderStatus
+from tapewatch.engine.settings.config import RiskConfig
+from tapewatch.engine.storage.journal import MemoryJournal
 from tests.helpers import STEP, T0, small_config
 from tests.reliability.chaos_broker import SUBMIT_FATES, ChaosBroker
 

@@ -13,8 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from engine.config import EngineConfig
-from engine.events import (
+from tapewatch.engine.core.orderbook import rank
+from tapewatch.engine.model.events import (
     BarClosed,
     Notice,
     OrderFilled,
@@ -23,9 +23,9 @@ from engine.events import (
     RiskDenied,
     SignalEvaluated,
 )
-from engine.models import OrderStatus
-from engine.orderbook import rank
-from engine.sandbox import SandboxThread
+from tapewatch.engine.model.types import OrderStatus
+from tapewatch.engine.settings.config import EngineConfig
+from tapewatch.sandbox import SandboxThread
 from tests.reliability.soak_helpers import (
     Driver,
     audit,

@@ -14,20 +14,20 @@ from typing import Any
 
 import pytest
 
-from console.panes.breakers import _value
-from engine.alpaca.errors import AlpacaApiError
-from engine.alpaca.rate import RequestBudget
-from engine.alpaca.rest import RestCaller, RetryPolicy
-from engine.brokers.alpaca import AlpacaBroker
-from engine.config import EngineConfig, RiskConfig, StrategyConfig
-from engine.credentials import Credentials
-from engine.events import BreakerChanged, Event, Notice, TradingStateChanged
-from engine.journal import Journal
-from engine.live_wiring import LiveOptions, build_live_session, journal_path
-from engine.models import Intent, Mode, OrderRequest, OrderStatus, Side, TradingState
-from engine.risk.gate import RiskGate
-from engine.risk.ratelimit import RateLimitBreaker
-from engine.sandbox import SandboxThread
+from tapewatch.console.panes.breakers import _value
+from tapewatch.engine.adapters.alpaca.broker import AlpacaBroker
+from tapewatch.engine.adapters.alpaca.errors import AlpacaApiError
+from tapewatch.engine.adapters.alpaca.rate import RequestBudget
+from tapewatch.engine.adapters.alpaca.rest import RestCaller, RetryPolicy
+from tapewatch.engine.model.events import BreakerChanged, Event, Notice, TradingStateChanged
+from tapewatch.engine.model.types import Intent, Mode, OrderRequest, OrderStatus, Side, TradingState
+from tapewatch.engine.risk.gate import RiskGate
+from tapewatch.engine.risk.ratelimit import RateLimitBreaker
+from tapewatch.engine.root.live import LiveOptions, build_live_session, journal_path
+from tapewatch.engine.settings.config import EngineConfig, RiskConfig, StrategyConfig
+from tapewatch.engine.settings.credentials import Credentials
+from tapewatch.engine.storage.journal import Journal
+from tapewatch.sandbox import SandboxThread
 from tests.alpaca.adapter_helpers import eventually, in_thread, make_broker, sandbox_endpoints
 from tests.alpaca.conftest import KEY, SECRET, FakeTime, sandbox_config, trading_client
 

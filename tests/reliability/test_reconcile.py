@@ -13,16 +13,11 @@ from typing import Any
 
 import pytest
 
-from engine.brokers.base import BrokerError
-from engine.brokers.sim import SimBroker
-from engine.clock import SimClock
-from engine.config import EngineConfig, RiskConfig, StrategyConfig
-from engine.engine import Engine
-from engine.events import AccountAdopted, Event, Notice, OperatorAction, OrderFilled
-from engine.journal import Journal
-from engine.live_wiring import LiveOptions, LiveSession, build_live_session
-from engine.models import Bar, Intent, Mode, Order, OrderRequest, OrderStatus, Position, Side
-from engine.reconcile import (
+from tapewatch.engine.adapters.sim.broker import SimBroker
+from tapewatch.engine.core.broker import BrokerError
+from tapewatch.engine.core.clock import SimClock
+from tapewatch.engine.core.engine import Engine
+from tapewatch.engine.core.reconcile import (
     BROKER_ONLY_ORDER,
     JOURNAL_ONLY_ORDER,
     POSITION,
@@ -30,7 +25,21 @@ from engine.reconcile import (
     Reconciler,
     compare,
 )
-from engine.sandbox import SandboxThread
+from tapewatch.engine.model.events import AccountAdopted, Event, Notice, OperatorAction, OrderFilled
+from tapewatch.engine.model.types import (
+    Bar,
+    Intent,
+    Mode,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    Position,
+    Side,
+)
+from tapewatch.engine.root.live import LiveOptions, LiveSession, build_live_session
+from tapewatch.engine.settings.config import EngineConfig, RiskConfig, StrategyConfig
+from tapewatch.engine.storage.journal import Journal
+from tapewatch.sandbox import SandboxThread
 from tests.alpaca.adapter_helpers import eventually, in_thread, make_broker, sandbox_endpoints
 from tests.alpaca.conftest import sandbox_config, trading_client
 from tests.helpers import STEP
@@ -227,7 +236,7 @@ async def test_flatten_adopts_then_closes_what_the_broker_holds(rig: Rig) -> Non
 async def test_an_outside_open_order_is_reported_once_then_left_alone(rig: Rig) -> None:
     await rig.engine.start()
     rig.broker.set_listener(lambda _e: None)  # placed at the broker, unseen by the engine
-    from engine.models import Intent, OrderRequest
+    from tapewatch.engine.model.types import Intent, OrderRequest
 
     await rig.broker.submit_order(OrderRequest("web-1", "SPY", Side.BUY, 1, Intent.ENTRY))
     [found] = await rig.reconciler.check()
@@ -299,7 +308,7 @@ async def _manual_buy(sandbox: SandboxThread, qty: int) -> None:
 
 
 async def _session(sandbox: SandboxThread, tmp_path: Path, every: float) -> LiveSession:
-    from engine.credentials import Credentials
+    from tapewatch.engine.settings.credentials import Credentials
     from tests.alpaca.conftest import KEY, SECRET
 
     options = LiveOptions(

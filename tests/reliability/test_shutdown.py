@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from engine.events import OrderIntended, SessionStopped
-from engine.sandbox import SandboxThread
+from tapewatch.engine.model.events import OrderIntended, SessionStopped
+from tapewatch.sandbox import SandboxThread
 from tests.reliability.soak_helpers import journal_events, sandbox_config, sandbox_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,8 +31,8 @@ EXIT_BOUND = 10.0  # the issue's bound (systemd's stop timeout is longer)
 QUICK = ["--rsi-period", "2", "--sma-period", "3", "--rsi-oversold", "90", "--rsi-overbought", "95"]
 CLI = (
     "import sys, argparse\n"
-    "from console.cli import _add_strategy_flags\n"
-    "from console.run_cli import add_run_command, cmd_run\n"
+    "from tapewatch.console.cli import _add_strategy_flags\n"
+    "from tapewatch.console.run_cli import add_run_command, cmd_run\n"
     "p = argparse.ArgumentParser(prog='tapewatch')\n"
     "add_run_command(p.add_subparsers(dest='command'), _add_strategy_flags)\n"
     "sys.exit(cmd_run(p.parse_args(sys.argv[1:])))\n"

@@ -1,0 +1,1 @@
+"""Venues behind the core's Broker and Feed protocols: Alpaca and the simulation."""

@@ -1,0 +1,1 @@
+"""The simulated broker and the replay feed (backtests and the offline demo)."""

@@ -1,0 +1,1 @@
+"""The backtester: the same strategy, gate and simulated broker over history, and its report."""

@@ -1,0 +1,258 @@
+"""The backtester: the live engine (strategy, risk gate, SimBroker, events) on a SimClock.
+
+No sleeping and no journal: the replay feed moves the clock bar by bar and the engine runs
+exactly the code it runs in the demo and live. Results are a pure function of the bars and the
+configuration, so the same inputs give byte-identical JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+
+from tapewatch.engine.adapters.sim.broker import SimBroker
+from tapewatch.engine.adapters.sim.replay import ReplayFeed
+from tapewatch.engine.backtest.stats import Report, build_report
+from tapewatch.engine.core.clock import SimClock
+from tapewatch.engine.core.engine import Engine
+from tapewatch.engine.market.bars import BarArrays, datetime_from_ns, ns_from_datetime
+from tapewatch.engine.model.events import EquitySnapshot, Event, OrderFilled
+from tapewatch.engine.model.types import Fill
+from tapewatch.engine.root.backtest import build_backtest
+from tapewatch.engine.settings.config import ConfigError, EngineConfig
+from tapewatch.engine.strategy.rsi_sma import rule_action
+
+Progress = Callable[[int, int], None]
+PROGRESS_EVERY = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestResult:
+    report: Report
+    fills: tuple[Fill, ...]
+
+
+class _Recorder:
+    """Collects the equity curve and fills from the engine's events, compactly."""
+
+    def __init__(self) -> None:
+        self.equity: array[float] = array("d")
+        self.exposed = 0
+        self.fills: list[Fill] = []
+
+    def __call__(self, event: Event) -> None:
+        if type(event) is EquitySnapshot:
+            self.equity.append(event.equity)
+            if event.positions:
+                self.exposed += 1
+        elif type(event) is OrderFilled:
+            self.fills.append(event.fill)
+
+
+def run_backtest(
+    bars: BarArrays,
+    config: EngineConfig,
+    *,
+    progress: Progress | None = None,
+    lean: bool = True,
+) -> BacktestResult:
+    """Run the strategy over ``bars``. ``lean=False`` takes the full per-bar path on every bar
+    (the reference the lean loop is tested equal to)."""
+    if len(bars) == 0:
+        raise ValueError("no bars to backtest: the data range is empty")
+    return asyncio.run(_run(bars, config, progress, lean))
+
+
+async def _run(
+    bars: BarArrays, config: EngineConfig, progress: Progress | None, lean: bool
+) -> BacktestResult:
+    tf = config.strategy.tf
+    first = bars.bar(0)
+    parts = build_backtest(config, first.ts)  # the composition root builds every session
+    engine, broker, clock = parts.engine, parts.broker, parts.clock
+    recorder = _Recorder()
+    await engine.start(starting_cash=config.starting_cash)
+    if lean:
+        await _drive_lean(engine, broker, clock, bars, recorder, progress)
+    else:
+        engine.add_sink(recorder)
+        await _drive_full(engine, clock, bars, progress)
+    total = len(bars)
+    last = bars.bar(total - 1)
+    report = build_report(
+        symbol=config.strategy.symbol,
+        timeframe=tf.label,
+        timeframe_seconds=tf.seconds,
+        start=first.ts,
+        end=last.ts + tf.delta,
+        start_equity=config.starting_cash,
+        equity=recorder.equity,
+        exposed_bars=recorder.exposed,
+        fills=recorder.fills,
+        rsi_oversold=config.strategy.rsi_oversold,
+        rsi_overbought=config.strategy.rsi_overbought,
+    )
+    await engine.stop("backtest finished")
+    return BacktestResult(report=report, fills=tuple(recorder.fills))
+
+
+async def _drive_full(
+    engine: Engine, clock: SimClock, bars: BarArrays, progress: Progress | None
+) -> None:
+    feed = ReplayFeed(bars, clock, timeframe_seconds=engine.timeframe.seconds)
+    total = len(bars)
+    for i, bar in enumerate(feed.iter_sync()):
+        await engine.on_bar(bar)
+        if progress is not None and i % PROGRESS_EVERY == 0:
+            progress(i, total)
+    if progress is not None:
+        progress(total, total)
+
+
+async def _drive_lean(
+    engine: Engine,
+    broker: SimBroker,
+    clock: SimClock,
+    bars: BarArrays,
+    recorder: _Recorder,
+    progress: Progress | None,
+) -> None:
+    """The engine's bar path, taken in full only on bars where something can happen.
+
+    A bar is *eventful* when the day rolls, an order is pending (it fills at this open), data
+    went missing before it (staleness), equity crosses the drawdown limit, or the strategy's
+    rule fires. Every other bar can only update the indicators and the equity curve, which this
+    loop does inline with the same strategy and portfolio objects; per-bar events for such bars
+    are not built because nobody subscribes to them in a backtest. tests/engine/test_backtest.py
+    proves the result equals the full path bar for bar.
+    """
+    symbol = engine.symbol
+    strategy = engine.strategy
+    rsi_update, sma_update = strategy.updaters
+    rule = rule_action  # the engine's own decision function: the two paths cannot disagree
+    cfg = strategy.config
+    oversold = cfg.rsi_oversold
+    overbought = cfg.rsi_overbought
+    breaches = engine.drawdown_breached
+    data_seen = engine.data_seen
+    portfolio = broker.portfolio
+    positions = portfolio.positions
+    pending = broker.pending_symbols
+    tf_ns = engine.timeframe.seconds * 1_000_000_000
+    stale_ns = int(engine.config.risk.stale_bars * tf_ns)
+    equity_append = recorder.equity.append
+    recorder_sink = recorder
+    engine.add_sink(lambda event: recorder_sink(event) if type(event) is OrderFilled else None)
+    process = engine.process_bar
+    roll_day = engine.roll_day
+    check_stale = engine.check_stale
+    last_equity = portfolio.cash
+    total = len(bars)
+    boundary_ns = -1
+    prev_close_ns = int(bars.ts_ns[0])
+    exposed = 0
+    done = 0
+    qty = 0.0  # position and cash change only on eventful bars: refreshed after each
+    cash = portfolio.cash
+    for chunk_start in range(0, total, _CHUNK):
+        part = bars.slice(chunk_start, min(total, chunk_start + _CHUNK))
+        ts_list = part.ts_ns.tolist()
+        closes = part.close.tolist()
+        for j in range(len(ts_list)):
+            ts = ts_list[j]
+            close = closes[j]
+            if ts - prev_close_ns > stale_ns or ts >= boundary_ns:
+                # Data was missing (overnight, or a hole): the stale breaker looks at the gap.
+                prev_close = datetime_from_ns(prev_close_ns)
+                data_seen(prev_close)
+                clock.advance_to(datetime_from_ns(prev_close_ns + stale_ns) + _STALE_EPSILON)
+                check_stale()
+                if ts >= boundary_ns:
+                    now = datetime_from_ns(ts + tf_ns)
+                    clock.advance_to(now)
+                    roll_day(datetime_from_ns(ts), now, last_equity)
+                    boundary = engine.next_day_boundary
+                    boundary_ns = ns_from_datetime(boundary) if boundary is not None else ts + 1
+                    check_stale()  # anchors the session's staleness clock, as a timer would
+            equity = cash + qty * close
+            if symbol in pending or (qty and breaches(equity)):
+                indicators: tuple[float | None, float | None] | None = None
+            else:
+                rsi = rsi_update(close)
+                sma = sma_update(close)
+                if rule(rsi, sma, close, qty, oversold, overbought) == "hold":
+                    equity_append(equity)
+                    last_equity = equity
+                    if qty:
+                        exposed += 1
+                    prev_close_ns = ts + tf_ns
+                    continue
+                indicators = (rsi, sma)
+            # Eventful: the full engine path with a real Bar on a clock at the bar's close.
+            clock.advance_to(datetime_from_ns(ts + tf_ns))
+            data_seen(datetime_from_ns(prev_close_ns))
+            await process(part.bar(j), indicators, schedule_stale_check=False)
+            last_equity = engine.state.equity
+            equity_append(last_equity)
+            position = positions.get(symbol)
+            qty = position.qty if position is not None else 0.0
+            cash = portfolio.cash
+            if engine.state.positions:
+                exposed += 1
+            prev_close_ns = ts + tf_ns
+        done += len(ts_list)
+        if progress is not None:
+            progress(done, total)
+    recorder.exposed = exposed
+
+
+_CHUNK = 65_536
+_STALE_EPSILON = timedelta(milliseconds=1)
+
+
+def parse_compare(text: str) -> list[tuple[float, float]]:
+    """``70/30,75/25`` → [(70, 30), (75, 25)] as (overbought, oversold) pairs."""
+    pairs = []
+    for chunk in text.split(","):
+        parts = chunk.strip().split("/")
+        if len(parts) != 2:
+            raise ConfigError(
+                f"--compare item {chunk.strip()!r} is not OVERBOUGHT/OVERSOLD; e.g. 70/30,75/25"
+            )
+        try:
+            high, low = float(parts[0]), float(parts[1])
+        except ValueError:
+            raise ConfigError(
+                f"--compare item {chunk.strip()!r} must be two numbers; e.g. 70/30"
+            ) from None
+        pairs.append((high, low))
+    return pairs
+
+
+def with_thresholds(config: EngineConfig, overbought: float, oversold: float) -> EngineConfig:
+    strategy = replace(config.strategy, rsi_overbought=overbought, rsi_oversold=oversold)
+    return replace(config, strategy=strategy).validate()
+
+
+def write_trades_csv(fills: tuple[Fill, ...], path: Path) -> None:
+    """One row per fill: time, side, quantity, price, fees."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["time", "side", "quantity", "price", "fees"])
+        for fill in fills:
+            writer.writerow(
+                [
+                    fill.ts.isoformat(),
+                    fill.side.value,
+                    repr(fill.qty),
+                    repr(fill.price),
+                    repr(fill.fee),
+                ]
+            )
+    tmp.replace(path)

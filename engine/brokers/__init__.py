@@ -1,1 +1,0 @@
-"""Brokers: where orders go. The engine only knows the ``Broker`` protocol in base.py."""

@@ -1,0 +1,1 @@
+"""The engine core: the bar path, the order flow and book, state, bus, clock, reconciliation."""

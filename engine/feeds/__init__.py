@@ -1,1 +1,0 @@
-"""Feeds: where bars come from (synthetic, files, Alpaca). The engine knows only ``Feed``."""

@@ -1,0 +1,1 @@
+"""Market data and hours: the NYSE calendar, the synthetic market, file loading."""

@@ -1,0 +1,1 @@
+"""Metrics, logs, alerts, latency, health, the audit trail and runtime facts."""

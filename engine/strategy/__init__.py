@@ -1,0 +1,1 @@
+"""The RSI/SMA strategy, its streaming indicators and the bar-validity check."""

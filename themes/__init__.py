@@ -1,0 +1,1 @@
+"""Console themes as data files, shipped in the wheel as tapewatch.themes."""
