@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,7 +60,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         work = args.keep or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
+        had_build = (ROOT / "build").exists()
         run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", work / "dist", ROOT)
+        if not had_build:  # setuptools leaves its build/ in the checkout: not ours to keep
+            shutil.rmtree(ROOT / "build", ignore_errors=True)
         (wheel,) = sorted((work / "dist").glob("tapewatch-*.whl"))
         inspect(wheel)
         env_dir = work / "venv"
