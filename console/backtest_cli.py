@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from dataclasses import replace
 
 from tapewatch.engine.backtest.runner import (
     parse_compare,
@@ -14,6 +16,7 @@ from tapewatch.engine.backtest.runner import (
 )
 from tapewatch.engine.backtest.stats import Report
 from tapewatch.engine.market.bars import BarArrays
+from tapewatch.engine.model.types import Timeframe
 from tapewatch.engine.settings.config import ConfigError, EngineConfig
 
 ROWS = (
@@ -63,6 +66,56 @@ def load_source(args: argparse.Namespace, config: EngineConfig) -> BarArrays:
     )
 
 
+def data_spacing(bars: BarArrays) -> int | None:
+    """The most common gap in seconds between consecutive bars on the same UTC day (daily
+    data: between any consecutive bars); the smaller gap wins a tie; None for a single bar."""
+    import numpy as np
+
+    ts = bars.ts_ns
+    if len(ts) < 2:
+        return None
+    gaps = np.diff(ts)
+    day = ts // (86_400 * 1_000_000_000)
+    same_day = gaps[day[1:] == day[:-1]]
+    pool = same_day if len(same_day) else gaps
+    values, counts = np.unique(pool, return_counts=True)
+    return int(values[int(np.argmax(counts))]) // 1_000_000_000
+
+
+def _describe(seconds: int) -> str:
+    for size, word in ((86_400, "day"), (3_600, "hour"), (60, "minute")):
+        if seconds % size == 0:
+            n = seconds // size
+            return f"{n} {word}{'s' if n != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def settle_timeframe(
+    args: argparse.Namespace, config: EngineConfig, bars: BarArrays
+) -> EngineConfig:
+    """A data file's timeframe: inferred from its spacing unless --timeframe names one, which
+    must then agree with the spacing."""
+    spacing = data_spacing(bars)
+    if spacing is None:
+        return config
+    inferred = Timeframe.from_seconds(spacing)
+    given = getattr(args, "timeframe", None)
+    if given is not None:
+        if inferred is None or inferred != config.strategy.tf:
+            found = inferred.label if inferred is not None else "not a supported timeframe"
+            raise ConfigError(
+                f"--timeframe {config.strategy.tf.label} contradicts {args.data}: its bars are "
+                f"{_describe(spacing)} apart ({found}); drop --timeframe or correct it"
+            )
+        return config
+    if inferred is None:
+        raise ConfigError(
+            f"{args.data}: its bars are {_describe(spacing)} apart, not a supported timeframe "
+            "(1Min-59Min, 1Hour-23Hour, 1Day); resample the data"
+        )
+    return replace(config, strategy=replace(config.strategy, timeframe=inferred.label))
+
+
 def _progress_printer() -> object:
     if not sys.stderr.isatty():
         return None
@@ -103,11 +156,18 @@ def format_table(reports: list[Report]) -> str:
                 for i, (c, w) in enumerate(zip(row, widths, strict=True))
             )
         )
+    if len({r.annualised_as for r in reports}) == 1:
+        out.append(f"Sharpe annualised as {reports[0].annualised_as}")
     return "\n".join(out)
 
 
 def run_backtest_command(args: argparse.Namespace, config: EngineConfig) -> int:
     pairs = parse_compare(args.compare) if args.compare else None
+    bars = load_source(args, config)
+    if len(bars) == 0:
+        raise ConfigError("no bars in the chosen range; widen --start/--end")
+    if args.data is not None:
+        config = settle_timeframe(args, config, bars)
     configs = [config]
     if pairs:
         try:
@@ -118,9 +178,6 @@ def run_backtest_command(args: argparse.Namespace, config: EngineConfig) -> int:
         raise ConfigError("--trades cannot be combined with --compare; run one configuration")
     if args.trades is not None and not args.trades.parent.exists():
         raise ConfigError(f"--trades: folder {args.trades.parent} does not exist")
-    bars = load_source(args, config)
-    if len(bars) == 0:
-        raise ConfigError("no bars in the chosen range; widen --start/--end")
     progress = _progress_printer()
     results = [run_backtest(bars, c, progress=progress) for c in configs]  # type: ignore[arg-type]
     if args.trades is not None:
@@ -129,7 +186,19 @@ def run_backtest_command(args: argparse.Namespace, config: EngineConfig) -> int:
     if args.json:
         payload: object
         payload = {"compare": [r.as_dict() for r in reports]} if pairs else reports[0].as_dict()
-        print(json.dumps(payload, sort_keys=True))
-    else:
-        print(format_table(reports))
+        return _emit(json.dumps(payload, sort_keys=True))
+    return _emit(format_table(reports))
+
+
+def _emit(text: str) -> int:
+    """Print the report; a reader that went away (``| head``) ends the command quietly."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        try:  # the interpreter's final flush would fail again: point stdout at /dev/null
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
     return 0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tapewatch.engine.adapters.sim.broker import SimBroker
 from tapewatch.engine.adapters.sim.replay import ReplayFeed
-from tapewatch.engine.backtest.stats import Report, build_report
+from tapewatch.engine.backtest.stats import Report, annualisation, build_report
 from tapewatch.engine.core.clock import SimClock
 from tapewatch.engine.core.engine import Engine
 from tapewatch.engine.market.bars import BarArrays, datetime_from_ns, ns_from_datetime
@@ -88,6 +88,7 @@ async def _run(
         symbol=config.strategy.symbol,
         timeframe=tf.label,
         timeframe_seconds=tf.seconds,
+        annualised=annualisation(bars.ts_ns, tf.seconds),
         start=first.ts,
         end=last.ts + tf.delta,
         start_equity=config.starting_cash,

@@ -1,7 +1,9 @@
 """Backtest statistics as a pure function of the equity curve and the fills.
 
-Sharpe uses per-bar returns annualised by the number of bars in a trading year (252 sessions of
-6.5 hours), so it is comparable across timeframes.
+Sharpe uses per-bar returns annualised by the number of bars in a year *of the data*: for
+session-bound data (no bars on a New York weekend) that is the bars in a full regular session times
+the exchange calendar's sessions per year (5Min: 78 × 252 in 2024); for 24-hour data (crypto, FX)
+it is 365.25 days divided by the bar length. The report says which basis it used.
 """
 
 from __future__ import annotations
@@ -10,14 +12,16 @@ import math
 from array import array
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 
 from tapewatch.engine.model.types import Fill, Side
 
-TRADING_DAYS = 252
 SESSION_SECONDS = 6.5 * 3600
+SESSION_BOUND = "session-bound"
+ROUND_THE_CLOCK = "24-hour"
+_NS_PER_DAY = 86_400 * 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,13 @@ class Report:
     fees: float
     rsi_oversold: float
     rsi_overbought: float
+    annualisation: str = SESSION_BOUND
+    bars_per_year: float = 0.0
+
+    @property
+    def annualised_as(self) -> str:
+        """``session-bound: 19,656 bars/year`` or ``24-hour: 105,192 bars/year``."""
+        return f"{self.annualisation}: {self.bars_per_year:,.0f} bars/year"
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -110,11 +121,45 @@ def sharpe(equity: Sequence[float], bars_per_year: float) -> float:
     return float(returns.mean()) / std * math.sqrt(bars_per_year)
 
 
+def annualisation(ts_ns: np.ndarray, timeframe_seconds: int) -> tuple[str, float]:
+    """(basis, bars per year) for bars starting at ``ts_ns`` (int64 epoch ns, ascending).
+
+    Session-bound when no bar falls on a Saturday or Sunday (New York date for intraday bars,
+    the UTC date for daily bars, which vendors stamp at midnight UTC or New York): a full
+    regular session's bars times the calendar's mean sessions per year over the calendar years
+    the data spans. Otherwise 24-hour: 365.25 days / bar length.
+    """
+    from tapewatch.engine.market.calendar import MarketCalendar
+
+    stamps = np.asarray(ts_ns, dtype=np.int64)
+    # New York is 4 or 5 hours behind UTC; 4.5 h keeps every regular or extended-hours bar
+    # (04:00-20:00 New York) on its New York date, whichever offset is in force.
+    shift = int(4.5 * 3600) * 1_000_000_000 if timeframe_seconds < 86_400 else 0
+    shifted = stamps - shift
+    weekday = (shifted // _NS_PER_DAY + 3) % 7  # 1970-01-01 was a Thursday: Monday = 0
+    if bool(np.any(weekday >= 5)):
+        return ROUND_THE_CLOCK, 365.25 * 86_400 / timeframe_seconds
+    first_day = _epoch_date(int(stamps[0]))
+    last_day = _epoch_date(int(stamps[-1]))
+    years = last_day.year - first_day.year + 1
+    sessions = MarketCalendar().sessions(
+        first_day.replace(month=1, day=1), last_day.replace(month=12, day=31)
+    )
+    per_session = math.ceil(SESSION_SECONDS / timeframe_seconds)
+    return SESSION_BOUND, per_session * len(sessions) / years
+
+
+def _epoch_date(ns: int) -> date:
+    """The UTC date of an epoch-ns instant."""
+    return date(1970, 1, 1) + timedelta(days=ns // _NS_PER_DAY)
+
+
 def build_report(
     *,
     symbol: str,
     timeframe: str,
     timeframe_seconds: int,
+    annualised: tuple[str, float] | None = None,
     start: datetime,
     end: datetime,
     start_equity: float,
@@ -135,7 +180,9 @@ def build_report(
     curve = np.concatenate(([start_equity], _as_array(equity)))
     trades = round_trips(fills)
     wins = sum(1 for t in trades if t.pnl > 0)
-    bars_per_year = TRADING_DAYS * SESSION_SECONDS / timeframe_seconds
+    if annualised is None:
+        annualised = (SESSION_BOUND, 252 * math.ceil(SESSION_SECONDS / timeframe_seconds))
+    basis, bars_per_year = annualised
     return Report(
         symbol=symbol,
         timeframe=timeframe,
@@ -155,4 +202,6 @@ def build_report(
         fees=sum(f.fee for f in fills),
         rsi_oversold=rsi_oversold,
         rsi_overbought=rsi_overbought,
+        annualisation=basis,
+        bars_per_year=bars_per_year,
     )

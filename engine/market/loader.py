@@ -2,7 +2,10 @@
 
 Columns: ``timestamp, open, high, low, close, volume`` (header case-insensitive, extra columns
 ignored). A timestamp is ISO 8601 (``2024-01-02T14:30:00Z``, an offset, or naive = **UTC**) or,
-if the whole column is numeric, epoch seconds. It is the bar's START, like ``Bar.ts``.
+if the whole column is numeric, epoch seconds or milliseconds (told apart by magnitude: below
+1e11 is seconds, below 1e14 milliseconds). It is the bar's START, like ``Bar.ts``. A Parquet file
+may carry the timestamp as its index (``df.to_parquet()`` of a frame indexed by time, named or
+not, or Alpaca's ``(symbol, timestamp)`` index) instead of a column.
 
 Every problem raises ``DataError`` naming the file, the row (CSV: the file's line number, header
 = line 1; Parquet: the 1-based data row) and what to do. pandas is imported lazily: the console
@@ -31,6 +34,7 @@ PRICE_COLUMNS = ("open", "high", "low", "close")
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".txt")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _MAX_EPOCH_SECONDS = 1e11  # year ~5138: anything larger is surely milliseconds or nanoseconds
+_MAX_EPOCH_MILLIS = 1e14  # the same instant range in milliseconds
 _NS_PER_SEC = 1_000_000_000
 _CSV_CHUNK = 100_000  # rows parsed at a time: the C parser's buffers stay small
 
@@ -165,8 +169,15 @@ def _read_parquet(path: Path) -> pd.DataFrame:
             "pip install 'tapewatch[parquet]' or use a CSV file"
         ) from exc
     try:
-        names = list(pq.read_schema(path).names)
-        mapping = _pick(names, path)
+        schema = pq.read_schema(path)
+        names = list(schema.names)
+        index_name = _timestamp_index(schema)
+        if index_name is not None and not any(str(n).strip().lower() == "timestamp" for n in names):
+            names = [("timestamp" if n == index_name else n) for n in names]
+            mapping = _pick(names, path)
+            mapping["timestamp"] = index_name
+        else:
+            mapping = _pick(names, path)
         table = pq.read_table(path, columns=list(mapping.values()))
     except DataError:
         raise
@@ -174,11 +185,32 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: cannot read Parquet ({exc}); check the file") from exc
     except Exception as exc:  # pyarrow raises ArrowInvalid and friends for corrupt files
         raise DataError(f"{path}: not a readable Parquet file ({exc}); re-export it") from exc
-    frame = table.to_pandas()
+    # ignore_metadata: an index stored by pandas stays a plain column named as in the file.
+    frame = table.to_pandas(ignore_metadata=True)
     frame = frame.rename(columns={v: k for k, v in mapping.items()})
     if frame.empty:
         raise DataError(f"{path}: has no rows; it needs at least one bar")
     return frame.reset_index(drop=True)
+
+
+def _timestamp_index(schema: Any) -> str | None:
+    """The stored name of a pandas index column holding timestamps, if the file has one."""
+    import json
+
+    import pyarrow as pa
+
+    meta = (schema.metadata or {}).get(b"pandas")
+    if not meta:
+        return None
+    try:
+        index_columns = json.loads(meta).get("index_columns", [])
+    except ValueError:
+        return None
+    for name in index_columns:
+        named = isinstance(name, str) and name in schema.names
+        if named and pa.types.is_timestamp(schema.field(name).type):
+            return str(name)
+    return None
 
 
 def _first(mask: Any) -> int | None:
@@ -244,15 +276,30 @@ def _epoch_ns(column: pd.Series) -> np.ndarray:
 
 
 def _epoch_seconds(frame: pd.DataFrame, seconds: np.ndarray, where: _Where) -> np.ndarray:
-    bad = _first(~np.isfinite(seconds) | (np.abs(seconds) >= _MAX_EPOCH_SECONDS))
+    """Epoch seconds, or milliseconds when the column's largest value says so, as epoch ns."""
+    finite = np.isfinite(seconds)
+    bad = _first(~finite)
+    if bad is None and len(seconds):
+        biggest = float(np.max(np.abs(seconds)))
+        if _MAX_EPOCH_SECONDS <= biggest < _MAX_EPOCH_MILLIS:
+            if bool(np.all(seconds == np.floor(seconds))):  # whole milliseconds: exact in ints
+                return seconds.astype(np.int64) * (_NS_PER_SEC // 1000)
+            seconds = seconds / 1000.0
+        bad = _first(np.abs(seconds) >= _MAX_EPOCH_SECONDS)
     if bad is not None:
         raise DataError(
-            f"{where.at(int(frame.index[bad]))}: timestamp {seconds[bad]!r} is not epoch "
-            "seconds (milliseconds?); use epoch seconds or ISO 8601 times"
+            f"{where.at(int(frame.index[bad]))}: timestamp {_plain(seconds[bad])} is not epoch "
+            "seconds or milliseconds; use one of those (the whole column alike) or ISO 8601 times"
         )
     whole = np.floor(seconds)
     frac_ns = np.round((seconds - whole) * _NS_PER_SEC).astype(np.int64)
     return whole.astype(np.int64) * _NS_PER_SEC + frac_ns
+
+
+def _plain(value: Any) -> str:
+    """A number as a person writes it (never numpy's ``np.float64(...)`` repr)."""
+    number = float(value)
+    return f"{int(number)}" if number.is_integer() else repr(number)
 
 
 @contextmanager

@@ -72,33 +72,46 @@ class Intent(StrEnum):
     FLATTEN = "flatten"
 
 
-_TIMEFRAME_RE = re.compile(r"^(\d+)\s*(Min|Hour)$", re.IGNORECASE)
+_TIMEFRAME_RE = re.compile(r"^(\d+)\s*(Min|Minute|Hour|Day)$", re.IGNORECASE)
+_UNIT_SECONDS = {"Min": 60, "Hour": 3600, "Day": 86400}
+_UNIT_LIMIT = {"Min": 59, "Hour": 23, "Day": 1}
 
 
 @dataclass(frozen=True, slots=True)
 class Timeframe:
-    """A bar length such as 5Min or 1Hour (Alpaca's spelling)."""
+    """A bar length such as 5Min, 1Hour or 1Day (Alpaca's spelling)."""
 
     amount: int
-    unit: str  # "Min" or "Hour"
+    unit: str  # "Min", "Hour" or "Day"
 
     @classmethod
     def parse(cls, text: str) -> Timeframe:
         match = _TIMEFRAME_RE.match(text.strip())
         if not match:
             raise ValueError(
-                f"timeframe {text!r} is not understood; use e.g. 1Min, 5Min, 15Min or 1Hour"
+                f"timeframe {text!r} is not understood; use e.g. 1Min, 5Min, 15Min, 1Hour or 1Day"
             )
         amount = int(match.group(1))
-        unit = "Min" if match.group(2).lower() == "min" else "Hour"
-        limit = 59 if unit == "Min" else 23
+        word = match.group(2).lower()
+        unit = "Min" if word.startswith("min") else "Hour" if word == "hour" else "Day"
+        limit = _UNIT_LIMIT[unit]
         if not 1 <= amount <= limit:
             raise ValueError(f"timeframe {text!r} is out of range; use 1-{limit}{unit}")
         return cls(amount, unit)
 
+    @classmethod
+    def from_seconds(cls, seconds: float) -> Timeframe | None:
+        """The timeframe exactly ``seconds`` long (60 → 1Min, 86400 → 1Day), else None."""
+        for unit in ("Day", "Hour", "Min"):
+            size = _UNIT_SECONDS[unit]
+            amount, rest = divmod(seconds, size)
+            if not rest and 1 <= amount <= _UNIT_LIMIT[unit]:
+                return cls(int(amount), unit)
+        return None
+
     @property
     def seconds(self) -> int:
-        return self.amount * (60 if self.unit == "Min" else 3600)
+        return self.amount * _UNIT_SECONDS[self.unit]
 
     @property
     def delta(self) -> timedelta:

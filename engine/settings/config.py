@@ -65,8 +65,8 @@ class StrategyConfig:
             Timeframe.parse(self.timeframe)
         except ValueError:
             raise ConfigError(
-                f"{clip(self.timeframe)!r} is not understood; use e.g. 1Min, 5Min, 15Min or "
-                "1Hour (minutes 1-59, hours 1-23)",
+                f"{clip(self.timeframe)!r} is not understood; use e.g. 1Min, 5Min, 15Min, "
+                "1Hour or 1Day (minutes 1-59, hours 1-23, 1Day)",
                 field="strategy.timeframe",
             ) from None
         for name in ("rsi_period", "sma_period", "rsi_oversold", "rsi_overbought"):

@@ -122,7 +122,12 @@ _RSI = Range(0, 100, low_open=True, high_open=True)
 
 FIELDS: tuple[Field, ...] = (
     Field("strategy.symbol", "text", "--symbol", help="ticker to trade"),
-    Field("strategy.timeframe", "text", "--timeframe", help="bar length: 1Min, 5Min, 15Min, 1Hour"),
+    Field(
+        "strategy.timeframe",
+        "text",
+        "--timeframe",
+        help="bar length: 1Min, 5Min, 15Min, 1Hour, 1Day",
+    ),
     Field(
         "strategy.rsi_period",
         "int",
