@@ -137,7 +137,9 @@ def _add_strategy_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--symbol", default=None, help="ticker to trade (default SPY)")
     g.add_argument(
-        "--timeframe", default=None, help="bar length: 1Min, 5Min, 15Min, 1Hour (default 5Min)"
+        "--timeframe",
+        default=None,
+        help="bar length: 1Min-59Min, 1Hour-23Hour, 1Day (backtests only); default 5Min",
     )
     g.add_argument(
         "--cash",
@@ -370,6 +372,10 @@ def _check_args(args: argparse.Namespace) -> None:
         config = engine_config(args)  # the whole Settings, checked (metrics too)
         if command == "backtest":
             _check_backtest(args, config)
+        elif config.strategy.tf.unit == "Day":  # minute bars are aggregated up to hours only
+            raise UsageError(
+                "--timeframe 1Day is for backtests; the console, demo and run use 1Min-23Hour"
+            )
     if command == "run" and args.live and args.headless:
         _confirm_live(args)
 

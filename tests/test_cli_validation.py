@@ -349,3 +349,17 @@ def test_paper_needs_no_confirmation(
     code, _out, err = run_main(["run", "--headless", "--data-dir", str(tmp_path / "d")], capsys)
     assert code == 2 and "no paper API keys" in err
     assert len(credential_calls) == 1
+
+
+@pytest.mark.parametrize("command", [["demo", "--headless"], ["run", "--headless"]])
+def test_a_daily_timeframe_is_for_backtests_only(
+    command: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code = main([*command, "--timeframe", "1Day", "--data-dir", str(tmp_path / "d")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == [
+        "tapewatch: error: --timeframe 1Day is for backtests; the console, demo and run use "
+        "1Min-23Hour"
+    ]
+    assert not (tmp_path / "d").exists()
