@@ -197,8 +197,6 @@ def _timestamp_index(schema: Any) -> str | None:
     """The stored name of a pandas index column holding timestamps, if the file has one."""
     import json
 
-    import pyarrow as pa
-
     meta = (schema.metadata or {}).get(b"pandas")
     if not meta:
         return None
@@ -208,7 +206,9 @@ def _timestamp_index(schema: Any) -> str | None:
         return None
     for name in index_columns:
         named = isinstance(name, str) and name in schema.names
-        if named and pa.types.is_timestamp(schema.field(name).type):
+        # str() of a pyarrow timestamp type is "timestamp[<unit>(, tz=...)]": pyarrow itself was
+        # imported (guarded) by the caller that opened the file.
+        if named and str(schema.field(name).type).startswith("timestamp["):
             return str(name)
     return None
 
