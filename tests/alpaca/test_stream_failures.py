@@ -383,6 +383,17 @@ async def test_stale_breaker_goes_reducing_while_the_stream_is_refused(
             lambda: sandbox.apply_faults(data_stream="reject_auth", drop_data_stream=True)
         )
         await eventually(lambda: feed.stream_health().failures >= 2, 10, "refused twice")
+
+        def said_402() -> bool:
+            return any(
+                n.message.startswith("market-data stream: ")
+                and "authentication refused (402 auth failed)" in n.message
+                for n in notices
+            )
+
+        # The line is written as a wait begins; under load the first failure may be the drop
+        # itself, so wait for the 402 line rather than assume it came with the second failure.
+        await eventually(said_402, 20, "the 402 notice")
         await in_thread(lambda: sandbox.apply_faults(advance_minutes=3))  # bars nobody gets
         health = feed.stream_health()
         assert (health.state, health.code) == ("down", 402)
