@@ -16,6 +16,7 @@ from typing import Any
 from tapewatch.engine.core.orderbook import rank
 from tapewatch.engine.model.events import (
     BarClosed,
+    Event,
     Notice,
     OrderFilled,
     OrderIntended,
@@ -26,6 +27,7 @@ from tapewatch.engine.model.events import (
 from tapewatch.engine.model.types import OrderStatus
 from tapewatch.engine.settings.config import EngineConfig
 from tapewatch.sandbox import SandboxThread
+from tapewatch.sandbox.config import SandboxConfig
 from tests.reliability.soak_helpers import (
     Driver,
     audit,
@@ -134,20 +136,26 @@ async def test_an_entry_queued_by_a_halt_is_cancelled_not_stacked(tmp_path: Path
     assert any(e.order.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED) for e in ended)
 
 
-async def test_a_post_answer_after_the_streamed_fill_does_not_undo_it(tmp_path: Path) -> None:
-    config = sandbox_config(seed=5, bar_interval=0.05, faults={"late_order_response_ms": 300})
+async def _trade_until_fills(config: SandboxConfig, data_dir: Path, *, fills: int) -> list[Event]:
+    """An eager paper session against a sandbox built from ``config`` until ``fills`` fills are
+    journaled; the order truths are asserted, and the journal's events returned."""
     sandbox = SandboxThread(config).start()
     try:
-        session = await open_session(sandbox, tmp_path, config=eager(entry_timeout=600.0))
+        session = await open_session(sandbox, data_dir, config=eager(entry_timeout=600.0))
         driver = Driver(session)
         try:
-            await driver.wait(lambda: driver.count("fill") >= 3, 30.0, "three fills")
+            await driver.wait(lambda: driver.count("fill") >= fills, 30.0, f"{fills} fills")
         finally:
             await driver.finish(sandbox)
-        _assert_truth(sandbox, tmp_path)
-        events = journal_events(tmp_path)
+        _assert_truth(sandbox, data_dir)
+        return journal_events(data_dir)
     finally:
         sandbox.stop()
+
+
+async def test_a_post_answer_after_the_streamed_fill_does_not_undo_it(tmp_path: Path) -> None:
+    config = sandbox_config(seed=5, bar_interval=0.05, faults={"late_order_response_ms": 300})
+    events = await _trade_until_fills(config, tmp_path, fills=3)
     seen: dict[str, int] = {}
     filled_records: dict[str, int] = {}
     for event in events:
@@ -166,18 +174,7 @@ async def test_a_post_answer_after_the_streamed_fill_does_not_undo_it(tmp_path: 
 
 async def test_partial_fills_are_each_journaled_and_exits_never_oversell(tmp_path: Path) -> None:
     config = sandbox_config(seed=6, bar_interval=0.05, fill_delay=0.05, partial_fills=3)
-    sandbox = SandboxThread(config).start()
-    try:
-        session = await open_session(sandbox, tmp_path, config=eager(entry_timeout=600.0))
-        driver = Driver(session)
-        try:
-            await driver.wait(lambda: driver.count("fill") >= 6, 30.0, "six partial fills")
-        finally:
-            await driver.finish(sandbox)
-        _assert_truth(sandbox, tmp_path)
-        events = journal_events(tmp_path)
-    finally:
-        sandbox.stop()
+    events = await _trade_until_fills(config, tmp_path, fills=6)
     per_order: dict[str, int] = {}
     for event in events:
         if isinstance(event, OrderFilled):
