@@ -1,5 +1,5 @@
-# The checks a developer runs before pushing, and CI runs too (.ci/run calls `make lint` before
-# the README's test command). Run them inside the project's venv with the dev extras:
+# The checks a developer runs before pushing, and CI runs too (.ci/run calls `make lint` and
+# `make wheel` after the README's test command, in the same venv). Run them inside the project's venv with the dev extras:
 #     pip install -e ".[dev]" && make check
 # Make rather than nox: nothing more to install, and it runs in the environment you already
 # have (nox would build and fill a venv of its own per session on every run).
