@@ -3,13 +3,13 @@
 The console never reads credentials itself: an account directory says whether paper and live
 accounts are available, describes them for the confirmation screens, and connects a broker when
 asked. It is the composition root's ``BrokerSource`` (``engine.root.host``), named here for the
-console: ``AlpacaAccounts`` (``console.alpaca_accounts``) with keys, ``NoAccounts`` without, when
+console: ``AlpacaAccounts`` (``engine.api.accounts``) with keys, ``NoAccounts`` without, when
 the console opens the offline demo.
 """
 
 from __future__ import annotations
 
-from tapewatch.engine.root.host import AccountUnavailable, BrokerSource, NoBrokers
+from tapewatch.engine.api.sessions import AccountUnavailable, BrokerSource, NoBrokers
 
 AccountDirectory = BrokerSource
 NoAccounts = NoBrokers

@@ -32,7 +32,6 @@ from tapewatch.console.accounts import AccountDirectory, AccountUnavailable, NoA
 from tapewatch.console.alerts import AlertBudget, alert_for
 from tapewatch.console.commands import METHODS, OperatorCommands
 from tapewatch.console.flatten_watch import FlattenWatch
-from tapewatch.console.host import Embedded, close_journal, embed
 from tapewatch.console.keymap import ACTIONS
 from tapewatch.console.panes.bars import BarsPane
 from tapewatch.console.panes.base import Palette, View
@@ -47,11 +46,12 @@ from tapewatch.console.themes import VARIABLE_DEFAULTS, load_themes, resolve_the
 from tapewatch.engine.api.errors import ConfigError, DataError, JournalError
 from tapewatch.engine.api.handle import EngineHandle, EventStream
 from tapewatch.engine.api.process import STOP_DEADLINE, ExitDeadline
+from tapewatch.engine.api.sessions import Embedded, close_journal, embed
 from tapewatch.engine.api.snapshot import Snapshot
 from tapewatch.engine.api.types import Mode
 
 if TYPE_CHECKING:
-    from tapewatch.console.session import ConsoleSession, SessionFactory
+    from tapewatch.engine.api.sessions import ConsoleSession, SessionFactory
 
 
 class Closeable(Protocol):
@@ -505,7 +505,7 @@ def create_app(
     """An app over a given session that paints the same screen on every run.
 
     For snapshot tests and screenshots: no feed pacing (``drive=False``; advance the engine
-    with ``console.session.prime``), no measured timings, a fixed config path in the help
+    with ``engine.api.sessions.prime``), no measured timings, a fixed config path in the help
     screen; every time on screen is the engine's simulated clock.
     """
     return TapewatchApp(

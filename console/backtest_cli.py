@@ -8,16 +8,16 @@ import os
 import sys
 from dataclasses import replace
 
-from tapewatch.engine.backtest.runner import (
+from tapewatch.engine.api.backtest import (
+    BarArrays,
+    Report,
+    Timeframe,
     parse_compare,
     run_backtest,
     with_thresholds,
     write_trades_csv,
 )
-from tapewatch.engine.backtest.stats import Report
-from tapewatch.engine.market.bars import BarArrays
-from tapewatch.engine.model.types import Timeframe
-from tapewatch.engine.settings.config import ConfigError, EngineConfig
+from tapewatch.engine.api.settings import ConfigError, EngineConfig
 
 ROWS = (
     ("start", "Start", "{}"),
@@ -40,10 +40,10 @@ ROWS = (
 def load_source(args: argparse.Namespace, config: EngineConfig) -> BarArrays:
     symbol = config.strategy.symbol
     if args.data is not None:
-        from tapewatch.engine.market.loader import load_bars
+        from tapewatch.engine.api.backtest import load_bars
 
         return load_bars(args.data, symbol)
-    from tapewatch.engine.market.synthetic import generate
+    from tapewatch.engine.api.backtest import generate
 
     if args.bars is not None:
         if args.bars < 1:

@@ -16,16 +16,14 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from tapewatch.engine import __version__
-from tapewatch.engine.settings.config import (
+from tapewatch.engine.api import __version__
+from tapewatch.engine.api.settings import ENGINE_FIELDS, TapewatchError, UsageError
+from tapewatch.engine.api.settings import (
     clip as _clip,  # small: engine.models and the standard library only
 )
-from tapewatch.engine.settings.errors import TapewatchError, UsageError
-from tapewatch.engine.settings.fields import ENGINE_FIELDS
 
 if TYPE_CHECKING:
-    from tapewatch.engine.settings.config import EngineConfig
-    from tapewatch.engine.settings.model import Settings
+    from tapewatch.engine.api.settings import EngineConfig, Settings
 USAGE_ERROR = 2
 PROG = "tapewatch"
 ENV_CONFIG = "TAPEWATCH_CONFIG"  # engine.config_file.ENV_CONFIG (not imported: --help stays fast)
@@ -571,8 +569,8 @@ COMMANDS = {
 
 
 def _log_path() -> Path:
-    from tapewatch.engine.observability.logs import log_path
-    from tapewatch.engine.settings.config import data_dir
+    from tapewatch.engine.api.observability import log_path
+    from tapewatch.engine.api.settings import data_dir
 
     return log_path(data_dir())
 
@@ -581,7 +579,7 @@ def _record_crash() -> str:
     """Write the traceback to the log file; return where, for the one-line message."""
     path = _log_path()
     try:
-        from tapewatch.engine.storage.datadir import private_dir, touch_private
+        from tapewatch.engine.api.storage import private_dir, touch_private
 
         private_dir(path.parent)
         touch_private(path)  # the log is 0600 in a 0700 folder, whatever the umask

@@ -51,8 +51,7 @@ from tapewatch.engine.api.snapshot import Snapshot
 from tapewatch.engine.api.types import Mode, OrderRequest, TradingState
 
 if TYPE_CHECKING:
-    from tapewatch.console.host import Embedded
-    from tapewatch.console.session import ConsoleSession
+    from tapewatch.engine.api.sessions import ConsoleSession, Embedded
 log = logging.getLogger("tapewatch.console")
 
 METHODS = {

@@ -7,11 +7,10 @@ import asyncio
 import sys
 from dataclasses import replace
 
-from tapewatch.engine.api.sessions import Root
+from tapewatch.engine.api.observability import setup_logging
+from tapewatch.engine.api.sessions import Root, run_headless
 from tapewatch.engine.api.settings import Settings, check_metrics, data_dir
-from tapewatch.engine.observability.logs import setup_logging
-from tapewatch.engine.root.headless import run_headless
-from tapewatch.engine.storage.datadir import prepare_data_dir
+from tapewatch.engine.api.storage import prepare_data_dir
 
 
 def run_demo_headless(args: argparse.Namespace, settings: Settings) -> int:

@@ -20,12 +20,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tapewatch.engine.model.types import Mode
-from tapewatch.engine.settings.config import EngineConfig
+from tapewatch.engine.api.settings import EngineConfig
+from tapewatch.engine.api.types import Mode
 
 if TYPE_CHECKING:
-    from tapewatch.console.alpaca_accounts import AlpacaAccounts
-    from tapewatch.engine.settings.model import Settings
+    from tapewatch.engine.api.accounts import AlpacaAccounts
+    from tapewatch.engine.api.settings import Settings
 NO_TTY = (
     "tapewatch: error: the console needs a terminal; "
     "use 'ssh -t' or run 'tapewatch demo --headless'"
@@ -42,7 +42,7 @@ def has_terminal() -> bool:
 
 def _file_logging(data: Path) -> Path | None:
     """Send the console's and the engine's log records to a rotating file, never the screen."""
-    from tapewatch.engine.observability.logs import setup_logging
+    from tapewatch.engine.api.observability import setup_logging
 
     try:
         return setup_logging(data)
@@ -52,8 +52,8 @@ def _file_logging(data: Path) -> Path | None:
 
 def _read_accounts(settings: Settings) -> AlpacaAccounts:
     """Both modes' keys, read now: no screen is up, so no keyring can scribble over it."""
-    from tapewatch.console.alpaca_accounts import load_accounts
-    from tapewatch.engine.observability.logs import redact
+    from tapewatch.engine.api.accounts import load_accounts
+    from tapewatch.engine.api.observability import redact
 
     accounts = load_accounts(
         endpoints={mode: settings.endpoints(mode) for mode in (Mode.PAPER, Mode.LIVE)},
@@ -94,9 +94,8 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
     from tapewatch.console.accounts import AccountDirectory, NoAccounts
     from tapewatch.console.cli import settings as cli_settings
     from tapewatch.console.keymap import KeymapError, load_keymap
-    from tapewatch.console.session import LiveSessionFactory
     from tapewatch.console.themes import ThemeError, load_themes, resolve_theme, theme_dirs
-    from tapewatch.engine.api.sessions import Root
+    from tapewatch.engine.api.sessions import LiveSessionFactory, Root
     from tapewatch.engine.api.settings import (
         ConfigError,
         check_metrics,
@@ -104,8 +103,7 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
         config_path,
         data_dir,
     )
-    from tapewatch.engine.storage.datadir import prepare_data_dir
-    from tapewatch.engine.storage.writer_lock import DataDirBusy
+    from tapewatch.engine.api.storage import DataDirBusy, prepare_data_dir
 
     cfg_dir = config_dir()
     cfg_path = config_path(getattr(args, "config", None))
@@ -133,7 +131,7 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
     live_factory: LiveSessionFactory | None = None
     notice = None
     if not demo:
-        from tapewatch.engine.settings.credentials import CredentialError
+        from tapewatch.engine.api.accounts import CredentialError
 
         try:
             alpaca = _read_accounts(root.settings)

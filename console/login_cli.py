@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tapewatch.engine.settings.credentials import (
+from tapewatch.engine.api.accounts import (
     ENV_KEY_ID,
     ENV_SECRET,
     AccountInfo,

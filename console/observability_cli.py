@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tapewatch.engine.settings.config import data_dir
+from tapewatch.engine.api.settings import data_dir
 
 if TYPE_CHECKING:
-    from tapewatch.engine.core.engine import Engine
-    from tapewatch.engine.observability.metrics import MetricsServer
-    from tapewatch.engine.settings.config_file import MetricsSettings
+    from tapewatch.engine.api.observability import MetricsServer
+    from tapewatch.engine.api.sessions import Engine
+    from tapewatch.engine.api.settings import MetricsSettings
 # Registering flags must stay cheap (it runs before the console paints): the metrics, audit
 # and runtime modules (numpy, prometheus-client) are imported by the commands that use them.
 DEFAULT_HOST = "127.0.0.1"
@@ -93,7 +93,7 @@ def metrics_flags(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _metrics_of(args: argparse.Namespace) -> MetricsSettings:
-    from tapewatch.engine.settings.config_file import MetricsSettings
+    from tapewatch.engine.api.settings import MetricsSettings
 
     return MetricsSettings(
         port=getattr(args, "metrics_port", None),
@@ -105,7 +105,7 @@ def _metrics_of(args: argparse.Namespace) -> MetricsSettings:
 def check_metrics_args(args: argparse.Namespace) -> str | None:
     """The metrics flags alone, checked (engine.settings.model.check_metrics): the warning to
     print, if any; ``ConfigError`` for a bad port or a remote host without the flag."""
-    from tapewatch.engine.settings.model import check_metrics
+    from tapewatch.engine.api.settings import check_metrics
 
     return check_metrics(_metrics_of(args))
 
@@ -114,7 +114,7 @@ def start_metrics(engine: Engine, args: argparse.Namespace) -> MetricsServer | N
     """Serve ``engine``'s metrics per the flags alone (the root's observers use the settings:
     flags over [metrics]); the caller stops the server."""
     check_metrics_args(args)
-    from tapewatch.engine.root.observers import serve_metrics
+    from tapewatch.engine.api.observability import serve_metrics
 
     where = data_dir(getattr(args, "data_dir", None))
     headless = bool(getattr(args, "headless", False))
@@ -122,30 +122,27 @@ def start_metrics(engine: Engine, args: argparse.Namespace) -> MetricsServer | N
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from tapewatch.engine.core.clock import LiveClock
-    from tapewatch.engine.observability.audit import default_audit_path, verify
-    from tapewatch.engine.observability.logs import log_path
-    from tapewatch.engine.observability.runtime import collect_runtime_facts, format_facts
+    from tapewatch.engine.api.observability import default_audit_path, log_path, verify_audit
+    from tapewatch.engine.api.process import runtime_facts
 
     where = data_dir(getattr(args, "data_dir", None))
-    facts = collect_runtime_facts(LiveClock().now(), data_dir=where)
     audit_file = default_audit_path(where)
     if audit_file.exists():
-        from tapewatch.engine.observability.audit_anchor import read_anchors
+        from tapewatch.engine.api.observability import read_anchors
 
-        result = verify(audit_file, anchors=read_anchors(where))
+        result = verify_audit(audit_file, anchors=read_anchors(where))
         state = result.message if result.ok else f"BROKEN: {result.message}"
     else:
         state = "none yet"
     extra = [("log file", str(log_path(where))), ("audit trail", f"{audit_file} ({state})")]
-    print(format_facts(facts, extra))
+    print(runtime_facts(where, extra))
     return 0
 
 
 def _audit_data_dir(args: argparse.Namespace) -> Path | None:
     """Whose journals anchor the file: --data-dir, the default one, or the folder a
     ``--file <dir>/audit/operator-audit.jsonl`` sits in."""
-    from tapewatch.engine.observability.audit import default_audit_path
+    from tapewatch.engine.api.observability import default_audit_path
 
     given = getattr(args, "data_dir", None)
     if given or args.file is None:
@@ -157,8 +154,7 @@ def _audit_data_dir(args: argparse.Namespace) -> Path | None:
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     """0 when the chain holds, 1 when it is broken or cut short of what the journals anchor,
     2 when there is nothing to check."""
-    from tapewatch.engine.observability.audit import default_audit_path, verify
-    from tapewatch.engine.observability.audit_anchor import read_anchors
+    from tapewatch.engine.api.observability import default_audit_path, read_anchors, verify_audit
 
     where = _audit_data_dir(args)
     path: Path = args.file or default_audit_path(data_dir(getattr(args, "data_dir", None)))
@@ -168,7 +164,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             f"tapewatch: error: no audit file at {path}; pass --file PATH or --data-dir DIR\n"
         )
         return USAGE_ERROR
-    result = verify(path, anchors=anchors)
+    result = verify_audit(path, anchors=anchors)
     if result.ok:
         print(f"{path}: OK, {result.message}")
         return 0

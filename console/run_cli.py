@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tapewatch.engine.model.types import Mode
+from tapewatch.engine.api.types import Mode
 
 USAGE_ERROR = 2
 FAILURE = 1
@@ -76,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "lands; for now use 'tapewatch run --headless'"
         )
     # looked up at call time (tests stand in for the keyring)
-    import tapewatch.engine.settings.credentials as keys
+    import tapewatch.engine.api.accounts as keys
     from tapewatch.engine.api.settings import ConfigError, check_metrics
 
     mode = Mode.LIVE if args.live else Mode.PAPER
@@ -91,8 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _error(str(exc))
     if warning:
         sys.stderr.write(f"{PROG}: {warning}\n")
-    from tapewatch.engine.storage.datadir import prepare_data_dir
-    from tapewatch.engine.storage.writer_lock import DataDirBusy, WriterLock
+    from tapewatch.engine.api.storage import DataDirBusy, WriterLock, prepare_data_dir
 
     try:
         folder = prepare_data_dir(settings.data_dir)
@@ -111,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _error(_no_keys(mode))
         if credentials.notice:
             sys.stderr.write(f"{PROG}: {credentials.notice}\n")
-        from tapewatch.engine.observability.logs import redact, setup_logging
+        from tapewatch.engine.api.observability import redact, setup_logging
 
         redact.add(credentials.secret)
         redact.add(credentials.key_id)
@@ -131,12 +130,10 @@ def _holder(mode: Mode) -> str:
 async def _run(settings: Any, mode: Mode, credentials: Any) -> int:
     """Build the session through the composition root (the config file's [alpaca] endpoints
     and feed, and [metrics], apply as in the console), then trade until a stop signal."""
-    from tapewatch.engine.api.sessions import Root
+    from tapewatch.engine.api.errors import BrokerError, JournalError
+    from tapewatch.engine.api.process import STOP_DEADLINE, ExitDeadline
+    from tapewatch.engine.api.sessions import Root, install_stop_signals, run_headless
     from tapewatch.engine.api.settings import ConfigError
-    from tapewatch.engine.core.broker import BrokerError
-    from tapewatch.engine.root.headless import install_stop_signals, run_headless
-    from tapewatch.engine.root.stop_deadline import STOP_DEADLINE, ExitDeadline
-    from tapewatch.engine.storage.journal import JournalError
 
     root = Root(settings)
     # Armed by the first stop signal: whatever the broker does, the process ends within 10 s.

@@ -76,8 +76,8 @@ def _error(message: str) -> int:
 
 def _journal(args: argparse.Namespace) -> Path | str:
     """The journal to read, or the one-line reason there is none."""
-    from tapewatch.engine.settings.config import data_dir
-    from tapewatch.engine.storage.trades import journal_for
+    from tapewatch.engine.api.settings import data_dir
+    from tapewatch.engine.api.storage import journal_for
 
     if args.journal is not None:
         path: Path = args.journal.expanduser()
@@ -139,8 +139,8 @@ def table(fills: list[Any]) -> str:
 
 
 def cmd_trades(args: argparse.Namespace) -> int:
-    from tapewatch.engine.storage.journal import JournalError
-    from tapewatch.engine.storage.trades import read_fills
+    from tapewatch.engine.api.errors import JournalError
+    from tapewatch.engine.api.storage import read_fills
 
     path = _journal(args)
     if isinstance(path, str):

@@ -22,9 +22,9 @@ from tapewatch.console.panes.bars import CHART_INTERVAL, BarsPane
 from tapewatch.console.screens.flatten import FlattenScreen
 from tapewatch.console.screens.help import HelpScreen
 from tapewatch.console.screens.live import LiveConfirmScreen
-from tapewatch.console.session import prime
 from tapewatch.engine.core.broker import Broker
 from tapewatch.engine.model.types import Mode
+from tapewatch.engine.root.console_session import prime
 from tapewatch.engine.root.demo import DemoOptions, DemoSession, build_demo
 from tapewatch.engine.settings.config import EngineConfig
 

@@ -269,14 +269,14 @@ class Tty(io.StringIO):
 @pytest.fixture
 def credential_calls(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """Record keyring look-ups; answer "no keys stored" so a confirmed run stops right after."""
-    import tapewatch.engine.settings.credentials
+    import tapewatch.engine.api.accounts
 
     calls: list[object] = []
 
     def load_credentials(mode: object, *args: object, **kwargs: object) -> None:
         calls.append(mode)
 
-    monkeypatch.setattr(tapewatch.engine.settings.credentials, "load_credentials", load_credentials)
+    monkeypatch.setattr(tapewatch.engine.api.accounts, "load_credentials", load_credentials)
     return calls
 
 

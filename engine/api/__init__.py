@@ -7,3 +7,7 @@ works in-process today and across a process boundary next. ``types`` re-exports 
 data types the console names; ``errors`` and ``process`` what the console reports and needs
 from its host process.
 """
+
+from tapewatch.engine import __version__
+
+__all__ = ["__version__"]

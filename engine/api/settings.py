@@ -6,7 +6,12 @@ status (``ConfigError`` names the flag or the file key it is about).
 """
 
 from tapewatch.engine.settings.config import EngineConfig, clip, config_dir, data_dir
-from tapewatch.engine.settings.config_file import FileConfig, config_path, load_config_file
+from tapewatch.engine.settings.config_file import (
+    FileConfig,
+    MetricsSettings,
+    config_path,
+    load_config_file,
+)
 from tapewatch.engine.settings.errors import ConfigError, TapewatchError, UsageError
 from tapewatch.engine.settings.fields import ENGINE_FIELDS, FIELDS, Field
 from tapewatch.engine.settings.model import Settings, check_metrics, load_settings
@@ -18,6 +23,7 @@ __all__ = [
     "EngineConfig",
     "Field",
     "FileConfig",
+    "MetricsSettings",
     "Settings",
     "TapewatchError",
     "UsageError",

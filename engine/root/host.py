@@ -28,7 +28,7 @@ class AccountUnavailable(TapewatchError):
 
 
 class BrokerSource(Protocol):
-    """Connects the broker of an account (``console.alpaca_accounts.AlpacaAccounts``)."""
+    """Connects the broker of an account (``engine.root.alpaca_accounts.AlpacaAccounts``)."""
 
     def live_available(self) -> bool: ...
 

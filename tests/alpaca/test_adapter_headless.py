@@ -209,7 +209,7 @@ def test_without_headless_run_points_at_the_console(capsys: pytest.CaptureFixtur
 def test_no_keys_is_one_line_naming_login_and_the_variables(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    monkeypatch.setattr("tapewatch.engine.settings.credentials.load_credentials", lambda mode: None)
+    monkeypatch.setattr("tapewatch.engine.api.accounts.load_credentials", lambda mode: None)
     assert cmd_run(_parse("--headless", "--live", "--data-dir", str(tmp_path))) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0

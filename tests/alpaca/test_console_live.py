@@ -14,11 +14,9 @@ from typing import Any
 import pytest
 
 from tapewatch.console.accounts import AccountUnavailable
-from tapewatch.console.alpaca_accounts import AlpacaAccounts, load_accounts
 from tapewatch.console.app import TapewatchApp
 from tapewatch.console.screens.confirm import ConfirmScreen
 from tapewatch.console.screens.live import LiveConfirmScreen
-from tapewatch.console.session import LiveSessionFactory
 from tapewatch.engine.adapters.alpaca.endpoints import Endpoints
 from tapewatch.engine.model.events import (
     Event,
@@ -28,6 +26,8 @@ from tapewatch.engine.model.events import (
     SignalEvaluated,
 )
 from tapewatch.engine.model.types import Mode
+from tapewatch.engine.root.alpaca_accounts import AlpacaAccounts, load_accounts
+from tapewatch.engine.root.console_session import LiveSessionFactory
 from tapewatch.engine.root.live import LiveOptions, journal_path
 from tapewatch.engine.settings.config import EngineConfig, RiskConfig, StrategyConfig
 from tapewatch.engine.settings.credentials import Credentials, KeyringUnavailable, load_credentials
@@ -328,7 +328,7 @@ def test_paper_keys_make_launch_build_the_paper_session(
 ) -> None:
     from tapewatch.console import launch
 
-    monkeypatch.setattr("tapewatch.console.alpaca_accounts._load", _no_keyring)
+    monkeypatch.setattr("tapewatch.engine.root.alpaca_accounts._load", _no_keyring)
     monkeypatch.setenv("APCA_API_KEY_ID", KEY)
     monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
     monkeypatch.setenv("TAPEWATCH_ALPACA_TRADING_URL", "http://127.0.0.1:9")
@@ -347,7 +347,7 @@ def test_without_keys_launch_opens_the_demo_and_says_so(
 ) -> None:
     from tapewatch.console import launch
 
-    monkeypatch.setattr("tapewatch.console.alpaca_accounts._load", _no_keyring)
+    monkeypatch.setattr("tapewatch.engine.root.alpaca_accounts._load", _no_keyring)
     assert launch.launch_console(argparse.Namespace(), demo=False, config=None) == 0
     app = launched[-1]
     assert not isinstance(app._factory, LiveSessionFactory)
@@ -361,7 +361,7 @@ def test_half_a_key_pair_stops_launch_with_one_line(
 ) -> None:
     from tapewatch.console import launch
 
-    monkeypatch.setattr("tapewatch.console.alpaca_accounts._load", _no_keyring)
+    monkeypatch.setattr("tapewatch.engine.root.alpaca_accounts._load", _no_keyring)
     monkeypatch.setenv("APCA_API_KEY_ID", KEY)
     assert launch.launch_console(argparse.Namespace(), demo=False, config=None) == 2
     err = capsys.readouterr().err

@@ -295,7 +295,7 @@ async def test_the_console_switch_in_a_storm_says_try_again_and_keeps_nothing_op
     make_sandbox: Callable[..., SandboxThread],
 ) -> None:
     from tapewatch.console.accounts import AccountUnavailable
-    from tapewatch.console.alpaca_accounts import AlpacaAccounts
+    from tapewatch.engine.root.alpaca_accounts import AlpacaAccounts
 
     storm = {"status": 503, "count": 10_000, "path": "/v2/account"}
     sandbox = make_sandbox(bar_interval=0, faults={"rest_error": storm})

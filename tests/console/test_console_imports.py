@@ -1,10 +1,10 @@
-"""The console's UI imports nothing from the engine but its API package (``engine.api``).
+"""The console imports nothing from the engine but its API package (``engine.api``).
 
 Parsed, not imported: every ``import``/``from`` statement anywhere in a module counts, inside
-functions and ``TYPE_CHECKING`` blocks too. The host-side modules (the CLI commands, the
-launcher, the session builders, the account directories, the observers' wiring and the
-screenshot scene) still build engines and brokers and are left out until the composition root
-takes them over.
+functions and ``TYPE_CHECKING`` blocks too. Every module counts: the screens and panes, and the
+host side as well (the CLI commands and the launcher), which say what they want through
+``engine.api.sessions``, ``settings``, ``accounts``, ``storage``, ``observability`` and
+``backtest`` while the composition root (``engine.root``) builds it.
 """
 
 from __future__ import annotations
@@ -15,26 +15,10 @@ from pathlib import Path
 import pytest
 
 CONSOLE = Path(__file__).resolve().parents[2] / "console"
-HOST_SIDE = {
-    "cli.py",
-    "launch.py",
-    "session.py",
-    "showcase.py",
-    "accounts.py",
-    "alpaca_accounts.py",
-    "host.py",  # the SessionHost adapter over today's accounts and reconciler
-    "instrument.py",  # attaches observers to an Engine: moving to engine/root/observers.py
-}
 
 
-def ui_modules() -> list[Path]:
-    found = []
-    for path in sorted(CONSOLE.rglob("*.py")):
-        relative = path.relative_to(CONSOLE)
-        if len(relative.parts) == 1 and (path.name in HOST_SIDE or path.name.endswith("_cli.py")):
-            continue
-        found.append(path)
-    return found
+def console_modules() -> list[Path]:
+    return sorted(CONSOLE.rglob("*.py"))
 
 
 def engine_imports(path: Path) -> list[str]:
@@ -57,14 +41,14 @@ def engine_imports(path: Path) -> list[str]:
     )
 
 
-def test_the_ui_modules_are_found() -> None:
-    names = {p.relative_to(CONSOLE).as_posix() for p in ui_modules()}
-    assert {"app.py", "commands.py", "panes/breakers.py", "screens/reconcile.py"} <= names
-    assert "cli.py" not in names and "run_cli.py" not in names
+def test_every_console_module_is_checked() -> None:
+    names = {p.relative_to(CONSOLE).as_posix() for p in console_modules()}
+    assert {"app.py", "panes/breakers.py", "screens/reconcile.py", "cli.py", "launch.py"} <= names
+    assert {"run_cli.py", "login_cli.py", "backtest_cli.py"} <= names
 
 
-@pytest.mark.parametrize("path", ui_modules(), ids=lambda p: p.relative_to(CONSOLE).as_posix())
-def test_a_console_ui_module_imports_only_the_engine_api(path: Path) -> None:
+@pytest.mark.parametrize("path", console_modules(), ids=lambda p: p.relative_to(CONSOLE).as_posix())
+def test_a_console_module_imports_only_the_engine_api(path: Path) -> None:
     assert engine_imports(path) == [], f"{path.name} reaches past engine.api"
 
 

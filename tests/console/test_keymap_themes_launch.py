@@ -126,7 +126,7 @@ async def test_help_screen_shows_runtime_facts_read_off_the_loop() -> None:
     """Issue 6: the help screen shows Python, free-threading, the GIL, keyring, data dir,
     endpoints and the next session (read in a thread: the keyring may talk to D-Bus)."""
     from tapewatch.console.app import create_app
-    from tapewatch.console.session import prime
+    from tapewatch.engine.root.console_session import prime
     from tapewatch.engine.root.demo import DemoOptions, build_demo
     from tapewatch.engine.settings.config import EngineConfig
     from tests.console.conftest import until

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tapewatch.console.app import TapewatchApp, create_app
-from tapewatch.console.session import prime
+from tapewatch.engine.root.console_session import prime
 from tapewatch.engine.root.demo import DemoOptions, build_demo
 from tapewatch.engine.settings.config import EngineConfig
 from tests.console.conftest import THEMES, drawn, shown, until

@@ -1,8 +1,9 @@
-"""What the console drives: an engine, its feed, the market calendar and the journal.
+"""What an embedded console's host runs: an engine, its feed, the market calendar, the journal.
 
 ``engine.root.demo.DemoSession`` fits this shape; ``AlpacaConsoleSession`` wraps a paper or live
-``engine.root.live.LiveSession`` into it. The console only reads the engine's state and calls
-its command methods.
+``engine.root.live.LiveSession`` into it. The root builds these (``LiveSessionFactory`` in the
+console's loading thread); the console itself sees only the handle ``engine.root.embed`` puts
+over them (``engine.api.sessions``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from tapewatch.engine.model.types import Bar, Mode
 from tapewatch.engine.settings.config import EngineConfig
 
 if TYPE_CHECKING:  # alpaca-py and pandas load in the build thread, never at import
-    from tapewatch.console.alpaca_accounts import AlpacaAccounts
     from tapewatch.engine.adapters.alpaca.hours import SessionHours
     from tapewatch.engine.market.calendar import MarketCalendar
+    from tapewatch.engine.root.alpaca_accounts import AlpacaAccounts
     from tapewatch.engine.root.live import LiveOptions, LiveSession
     from tapewatch.engine.storage.journal import Journal
     from tapewatch.engine.storage.writer_lock import WriterLock
@@ -194,10 +195,10 @@ class LiveSessionFactory:
     async def _build(self, calendar: MarketCalendar) -> AlpacaConsoleSession:
         from dataclasses import replace
 
-        from tapewatch.console.accounts import AccountUnavailable
-        from tapewatch.console.alpaca_accounts import rejected, unreachable
         from tapewatch.engine.adapters.alpaca.startup import StartupWait
         from tapewatch.engine.core.broker import BrokerError
+        from tapewatch.engine.root.alpaca_accounts import rejected, unreachable
+        from tapewatch.engine.root.host import AccountUnavailable
         from tapewatch.engine.root.live import LiveOptions, build_live_session
 
         mode = self.mode

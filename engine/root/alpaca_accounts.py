@@ -1,4 +1,4 @@
-"""The console's ``AccountDirectory`` over Alpaca: keys read once, before the screen opens.
+"""The host's ``BrokerSource`` over Alpaca: keys read once, before any screen opens.
 
 Why read them up front: a keyring may talk D-Bus or run Argon2, and no keyring backend may
 prompt while the TUI owns the terminal. So ``load_accounts`` runs in ``launch`` (no screen yet)
@@ -9,7 +9,7 @@ and this object only hands the keys out. Naming the account behind the live keys
 starts in (paper). Live keys for the ``m`` switch come from the keyring only
 (``tapewatch login --live``), so an environment paper key is never offered as a live account.
 
-Alpaca's SDK is imported only inside ``connect``: ``console.launch`` must stay light.
+Alpaca's SDK is imported only inside ``connect``: the console's launch must stay light.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from tapewatch.console.accounts import AccountUnavailable
 from tapewatch.engine.model.types import Mode
+from tapewatch.engine.root.host import AccountUnavailable
 from tapewatch.engine.settings.credentials import (
     ENV_KEY_ID,
     ENV_SECRET,
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from tapewatch.engine.adapters.alpaca.rest import RetryPolicy
     from tapewatch.engine.core.broker import Broker
     from tapewatch.engine.core.clock import Clock
-log = logging.getLogger("tapewatch.console")
+log = logging.getLogger("tapewatch.accounts")
 
 Loader = Callable[[Mode, Mapping[str, str]], Credentials | None]
 """Reads the keys of one mode given an environment (``load_credentials`` in production)."""

@@ -12,13 +12,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from tapewatch.console.accounts import AccountDirectory
 from tapewatch.engine.api.handle import InProcessHandle
-from tapewatch.engine.root.host import SessionHost
+from tapewatch.engine.root.host import BrokerSource, SessionHost
 
 if TYPE_CHECKING:
-    from tapewatch.console.session import ConsoleSession
     from tapewatch.engine.core.reconcile import Reconciler
+    from tapewatch.engine.root.console_session import ConsoleSession
 
 
 @runtime_checkable
@@ -56,7 +55,7 @@ def close_journal(session: object) -> None:
         journal.close()
 
 
-def embed(session: ConsoleSession, accounts: AccountDirectory) -> Embedded:
+def embed(session: ConsoleSession, accounts: BrokerSource) -> Embedded:
     """The handle over ``session``'s engine, with its calendar and host; call it on the loop."""
     engine = session.engine
     reconciler = session.reconciler if isinstance(session, Reconciling) else None
