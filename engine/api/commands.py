@@ -41,7 +41,12 @@ class PreviewFlatten(Command):
 
 @dataclass(frozen=True, slots=True)
 class Flatten(Command):
-    """Cancel open orders and close every position; allowed even when HALTED."""
+    """Cancel open orders and close every position; allowed even when HALTED.
+
+    ``pause`` also pauses new entries first (journaled as ``flatten_and_pause``), so the
+    strategy cannot buy straight back on its next signal; ``Resume`` lifts it."""
+
+    pause: bool = False
 
 
 @dataclass(frozen=True, slots=True)

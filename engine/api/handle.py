@@ -212,10 +212,11 @@ class InProcessHandle:
             return Accepted(f"{len(orders)} order(s)", preview)
         if isinstance(command, Flatten):
             try:
-                sent = await engine.flatten(who=who)
+                sent = await engine.flatten(who=who, pause=command.pause)
             except BrokerError as exc:
                 return Refused(str(exc))
-            return Accepted(f"{len(sent)} order(s) sent", FlattenSent(tuple(sent)))
+            paused = "; new entries paused until resume" if command.pause else ""
+            return Accepted(f"{len(sent)} order(s) sent{paused}", FlattenSent(tuple(sent)))
         if isinstance(command, ResetBreaker):
             return await self._reset(command)
         if isinstance(command, PreviewSwitch):

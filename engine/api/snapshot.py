@@ -6,7 +6,8 @@ shared without copying and sent across a process boundary (``snapshot_to_data`` 
 ``snapshot_from_data`` are exact inverses). ``version`` is the handle's counter, increased
 whenever anything in the picture changed; ``state_version`` is the engine state's own counter,
 which moves only on trading changes (the panes that draw clocks and timers redraw without it).
-``SCHEMA`` changes when a field's meaning does.
+``SCHEMA`` changes when a field's meaning does, or a field is added (2: the orders' decision
+and realized P&L, the last operator action).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tapewatch.engine.core.reconcile import Difference
-from tapewatch.engine.model.events import SignalEvaluated
+from tapewatch.engine.model.events import OperatorAction, SignalEvaluated
 from tapewatch.engine.model.serde import from_data, to_data
 from tapewatch.engine.model.types import Bar, Mode, Position, TradingState
 from tapewatch.engine.observability.health import StreamHealth
@@ -26,7 +27,7 @@ from tapewatch.engine.risk.base import BreakerStatus
 
 if TYPE_CHECKING:
     from tapewatch.engine.core.engine import Engine
-SCHEMA = 1
+SCHEMA = 2
 
 
 class Hours(Protocol):
@@ -41,7 +42,10 @@ class Hours(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class OrderLine:
-    """One line of the order log: an order's life or a risk-gate denial."""
+    """One line of the order log: an order's life or a risk-gate denial.
+
+    ``reason`` is what happened to it (a denial, a rejection); ``why`` the decision that made
+    it (the rule's values, or who flattened); ``realized_pnl`` what its closing fills made."""
 
     time: datetime
     client_order_id: str
@@ -53,6 +57,8 @@ class OrderLine:
     latency: float | None = None  # submit→ack seconds
     reason: str = ""
     intent: str = ""
+    why: str = ""
+    realized_pnl: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +139,7 @@ class Snapshot:
     speed: float | None  # the demo's pacing
     alerts: tuple[ActiveAlert, ...] = ()
     reconciliation: Reconciliation | None = None  # None: this session has no reconciler
+    last_action: OperatorAction | None = None  # the newest operator action but a quit
 
     @property
     def day_pnl(self) -> float:
@@ -237,6 +244,8 @@ def snapshot_of(
                 r.latency,
                 r.reason,
                 r.intent,
+                r.why,
+                r.realized_pnl,
             )
             for r in state.orders
         ),
@@ -250,6 +259,7 @@ def snapshot_of(
         speed=state.speed,
         alerts=tuple(alerts),
         reconciliation=reconciliation,
+        last_action=engine.last_action,
     )
 
 

@@ -128,6 +128,8 @@ class Engine(OrderFlow):
         self._started = False
         self._busy = False
         self._last_bar_ts: datetime | None = None
+        # The newest operator action (not a quit), for the header: what, when and who.
+        self.last_action: OperatorAction | None = None
         # False when the asset or the account cannot trade fractional shares (live wiring
         # reads both at start-up): entries are then sized in whole shares.
         self.allow_fractional = True
@@ -212,6 +214,10 @@ class Engine(OrderFlow):
         if days:
             self.gate.start_day(days[-1].day, days[-1].starting_equity)
             self._day = days[-1].day
+        self.realized.replay(events)
+        acts = [e for e in events if isinstance(e, OperatorAction) and e.action != "quit"]
+        if acts:
+            self.last_action = acts[-1]  # a restored pause still says who paused, and when
         return events
 
     async def run(self, feed: Feed) -> None:
@@ -361,7 +367,7 @@ class Engine(OrderFlow):
             request = self._request_for(signal, bar, position_qty, equity)
             if request is not None:
                 self.latency.record("bar_to_decision", time.perf_counter() - started)
-                await self._route(request, position_qty)
+                await self._route(request, position_qty, self.strategy.reason(signal))
         else:
             self.latency.record("bar_to_decision", time.perf_counter() - started)
         self._emit(
@@ -445,7 +451,9 @@ class Engine(OrderFlow):
             estimated_price=bar.close,
         )
 
-    async def _route(self, request: OrderRequest, position_qty: float) -> Order | None:
+    async def _route(
+        self, request: OrderRequest, position_qty: float, why: str = ""
+    ) -> Order | None:
         decided = time.perf_counter()
         decision = self.gate.check(request, position_qty)
         now = self.clock.now()
@@ -474,16 +482,20 @@ class Engine(OrderFlow):
                     status="denied",
                     reason=decision.reason,
                     intent=request.intent.value,
+                    why=why,
                 )
             )
             return None
-        return await self._submit(request, decided)
+        return await self._submit(request, decided, why=why)
 
     # ------------------------------------------------------------------ commands
     def _operator(self, action: str, who: str | None, detail: str = "") -> None:
-        self._emit(
-            OperatorAction(ts=self.clock.now(), action=action, who=who or self.who, detail=detail)
+        event = OperatorAction(
+            ts=self.clock.now(), action=action, who=who or self.who, detail=detail
         )
+        if action != "quit":
+            self.last_action = event
+        self._emit(event)
         self._flush()
 
     async def pause(self, who: str | None = None, reason: str = "paused by operator") -> None:
@@ -609,10 +621,18 @@ class Engine(OrderFlow):
             )
         return requests
 
-    async def flatten(self, who: str | None = None) -> list[Order]:
-        """Cancel open orders and close every position; works even when HALTED."""
+    async def flatten(self, who: str | None = None, *, pause: bool = False) -> list[Order]:
+        """Cancel open orders and close every position; works even when HALTED.
+
+        ``pause`` pauses new entries before anything is sent (one journaled action,
+        ``flatten_and_pause``): the strategy's next buy signal is denied until ``resume``."""
         requests = self.preview_flatten()
-        self._operator("flatten", who, f"{len(requests)} order(s)")
+        action = "flatten_and_pause" if pause else "flatten"
+        self._operator(action, who, f"{len(requests)} order(s)")
+        if pause:
+            why = f"paused after flatten by {who or self.who}"
+            self._emit_breakers(self.gate.pause(self.clock.now(), why))
+        why = f"{'flatten + pause' if pause else 'flatten'} by {who or self.who}"
         try:
             cancelled = await self.broker.cancel_all_orders()
         except BrokerError as exc:
@@ -624,7 +644,7 @@ class Engine(OrderFlow):
         self._sync_in_flight()
         sent: list[Order] = []
         for request in requests:
-            submitted = await self._submit(request)
+            submitted = await self._submit(request, why=why)
             if submitted is not None:
                 sent.append(submitted)
         self.state.touch()

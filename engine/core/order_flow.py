@@ -21,6 +21,7 @@ from tapewatch.engine.core.bus import EventBus
 from tapewatch.engine.core.clock import Clock
 from tapewatch.engine.core.feed import Feed
 from tapewatch.engine.core.orderbook import OrderBook, Tracked
+from tapewatch.engine.core.pnl import RealizedPnl
 from tapewatch.engine.core.portfolio import PortfolioState, apply_fill
 from tapewatch.engine.core.state import EngineState, OrderRow
 from tapewatch.engine.model.events import (
@@ -92,6 +93,7 @@ class OrderFlow:
         self._submitting: set[str] = set()  # client order ids whose submit has not returned
         self._watcher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Order | None]] = set()  # sends a storm outlasted
+        self.realized = RealizedPnl()  # each closing fill's P&L, for the order log
 
     # ------------------------------------------------------------------ the journal
     def _journal_sink(self, event: Event) -> None:
@@ -205,7 +207,12 @@ class OrderFlow:
             return False
         if tracked is None:  # an order we never sent (say, a manual trade on the stream)
             self.book.observe(replace(event.order, filled_qty=0.0, filled_avg_price=None))
+        gain = self.realized.on_fill(self.portfolio.positions.get(fill.symbol), fill)
         apply_fill(self.portfolio, fill)
+        if gain is not None:
+            row = self.state.order_row(fill.client_order_id)
+            if row is not None:
+                row.realized_pnl = (row.realized_pnl or 0.0) + gain
         self.book.record_fill(fill)
         self._emit(event)
         return True
@@ -279,11 +286,14 @@ class OrderFlow:
             self._record_view(order)
 
     # ------------------------------------------------------------------ submitting
-    async def _submit(self, request: OrderRequest, decided: float | None = None) -> Order | None:
+    async def _submit(
+        self, request: OrderRequest, decided: float | None = None, *, why: str = ""
+    ) -> Order | None:
         """Journal the intent, then send; an unknown outcome is looked up, never resent.
 
         The order is in the book (open, outcome unknown) from the moment its intent is
-        journaled, so exposure counts it whatever the broker does next."""
+        journaled, so exposure counts it whatever the broker does next. ``why`` is the decision
+        behind it (the rule's values, the operator's flatten), for the order log."""
         now = self.clock.now()
         if self._stopping:
             self._emit(
@@ -309,6 +319,7 @@ class OrderFlow:
             symbol=request.symbol,
             status="new",
             intent=request.intent.value,
+            why=why,
         )
         self.state.orders.appendleft(row)
         self._sync_in_flight()

@@ -32,6 +32,8 @@ class OrderRow:
     latency: float | None = None  # submit→ack seconds
     reason: str = ""
     intent: str = ""
+    why: str = ""  # the decision behind the order: the rule's values, or the operator's flatten
+    realized_pnl: float | None = None  # what its fills closed made, fees included
 
 
 @dataclass(slots=True)

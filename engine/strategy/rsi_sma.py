@@ -20,6 +20,27 @@ FLAT_EPSILON = 1e-12
 """A position smaller than this (binary residue of fills) counts as flat."""
 
 
+def shown_beside(value: float, limit: float) -> str:
+    """``value`` to one decimal, or more where rounding would land on ``limit`` (29.96 < 30
+    reads 29.96, not 30.0): a reason never contradicts its own inequality."""
+    for places in range(1, 7):
+        text = f"{value:.{places}f}"
+        if float(text) != limit:
+            return text
+    return repr(value)
+
+
+def signal_reason(signal: SignalEvaluated, oversold: float, overbought: float) -> str:
+    """Why the rule acted, in the values it read: ``RSI 27.9 < 30, close > SMA`` for a buy,
+    ``RSI 72.4 > 70`` for a sell; empty for a hold (or a signal without an RSI)."""
+    rsi = signal.rsi
+    if rsi is None or signal.action == "hold":
+        return ""
+    if signal.action == "buy":
+        return f"RSI {shown_beside(rsi, oversold)} < {oversold:g}, close > SMA"
+    return f"RSI {shown_beside(rsi, overbought)} > {overbought:g}"
+
+
 def rule_action(
     rsi: float | None,
     sma: float | None,
@@ -118,6 +139,11 @@ class RsiSmaStrategy:
             flat=flat,
             rsi_overbought=overbought,
         )
+
+    def reason(self, signal: SignalEvaluated) -> str:
+        """The rule values behind ``signal``'s action, for the order it causes."""
+        cfg = self._cfg
+        return signal_reason(signal, cfg.rsi_oversold, cfg.rsi_overbought)
 
     def entry_qty(self, equity: float, close: float, *, whole_shares: bool = False) -> float:
         """Shares for an entry: ``position_pct`` of equity at ``close``, floored to 9 decimals

@@ -158,7 +158,7 @@ async def test_a_broker_failure_during_flatten_is_a_refusal(
 ) -> None:
     handle = await started(session)
 
-    async def failing(who: str | None = None) -> list[object]:
+    async def failing(who: str | None = None, *, pause: bool = False) -> list[object]:
         raise BrokerError("Alpaca answered 503: try again")
 
     monkeypatch.setattr(session.engine, "flatten", failing)
