@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from tapewatch.engine.api import __version__
-from tapewatch.engine.api.settings import ENGINE_FIELDS, TapewatchError, UsageError
+from tapewatch.engine.api.settings import ENGINE_FIELDS, Field, TapewatchError, UsageError
 from tapewatch.engine.api.settings import (
     clip as _clip,  # small: engine.models and the standard library only
 )
@@ -133,63 +133,33 @@ def _add_strategy_flags(p: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,  # keeps a --config given before the command
         help=f"config file (default: ${ENV_CONFIG} or $XDG_CONFIG_HOME/tapewatch/config.toml)",
     )
-    g.add_argument("--symbol", default=None, help="ticker to trade (default SPY)")
-    g.add_argument(
-        "--timeframe",
-        default=None,
-        help="bar length: 1Min-59Min, 1Hour-23Hour, 1Day (backtests only); default 5Min",
-    )
-    g.add_argument(
-        "--cash",
-        type=_finite,
-        default=None,
-        help="starting cash for simulation, up to 1e12 (default 100000)",
-    )
-    g.add_argument(
-        "--rsi-period", type=_whole(), help="RSI look-back in bars, 2-10000 (default 14)"
-    )
-    g.add_argument(
-        "--sma-period", type=_whole(), help="SMA look-back in bars, 2-10000 (default 50)"
-    )
-    g.add_argument(
-        "--rsi-oversold", type=_finite, default=None, help="buy below this RSI (default 30)"
-    )
-    g.add_argument(
-        "--rsi-overbought", type=_finite, default=None, help="sell above this RSI (default 70)"
-    )
-    g.add_argument(
-        "--rsi-method", choices=("sma", "wilder"), default=None, help="RSI averaging (default sma)"
-    )
-    g.add_argument(
-        "--position-pct",
-        type=_finite,
-        default=None,
-        help="entry size as a fraction of equity (default 0.02)",
-    )
-    g.add_argument(
-        "--max-drawdown",
-        type=_finite,
-        default=None,
-        help="halt at this drawdown from the day's start (default 0.05)",
-    )
-    g.add_argument(
-        "--slippage-bps",
-        type=_finite,
-        default=None,
-        help="simulated slippage in basis points (default 0)",
-    )
-    g.add_argument(
-        "--commission",
-        type=_finite,
-        default=None,
-        help="simulated commission per order in $ (default 0)",
-    )
-    g.add_argument(
-        "--commission-per-share",
-        type=_finite,
-        default=None,
-        help="simulated commission per share in $ (default 0)",
-    )
+    for field in ENGINE_FIELDS:  # one table names, types and bounds every flag (fields.py)
+        if field.flag is not None:
+            _add_field_flag(g, field)
+
+
+def _add_field_flag(group: argparse._ArgumentGroup, field: Field) -> None:
+    """``--flag`` for one setting: its type from the field's kind, its default shown from the
+    engine's config (the flag itself defaults to None: only a flag given overrides the file)."""
+    assert field.flag is not None
+    shown = f"{field.help} (default {_default_text(field)})"
+    if field.choices:
+        group.add_argument(field.flag, choices=field.choices, default=None, help=shown)
+    elif field.kind == "int":
+        group.add_argument(field.flag, type=_whole(), default=None, help=shown)
+    elif field.kind == "number":
+        group.add_argument(field.flag, type=_finite, default=None, help=shown)
+    else:
+        group.add_argument(field.flag, default=None, help=shown)
+
+
+def _default_text(field: Field) -> str:
+    from tapewatch.engine.api.settings import EngineConfig
+
+    config = EngineConfig()
+    owner = config if field.table == "account" else getattr(config, field.table)
+    value = getattr(owner, "starting_cash" if field.table == "account" else field.key)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:

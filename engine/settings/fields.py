@@ -86,6 +86,7 @@ class Field:
     note: str = ""  # what the number means, after the range ("a fraction of equity")
     hint: str = ""  # a fix in words ("use 0 for none"); else the default is the example
     help: str = ""
+    choices: tuple[str, ...] = ()  # the only values a "text" field takes, when it is a choice
 
     @property
     def table(self) -> str:
@@ -126,7 +127,7 @@ FIELDS: tuple[Field, ...] = (
         "strategy.timeframe",
         "text",
         "--timeframe",
-        help="bar length: 1Min, 5Min, 15Min, 1Hour, 1Day",
+        help="bar length: 1Min-59Min, 1Hour-23Hour, or 1Day for backtests",
     ),
     Field(
         "strategy.rsi_period",
@@ -152,7 +153,13 @@ FIELDS: tuple[Field, ...] = (
         range=_RSI,
         help="sell above this RSI",
     ),
-    Field("strategy.rsi_method", "text", "--rsi-method", help="RSI averaging"),
+    Field(
+        "strategy.rsi_method",
+        "text",
+        "--rsi-method",
+        help="RSI averaging",
+        choices=("sma", "wilder"),
+    ),
     Field(
         "strategy.position_pct",
         "number",
