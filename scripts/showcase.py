@@ -53,7 +53,7 @@ class ShowcaseAccounts:
 def showcase_session(mode: Mode = Mode.DEMO) -> DemoSession:
     """The primed scene; raises if the seeded demo no longer looks as pictured."""
     config = EngineConfig().validate()
-    options = DemoOptions(seed=SEED, who=WHO)
+    options = DemoOptions(seed=SEED, who=WHO, lead_bars=None)  # the pictured bars, as they were
     if mode is not Mode.DEMO:  # the same bars on a paper-labelled engine
         options = replace(
             options, mode=mode, account="PA-••••-3F9K", endpoint="https://paper-api.alpaca.markets"

@@ -78,6 +78,11 @@ class SetDemoSpeed(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class SkipToSignal(Command):
+    """Demo: replay unpaced to just before the strategy's next signal, then at the set pace."""
+
+
+@dataclass(frozen=True, slots=True)
 class ResolveReconciliation(Command):
     """The operator's answer to the pending reconciliation differences."""
 
@@ -102,6 +107,7 @@ COMMANDS: dict[str, type[Command]] = {
         PreviewSwitch,
         SwitchAccount,
         SetDemoSpeed,
+        SkipToSignal,
         ResolveReconciliation,
         Stop,
     )

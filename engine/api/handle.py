@@ -25,6 +25,7 @@ from tapewatch.engine.api.commands import (
     ResolveReconciliation,
     Resume,
     SetDemoSpeed,
+    SkipToSignal,
     Stop,
     SwitchAccount,
 )
@@ -227,6 +228,8 @@ class InProcessHandle:
             return await self._host.switch_account(command.mode, who)
         if isinstance(command, SetDemoSpeed):
             return self._speed(command.speed)
+        if isinstance(command, SkipToSignal):
+            return self._skip_to_signal()
         if isinstance(command, ResolveReconciliation):
             if self._host is None or self._host.reconciliation() is None:
                 return Refused("Nothing to reconcile: this session has no broker to compare with")
@@ -264,3 +267,14 @@ class InProcessHandle:
         if now is None:
             return Refused("This feed has no speed control")
         return Accepted(f"replay speed ×{now:g}", SpeedChanged(now))
+
+    def _skip_to_signal(self) -> Reply:
+        engine = self._engine
+        if engine.state.mode is not Mode.DEMO:
+            return Refused("Next signal applies to the demo only")
+        started = engine.skip_to_signal()
+        if started is None:
+            return Refused("This feed cannot look ahead for signals")
+        if not started:
+            return Refused("The next bar is a signal already: it arrives at the current speed")
+        return Accepted("fast-forwarding to just before the next signal")

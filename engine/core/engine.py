@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from tapewatch.engine.core.broker import Broker, BrokerError
 from tapewatch.engine.core.bus import EventBus, Subscription
 from tapewatch.engine.core.clock import Clock
-from tapewatch.engine.core.feed import Feed, PacedFeed
+from tapewatch.engine.core.feed import Feed, PacedFeed, SignalSkippingFeed
 from tapewatch.engine.core.operator import operator_identity
 from tapewatch.engine.core.order_flow import OrderFlow
 from tapewatch.engine.core.orderbook import OrderBook
@@ -698,6 +698,14 @@ class Engine(OrderFlow):
         self.state.speed = feed.speed
         self.state.touch()
         return self.state.speed
+
+    def skip_to_signal(self) -> bool | None:
+        """Demo: fast-forward to just before the next signal. None when the feed cannot look
+        ahead; False when the next bar already is a signal."""
+        feed = self._feed
+        if not isinstance(feed, SignalSkippingFeed) or not feed.can_skip:
+            return None
+        return feed.skip_to_signal()
 
 
 _EPSILON = timedelta(milliseconds=1)

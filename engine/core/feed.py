@@ -34,3 +34,15 @@ class PacedFeed(Protocol):
     def speed(self) -> float | None: ...
 
     def set_speed(self, speed: float | None) -> None: ...
+
+
+@runtime_checkable
+class SignalSkippingFeed(Protocol):
+    """A feed that can fast-forward to just before the strategy's next signal (the demo)."""
+
+    @property
+    def can_skip(self) -> bool: ...
+
+    def skip_to_signal(self) -> bool:
+        """Start the fast-forward; False when the next bar already is a signal."""
+        ...

@@ -23,6 +23,7 @@ from tapewatch.engine.api.commands import (
     ResolveReconciliation,
     Resume,
     SetDemoSpeed,
+    SkipToSignal,
     Stop,
     SwitchAccount,
     command_from_data,
@@ -329,6 +330,7 @@ def test_commands_and_replies_round_trip_through_json() -> None:
         PreviewSwitch(who=WHO, mode=Mode.LIVE),
         SwitchAccount(who=WHO, mode=Mode.PAPER),
         SetDemoSpeed(who=WHO, speed=120.0),
+        SkipToSignal(who=WHO),
         ResolveReconciliation(who=WHO, choice="flatten"),
         Stop(who=WHO, reason="operator quit"),
     ]

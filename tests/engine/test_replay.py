@@ -25,15 +25,21 @@ def week() -> BarArrays:
 
 
 class Sleeper:
-    """An injected sleep that records delays and returns at once (or blocks when asked)."""
+    """An injected sleep that records delays and returns at once (or blocks when asked),
+    moving its fake monotonic clock (``monotonic``) on by each delay."""
 
     def __init__(self, block: bool = False) -> None:
         self.delays: list[float] = []
         self.block = block
         self.entered = asyncio.Event()
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
 
     async def __call__(self, delay: float) -> None:
         self.delays.append(delay)
+        self.now += delay
         self.entered.set()
         if self.block:
             await asyncio.Event().wait()  # only stop() (a cancel) gets us out
@@ -92,15 +98,19 @@ async def test_as_fast_as_possible_never_calls_the_sleep(week: BarArrays) -> Non
 
 async def test_paced_mode_sleeps_timeframe_over_speed_per_bar(week: BarArrays) -> None:
     sleeper = Sleeper()
-    feed = ReplayFeed(week.slice(0, 100), SimClock(T0), speed=60, sleep=sleeper)
+    feed = ReplayFeed(
+        week.slice(0, 100), SimClock(T0), speed=60, sleep=sleeper, monotonic=sleeper.monotonic
+    )
     bars = await collect(feed)
     assert len(bars) == 100  # includes the overnight gap after bar 78: still one sleep a bar
     assert sleeper.delays == [300 / 60] * 100
 
 
-async def test_set_speed_takes_effect_from_the_next_bar(week: BarArrays) -> None:
+async def test_set_speed_between_bars_paces_the_next_bar(week: BarArrays) -> None:
     sleeper = Sleeper()
-    feed = ReplayFeed(week.slice(0, 6), SimClock(T0), speed=10, sleep=sleeper)
+    feed = ReplayFeed(
+        week.slice(0, 6), SimClock(T0), speed=10, sleep=sleeper, monotonic=sleeper.monotonic
+    )
     async for _ in feed.bars():
         if feed.bars_delivered == 2:
             feed.set_speed(100)

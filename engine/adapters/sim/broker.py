@@ -103,6 +103,15 @@ class SimBroker:
         position = self._state.positions.get(symbol)
         return 0.0 if position is None else position.qty
 
+    def position_after_next_bar(self, symbol: str) -> float:
+        """The position once the symbol's pending orders fill at its next bar's open (what the
+        strategy will see on that bar; a look-ahead for the demo's next-signal key)."""
+        qty = self.position_qty(symbol)
+        for item in self._pending.get(symbol, ()):
+            order = item.order
+            qty += order.qty if order.side is Side.BUY else -order.qty
+        return qty
+
     def last_price(self, symbol: str) -> float | None:
         return self._last.get(symbol)
 
