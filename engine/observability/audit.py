@@ -1,11 +1,14 @@
 """The operator audit trail: an append-only, hash-chained JSONL file.
 
-Each line is one record ``{seq, ts, who, action, detail, state_before, state_after, prev_hash,
-hash}`` where ``hash`` is the SHA-256 of the canonical JSON (sorted keys, no spaces, UTF-8) of
-the record without ``hash``, and ``prev_hash`` is the previous record's hash (64 zeros for the
-first). Changing, removing, reordering or truncating any line breaks the chain at that record,
-and ``verify`` names it. Appends take an exclusive file lock and chain from the file's last
-record, so a console and a headless run sharing a data directory cannot fork the chain.
+Each line is one record ``{seq, ts, [sim_ts,] who, action, detail, state_before, state_after,
+prev_hash, hash}``: ``ts`` is the wall-clock time of the action and ``sim_ts``, only in a
+simulated session (the demo), the simulated market time it happened at. ``hash`` is the
+SHA-256 of the canonical JSON (sorted keys, no spaces, UTF-8) of the record without ``hash``,
+and ``prev_hash`` is the previous record's hash (64 zeros for the first). Changing, removing,
+reordering or truncating any line breaks the chain at that record, and ``verify`` names it.
+Appends take an exclusive file lock and chain from the file's last record, so a console and a
+headless run sharing a data directory cannot fork the chain. Records written before ``sim_ts``
+existed verify as they are.
 
 ``AuditTrail`` is the engine-bus sink: it writes one record per ``OperatorAction``. The engine
 publishes the action before carrying it out, so the record is held until the command has had
@@ -23,12 +26,13 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tapewatch.engine.core.clock import SimClock
 from tapewatch.engine.model.events import (
     AuditAnchored,
     Event,
@@ -58,6 +62,10 @@ FIELDS = (
     "prev_hash",
     "hash",
 )
+SIM_TS = "sim_ts"
+"""The optional field: a simulated session's market time, written right after ``ts``."""
+_LINE_ORDER = (FIELDS[0], FIELDS[1], SIM_TS, *FIELDS[2:])
+_FIELD_SETS = (frozenset(FIELDS), frozenset((*FIELDS, SIM_TS)))
 _TAIL_CHUNK = 8192
 
 
@@ -81,8 +89,9 @@ def record_hash(record: dict[str, Any]) -> str:
 
 
 def _line(record: dict[str, Any]) -> str:
-    """The exact bytes of a record's line: fields in FIELDS order, nested objects sorted."""
-    ordered = {k: record[k] for k in FIELDS}
+    """The exact bytes of a record's line: fields in FIELDS order (``sim_ts`` after ``ts``),
+    nested objects sorted."""
+    ordered = {k: record[k] for k in _LINE_ORDER if k in record}
     return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
@@ -113,9 +122,12 @@ class AuditLog:
         detail: str = "",
         state_before: dict[str, Any] | None = None,
         state_after: dict[str, Any] | None = None,
+        sim_ts: datetime | str | None = None,
     ) -> dict[str, Any]:
-        """Write one record (flushed and fsynced) and return it."""
+        """Write one record (flushed and fsynced) and return it. ``ts`` is the wall-clock
+        time; ``sim_ts`` (a simulated session only) the simulated time, kept apart."""
         stamp = ts.isoformat() if isinstance(ts, datetime) else ts
+        simulated = sim_ts.isoformat() if isinstance(sim_ts, datetime) else sim_ts
         try:
             private_dir(self.path.parent)
             with self._lock, os.fdopen(open_private(self.path), "a+b") as fh:
@@ -125,6 +137,7 @@ class AuditLog:
                     record: dict[str, Any] = {
                         "seq": (last["seq"] if last else 0) + 1,
                         "ts": stamp,
+                        **({SIM_TS: simulated} if simulated is not None else {}),
                         "who": redact(who),
                         "action": redact(action),
                         "detail": redact(detail),
@@ -253,7 +266,7 @@ def _check(raw: bytes, terminated: bool, seq: int, prev_hash: str) -> str | None
         record = json.loads(text)
     except (UnicodeDecodeError, ValueError):
         return "not a valid JSON record (altered or truncated)"
-    if not isinstance(record, dict) or set(record) != set(FIELDS):
+    if not isinstance(record, dict) or frozenset(record) not in _FIELD_SETS:
         return "fields missing or added"
     if record["seq"] != seq:
         return f"found seq {record['seq']!r} where {seq} was expected (a record removed or moved)"
@@ -292,16 +305,32 @@ def engine_snapshot(engine: Engine) -> dict[str, Any]:
     }
 
 
+def _wall_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class AuditTrail:
     """Bus sink writing each OperatorAction with the engine's state before and after, plus
     the session's start and stop (with the signal that stopped it), each anchored in the
-    engine's journal."""
+    engine's journal.
 
-    def __init__(self, log: AuditLog, engine: Engine, *, settle: float = 0.25) -> None:
+    Records carry the wall-clock time (``wall``) of the action; when the engine runs on a
+    simulated clock (the demo) its time goes in ``sim_ts`` beside it, never in its place.
+    """
+
+    def __init__(
+        self,
+        log: AuditLog,
+        engine: Engine,
+        *,
+        settle: float = 0.25,
+        wall: Callable[[], datetime] = _wall_now,
+    ) -> None:
         self.log = log
         self.engine = engine
         self.settle = settle
-        self._pending: tuple[OperatorAction, dict[str, Any]] | None = None
+        self.wall = wall
+        self._pending: tuple[OperatorAction, dict[str, Any], datetime] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._session_open = False
         self.written = 0
@@ -310,7 +339,7 @@ class AuditTrail:
     def __call__(self, event: Event) -> None:
         if isinstance(event, OperatorAction):
             self.flush()
-            self._pending = (event, engine_snapshot(self.engine))
+            self._pending = (event, engine_snapshot(self.engine), self.wall())
             self._arm_timer()
             return
         if self._pending is not None and event.kind not in _CONSEQUENCES:
@@ -335,8 +364,8 @@ class AuditTrail:
         pending, self._pending = self._pending, None
         if pending is None:
             return
-        event, before = pending
-        self._write(event.ts, event.who, event.action, event.detail, before)
+        event, before, at = pending
+        self._write(at, event.ts, event.who, event.action, event.detail, before)
 
     def session_started(self, ts: datetime | None = None) -> None:
         """Record that this process's session began (once), naming the user and the PID."""
@@ -348,7 +377,7 @@ class AuditTrail:
             f"{engine.state.mode.value} account {engine.state.account or '-'} "
             f"{engine.symbol} {engine.timeframe.label} pid {os.getpid()}"
         )
-        self._write(ts or engine.clock.now(), engine.who, "session_start", detail, {})
+        self._write(self.wall(), ts or engine.clock.now(), engine.who, "session_start", detail, {})
 
     def session_stopped(self, reason: str, ts: datetime | None = None) -> None:
         """Record the session's end: its reason and the signal, if a signal stopped it."""
@@ -359,7 +388,9 @@ class AuditTrail:
         detail = f"{reason} (signal {match.group(0)})" if match else reason
         engine = self.engine
         before = engine_snapshot(engine)
-        self._write(ts or engine.clock.now(), engine.who, "session_stop", detail, before)
+        self._write(
+            self.wall(), ts or engine.clock.now(), engine.who, "session_stop", detail, before
+        )
 
     def close(self) -> None:
         """Write what is held; a session that never stopped cleanly is recorded as ended."""
@@ -367,11 +398,20 @@ class AuditTrail:
         self.session_stopped("ended without a clean stop")
 
     def _write(
-        self, ts: datetime, who: str, action: str, detail: str, before: dict[str, Any]
+        self,
+        at: datetime,
+        engine_ts: datetime,
+        who: str,
+        action: str,
+        detail: str,
+        before: dict[str, Any],
     ) -> None:
+        """``at`` is the wall-clock moment; ``engine_ts`` the engine's (simulated or not)."""
+        simulated = isinstance(self.engine.clock, SimClock)
         try:
             record = self.log.append(
-                ts=ts,
+                ts=at,
+                sim_ts=engine_ts if simulated else None,
                 who=who,
                 action=action,
                 detail=detail,
@@ -402,13 +442,19 @@ class AuditTrail:
 _SIGNAL = re.compile(r"\bSIG[A-Z0-9]+\b")
 
 
-def attach_audit(engine: Engine, path: Path, *, settle: float = 0.25) -> AuditTrail:
+def attach_audit(
+    engine: Engine,
+    path: Path,
+    *,
+    settle: float = 0.25,
+    wall: Callable[[], datetime] = _wall_now,
+) -> AuditTrail:
     """Write every operator action of ``engine`` to the audit file at ``path``.
 
     An engine already started (a paper or live session is started while it connects) has
     its session start recorded now; otherwise its SessionStarted event records it.
     """
-    trail = AuditTrail(AuditLog(path), engine, settle=settle)
+    trail = AuditTrail(AuditLog(path), engine, settle=settle, wall=wall)
     engine.add_sink(trail)
     if engine.state.running:
         trail.session_started()
