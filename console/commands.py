@@ -25,7 +25,7 @@ from tapewatch.console.accounts import AccountDirectory
 from tapewatch.console.flatten_watch import FlattenWatch
 from tapewatch.console.keymap import ACTIONS, effective_keys
 from tapewatch.console.screens.confirm import ConfirmScreen, MessageScreen
-from tapewatch.console.screens.flatten import FlattenScreen
+from tapewatch.console.screens.flatten import FlattenChoice, FlattenScreen
 from tapewatch.console.screens.help import HelpScreen
 from tapewatch.console.screens.live import LiveConfirmScreen
 from tapewatch.engine.api.commands import (
@@ -136,31 +136,46 @@ class OperatorCommands(App[int]):
             self.notify("Nothing to flatten: no positions and no open orders")
             return
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._command(self._flatten(handle, snap.operator, requests), "flatten")
-            else:
-                self.notify("Flatten cancelled: nothing sent")
+        screen = FlattenScreen(
+            requests, in_flight, handle=handle, who=snap.operator, seen=snap.version, as_of=snap.now
+        )
 
-        self.push_screen(FlattenScreen(requests, in_flight), answered)
+        def answered(choice: FlattenChoice | None) -> None:
+            if choice is None:
+                self.notify("Flatten cancelled: nothing sent")
+                return
+            pause = choice == "flatten_and_pause"
+            work = self._flatten(handle, snap.operator, screen.requests, pause=pause)
+            self._command(work, "flatten")
+
+        self.push_screen(screen, answered)
 
     async def _flatten(
-        self, handle: EngineHandle, who: str, previewed: Sequence[OrderRequest]
+        self,
+        handle: EngineHandle,
+        who: str,
+        previewed: Sequence[OrderRequest],
+        *,
+        pause: bool = False,
     ) -> None:
-        reply = await handle.send(Flatten(who=who))
+        reply = await handle.send(Flatten(who=who, pause=pause))
         if isinstance(reply, Refused):
             self._refused(reply.reason, "Flatten failed: ")
             return
         sent = reply.payload.orders if isinstance(reply.payload, FlattenSent) else ()
         seen = sorted((r.symbol, r.side.value, r.qty) for r in previewed)
         now = sorted((o.symbol, o.side.value, o.qty) for o in sent)
-        if seen != now:
-            self.notify(
-                "Positions changed since the preview; sent what is open now", severity="warning"
-            )
         self._flatten_watch = FlattenWatch(tuple(o.client_order_id for o in sent))
         orders = "1 order" if len(sent) == 1 else f"{len(sent)} orders"
-        self.notify(f"Flatten: {orders} sent; watching until flat")
+        paused = "; new entries paused until you resume (p)" if pause else ""
+        if seen != now:  # one toast per action: the warning says what was sent
+            self.notify(
+                f"Flatten: positions changed since the preview; {orders} sent for what is open "
+                f"now{paused}",
+                severity="warning",
+            )
+        else:
+            self.notify(f"Flatten: {orders} sent{paused}; watching until flat")
         self._redraw(everything=True)
 
     async def action_switch_account(self) -> None:

@@ -31,6 +31,8 @@ class FlattenWatch:
         left = {p.symbol: p.qty for p in state.open_positions}
         if not left and state.in_flight == 0:
             self.done = True
+            if state.paused:
+                return "Flat: every position is closed; entries stay paused until p", "information"
             return "Flat: every position is closed", "information"
         last_bar = state.bars[-1].ts if state.bars else None
         if self.settled_at_bar is None:

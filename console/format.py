@@ -24,13 +24,21 @@ def price(value: float | None) -> str:
     return DASH if value is None else f"{value:,.2f}"
 
 
+QTY_PLACES = 4
+"""Every fractional share quantity on screen has this many places (9 are kept internally)."""
+
+
 def qty(value: float | None) -> str:
-    """Shares: whole numbers plainly, fractions to at most 4 places (9 are kept internally)."""
+    """Shares, the one way every pane, dialog and toast shows them: whole numbers plainly,
+    fractions to exactly ``QTY_PLACES`` places; a holding too small for that says so."""
     if value is None:
         return DASH
     if abs(value - round(value)) < 1e-9:
         return f"{value:,.0f}"
-    return f"{value:,.4f}".rstrip("0").rstrip(".")
+    smallest = 10.0**-QTY_PLACES
+    if abs(value) < smallest / 2:
+        return f"{'-' if value < 0 else ''}<{smallest:.{QTY_PLACES}f}"
+    return f"{value:,.{QTY_PLACES}f}"
 
 
 def pct(value: float | None, *, sign: bool = True) -> str:

@@ -1,19 +1,31 @@
 """The header: mode badge, account and endpoint, market hours, equity, trading state, clock.
 
 The mode is the first thing on screen and LIVE is impossible to miss (the app also gives the
-whole screen a red border and title). Every time shown is the engine clock's.
+whole screen a red border and title). The last operator action stays beside the clock (e.g.
+``flattened + paused 10:55 by alice``), so whoever looks next knows why trading is as it is.
+Every time shown is the engine clock's.
 """
 
 from __future__ import annotations
 
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
 from tapewatch.console.format import et, money, pct, span
 from tapewatch.console.panes.base import Palette, Pane, View
-from tapewatch.engine.api.types import Mode, TradingState
+from tapewatch.engine.api.types import Mode, OperatorAction, TradingState
+
+DONE = {
+    "pause": "paused",
+    "resume": "resumed",
+    "flatten": "flattened",
+    "flatten_and_pause": "flattened + paused",
+    "reset_breaker": "reset",
+    "switch_account": "switched account",
+}
+"""An operator action's journaled name -> the words the header shows."""
 
 
 def badge(mode: Mode, palette: Palette) -> Text:
@@ -51,6 +63,18 @@ def market_label(view: View, *, short: bool = False) -> Text:
     return Text.assemble((f"{word}CLOSED", p.warn), (f" · opens {prep}{until}", p.muted))
 
 
+def action_label(action: OperatorAction, view: View) -> Text:
+    """What the operator last did, when (engine clock, ET) and who: one short phrase."""
+    p = view.palette
+    what = DONE.get(action.action, action.action.replace("_", " "))
+    if action.action == "reset_breaker" and action.detail:
+        what = f"reset {action.detail}"
+    who = action.who.removesuffix("@local")
+    return Text.assemble(
+        (what, p.accent), (f" {et(action.ts, '%H:%M')}", p.muted), (" by ", p.muted), who
+    )
+
+
 NARROW = 100  # below this width the header drops words, never the mode, state or clock
 
 
@@ -80,6 +104,8 @@ class HeaderPane(Pane):
         )
         clock = "%m-%d %H:%M:%S ET" if short else "%a %Y-%m-%d %H:%M:%S ET"
         right1 = Text(et(view.now, clock), style=p.strong)
+        if state.last_action is not None:
+            right1 = Text.assemble(action_label(state.last_action, view), "  ", right1)
         day = state.day_pnl
         day_pct = 100.0 * day / state.day_start_equity if state.day_start_equity else None
         left2 = Text.assemble(
@@ -94,9 +120,14 @@ class HeaderPane(Pane):
             right2.append(f"  {state.in_flight} in flight", style=p.warn)
         if state.mode is Mode.DEMO and state.speed:
             right2.append(f"  ×{state.speed:g}", style=p.muted)
-        grid = Table.grid(expand=True)
-        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
-        grid.add_column(justify="right", no_wrap=True)
-        grid.add_row(left1, right1)
-        grid.add_row(left2, right2)
-        return grid
+        return Group(_line(left1, right1), _line(left2, right2))
+
+
+def _line(left: Text, right: Text) -> Table:
+    """One header line: ``right`` whole, ``left`` cut with an ellipsis where space runs out.
+    A grid per line, so a long right side (the last action) never narrows the other line."""
+    grid = Table.grid(expand=True)
+    grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+    grid.add_column(justify="right", no_wrap=True)
+    grid.add_row(left, right)
+    return grid

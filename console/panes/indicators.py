@@ -1,5 +1,8 @@
 """Indicators pane: RSI and SMA sparklines, current values, and which entry conditions hold.
 
+The exit condition is shown only while a position is held (a tick beside ``RSI > 70`` while
+flat would promise a sell that cannot happen).
+
 The oversold/overbought bands are marked by shape (▼/▲ under the RSI line) as well as colour,
 so the pane reads the same in 16 colours and under NO_COLOR.
 """
@@ -36,7 +39,9 @@ class IndicatorsPane(Pane):
         rsi = next((v for v in reversed(state.rsi) if v is not None), None)
         sma = next((v for v in reversed(state.sma) if v is not None), None)
         close = state.bars[-1].close if state.bars else None
-        flat = all(abs(pos.qty) < 1e-12 for pos in state.positions)
+        held = state.position(state.symbol)
+        holding = held is not None and held.qty > 1e-12
+        flat = not holding
         signal = state.last_signal
         if signal is not None:
             oversold, above, flat_now = signal.rsi_oversold, signal.close_above_sma, signal.flat
@@ -75,8 +80,8 @@ class IndicatorsPane(Pane):
             Text.assemble(_mark(flat_now, view), "flat (no position)"),
             Text.assemble(
                 ("Exit ", p.strong),
-                _mark(overbought, view),
-                f"RSI > {high:g}",
+                *((_mark(overbought, view), f"RSI > {high:g}") if holding else ()),
+                ("— not holding" if not holding else "", p.muted),
                 (" · last ", p.muted),
                 (action, p.strong),
             ),

@@ -1,4 +1,8 @@
-"""Order log: newest first, scrollable, every column including the risk gate's denial reason.
+"""Order log: newest first, scrollable, every column including why each order exists.
+
+The reason column gives what happened to an order (a denial, a rejection) and the decision
+behind it (the rule's values such as ``RSI 27.9 < 30, close > SMA``, or who flattened); the
+P&L column what each closing order realized, fees included.
 
 The log is a Rich table in a scrolling container, so a long denial reason wraps inside its
 column instead of being cut off. It is rebuilt only when the rows changed (a cheap signature of
@@ -15,13 +19,19 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from tapewatch.console.format import duration, et, price, qty
+from tapewatch.console.format import duration, et, money, price, qty
 from tapewatch.console.panes.base import View
 from tapewatch.engine.api.snapshot import OrderLine
 
-COLUMNS = ("Time", "Side", "Qty", "Sym", "Status", "Fill", "Latency", "Reason")
+COLUMNS = ("Time", "Side", "Qty", "Sym", "Status", "Fill", "P&L", "Latency", "Reason")
 _SIGNATURE_ROWS = 20  # rows change state only while recent; older ones are settled
 _STATUS = {"partially_filled": "partial", "cancelled": "cancelled"}
+
+
+def reason(line: OrderLine) -> str:
+    """What happened to the order, then why it exists; "operator flatten" when neither is known."""
+    text = " · ".join(part for part in (line.reason, line.why) if part)
+    return text or ("operator flatten" if line.intent == "flatten" else "")
 
 
 def _signature(rows: Sequence[OrderLine], count: int) -> tuple[object, ...]:
@@ -59,7 +69,7 @@ class OrdersPane(VerticalScroll):
             box=None, expand=True, padding=(0, 0, 0, 1), pad_edge=False, header_style=p.muted
         )
         for name in COLUMNS:
-            right = name in ("Qty", "Fill", "Latency")
+            right = name in ("Qty", "Fill", "P&L", "Latency")
             table.add_column(
                 name,
                 justify="right" if right else "left",
@@ -76,7 +86,7 @@ class OrdersPane(VerticalScroll):
             "expired": p.muted,
         }
         for r in view.state.orders:
-            reason = r.reason or ("operator flatten" if r.intent == "flatten" else "")
+            pnl = r.realized_pnl
             table.add_row(
                 et(r.time, "%m-%d %H:%M"),
                 Text(r.side, style=p.up if r.side == "buy" else p.down),
@@ -84,7 +94,10 @@ class OrdersPane(VerticalScroll):
                 r.symbol,
                 Text(_STATUS.get(r.status, r.status), style=status_style.get(r.status, p.strong)),
                 price(r.fill_price),
+                Text("")
+                if pnl is None
+                else Text(money(pnl, sign=True), p.up if pnl >= 0 else p.down),
                 duration(r.latency) if view.measured or r.latency is None else "·",
-                Text(reason, style=p.muted),
+                Text(reason(r), style=p.muted),
             )
         return table

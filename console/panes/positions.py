@@ -1,4 +1,6 @@
-"""Positions pane: each open position with its P&L, then cash, equity and the day's P&L."""
+"""Positions pane: each open position with its P&L, then cash, equity and the day's P&L.
+
+While flat it says what the last closed trade realized (the Orders pane has every one)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from tapewatch.console.format import money, pct, price, qty
+from tapewatch.console.format import et, money, pct, price, qty
 from tapewatch.console.panes.base import Pane, View
 
 
@@ -37,7 +39,18 @@ class PositionsPane(Pane):
             )
         parts: list[Table | Text] = [table]
         if not open_positions:
-            parts.append(Text("flat — no open positions", style=p.muted))
+            closed = next((r for r in state.orders if r.realized_pnl is not None), None)
+            if closed is None or closed.realized_pnl is None:
+                parts.append(Text("flat — no open positions", style=p.muted))
+            else:
+                gain = closed.realized_pnl
+                parts.append(
+                    Text.assemble(
+                        ("flat — last trade ", p.muted),
+                        (money(gain, sign=True), p.up if gain >= 0 else p.down),
+                        (f" ({closed.symbol} {et(closed.time, '%H:%M')})", p.muted),
+                    )
+                )
         day = state.day_pnl
         day_pct = 100.0 * day / state.day_start_equity if state.day_start_equity else None
         parts.append(

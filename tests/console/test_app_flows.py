@@ -88,7 +88,7 @@ async def test_flatten_previews_the_exact_orders_then_closes_the_position(sessio
         await until(pilot, lambda: app._flatten_watch is None, "flatten watch settled")
         assert all(abs(p.qty) < 1e-12 for p in session.engine.state.positions.values())
         assert any("Flat" in n.message for n in app._notifications)
-    assert "flatten" in session.operator_actions()
+    assert session.operator_actions() == ["flatten_and_pause"]  # y: the default choice
     intents = [e for e in session.journal_events("intent") if isinstance(e, OrderIntended)]
     assert intents[-1].request.intent is Intent.FLATTEN
     fills = [e for e in session.journal_events("fill") if isinstance(e, OrderFilled)]
@@ -106,7 +106,7 @@ async def test_flatten_cancelled_sends_nothing(session: Session) -> None:
         await pilot.pause()
         assert not isinstance(app.screen, FlattenScreen)
         assert session.engine.state.in_flight == 0
-    assert "flatten" not in session.operator_actions()
+    assert session.operator_actions() == []
 
 
 async def test_flatten_with_nothing_open_needs_no_dialog(session: Session) -> None:
@@ -116,7 +116,7 @@ async def test_flatten_with_nothing_open_needs_no_dialog(session: Session) -> No
         await pilot.press("f")
         await pilot.pause()
         assert len(app.screen_stack) == 1
-    assert "flatten" not in session.operator_actions()
+    assert session.operator_actions() == []
 
 
 async def test_quit_with_an_open_position_asks_first(session: Session) -> None:
