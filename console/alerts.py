@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tapewatch.console.format import qty
 from tapewatch.engine.api.types import (
     BreakerChanged,
     Event,
@@ -37,19 +38,19 @@ def alert_for(event: Event) -> tuple[str, Severity] | None:
         return f"Trading {event.old.value} → {event.new.value}", severity
     if isinstance(event, RiskDenied):
         r = event.request
-        return f"Denied {r.side.value} {r.qty:g} {r.symbol}: {event.reason}", "warning"
+        return f"Denied {r.side.value} {qty(r.qty)} {r.symbol}: {event.reason}", "warning"
     if (
         isinstance(event, OrderSubmitted | OrderUpdated)
         and event.order.status is OrderStatus.REJECTED
     ):
         o = event.order
         return (
-            f"Rejected {o.side.value} {o.qty:g} {o.symbol}: {o.reason or 'no reason given'}",
+            f"Rejected {o.side.value} {qty(o.qty)} {o.symbol}: {o.reason or 'no reason given'}",
             "error",
         )
     if isinstance(event, OrderFilled):
         f = event.fill
-        return f"Filled {f.side.value} {f.qty:g} {f.symbol} @ {f.price:,.2f}", "information"
+        return f"Filled {f.side.value} {qty(f.qty)} {f.symbol} @ {f.price:,.2f}", "information"
     if isinstance(event, Notice) and event.level in ("warning", "error"):
         return event.message, "warning" if event.level == "warning" else "error"
     if isinstance(event, SessionStopped):

@@ -23,6 +23,7 @@ from textual.worker import Worker
 
 from tapewatch.console.accounts import AccountDirectory
 from tapewatch.console.flatten_watch import FlattenWatch
+from tapewatch.console.format import qty
 from tapewatch.console.keymap import ACTIONS, effective_keys
 from tapewatch.console.screens.confirm import ConfirmScreen, MessageScreen
 from tapewatch.console.screens.flatten import FlattenChoice, FlattenScreen
@@ -334,7 +335,7 @@ class OperatorCommands(App[int]):
         handle = self._handle
         snap = handle.snapshot() if handle is not None else None
         if snap is not None and snap.has_exposure:
-            open_ = [f"{p.symbol} {p.qty:g}" for p in snap.open_positions]
+            open_ = [f"{p.symbol} {qty(p.qty)}" for p in snap.open_positions]
             body = Text(
                 ("Open position(s): " + ", ".join(open_) + "\n" if open_ else "")
                 + (f"{snap.in_flight} order(s) in flight\n" if snap.in_flight else "")
