@@ -30,7 +30,7 @@ from textual.worker import Worker, WorkerFailed, WorkerState
 
 from tapewatch.console.accounts import AccountDirectory, AccountUnavailable, NoAccounts
 from tapewatch.console.alerts import AlertBudget, alert_for
-from tapewatch.console.commands import METHODS, OperatorCommands
+from tapewatch.console.commands import DEMO_METHODS, METHODS, OperatorCommands
 from tapewatch.console.flatten_watch import FlattenWatch
 from tapewatch.console.keymap import ACTIONS
 from tapewatch.console.panes.bars import BarsPane
@@ -330,6 +330,7 @@ class TapewatchApp(OperatorCommands):
                 self._run_engine(embedded), name="engine", exit_on_error=True
             )
         self._redraw(everything=True)
+        self.refresh_bindings()  # the mode is known now: demo-only keys show or stay hidden
         self._lags.clear()  # the loop-lag window starts once start-up is over
         if self._freeze_gc:
             gc.collect()
@@ -479,6 +480,8 @@ class TapewatchApp(OperatorCommands):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "page":
             return bool(self._compact)
+        if action in DEMO_METHODS and self._outside_demo():
+            return False  # not in the footer, and the key does nothing, outside the demo
         # While a dialog is open only its own keys (and ctrl+q) act.
         return not (action in _OPERATOR_ACTIONS and len(self.screen_stack) > 1)
 

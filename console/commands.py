@@ -22,9 +22,10 @@ from textual.theme import Theme
 from textual.worker import Worker
 
 from tapewatch.console.accounts import AccountDirectory
+from tapewatch.console.demo_speed import speed_label, step_speed
 from tapewatch.console.flatten_watch import FlattenWatch
 from tapewatch.console.format import qty
-from tapewatch.console.keymap import ACTIONS, effective_keys
+from tapewatch.console.keymap import ACTIONS, DEMO_ONLY, effective_keys
 from tapewatch.console.screens.confirm import ConfirmScreen, MessageScreen
 from tapewatch.console.screens.flatten import FlattenChoice, FlattenScreen
 from tapewatch.console.screens.help import HelpScreen
@@ -37,6 +38,7 @@ from tapewatch.engine.api.commands import (
     ResetBreaker,
     Resume,
     SetDemoSpeed,
+    SkipToSignal,
     Stop,
     SwitchAccount,
 )
@@ -62,11 +64,14 @@ METHODS = {
     "reset": "reset_breaker",
     "faster": "faster",
     "slower": "slower",
+    "next_signal": "next_signal",
     "theme": "cycle_theme",
     "help": "keys_help",
     "quit": "quit",
 }
 """Keymap action name -> the ``action_*`` method it runs."""
+DEMO_METHODS = frozenset(METHODS[name] for name in DEMO_ONLY)
+"""The methods of the demo-only actions (speed, next signal)."""
 
 
 class OperatorCommands(App[int]):
@@ -274,12 +279,13 @@ class OperatorCommands(App[int]):
         self._redraw(everything=True)
 
     async def action_faster(self) -> None:
-        await self._speed(2.0)
+        await self._speed(up=True)
 
     async def action_slower(self) -> None:
-        await self._speed(0.5)
+        await self._speed(up=False)
 
-    async def _speed(self, factor: float) -> None:
+    async def _speed(self, *, up: bool) -> None:
+        """One rung of the ladder up or down; the replay applies it at once, mid-bar too."""
         ready = self._handle_ready()
         if ready is None:
             return
@@ -287,13 +293,37 @@ class OperatorCommands(App[int]):
         if snap.mode is not Mode.DEMO:
             self.notify("Speed applies to the demo only")
             return
-        current = snap.speed or 60.0
-        reply = await handle.send(SetDemoSpeed(who=snap.operator, speed=current * factor))
+        target = step_speed(snap.speed, up=up)
+        if target is None:
+            edge = "fastest" if up else "slowest"
+            self.notify(f"Replay speed {speed_label(snap.speed or 0.0)}: already the {edge}")
+            return
+        reply = await handle.send(SetDemoSpeed(who=snap.operator, speed=target))
         if isinstance(reply, Refused) or not isinstance(reply.payload, SpeedChanged):
             self.notify(reply.reason if isinstance(reply, Refused) else "Speed unchanged")
             return
-        self.notify(f"Replay speed ×{reply.payload.speed:g}")
+        self.notify(f"Replay speed {speed_label(reply.payload.speed)}")
         self._redraw(everything=True)
+
+    async def action_next_signal(self) -> None:
+        ready = self._handle_ready()
+        if ready is None:
+            return
+        handle, snap = ready
+        if snap.mode is not Mode.DEMO:
+            self.notify("Next signal applies to the demo only")
+            return
+        reply = await handle.send(SkipToSignal(who=snap.operator))
+        if isinstance(reply, Refused):
+            self.notify(reply.reason)
+            return
+        self.notify("Fast-forwarding to just before the next signal")
+        self._redraw(everything=True)
+
+    def _outside_demo(self) -> bool:
+        """Not the demo (or not known yet): demo-only keys are neither shown nor active."""
+        snap = self._handle.snapshot() if self._handle is not None else None
+        return snap is None or snap.mode is not Mode.DEMO
 
     def action_cycle_theme(self) -> None:
         names = [t.name for t in self._themes]
@@ -316,11 +346,19 @@ class OperatorCommands(App[int]):
         return runtime_facts(data)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Ours first; Textual's own only where we have none of that name (its Theme and
+        Quit would be a second Theme and a second Quit), demo-only ones only in the demo."""
+        ours: set[str] = set()
         for action in ACTIONS:
+            if action.demo_only and self._outside_demo():
+                continue
+            ours.add(action.description.casefold())
             yield SystemCommand(
                 action.description, action.help, getattr(self, f"action_{METHODS[action.name]}")
             )
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if command.title.casefold() not in ours:
+                yield command
 
     # ------------------------------------------------------------------ quitting
     async def action_quit_now(self) -> None:

@@ -32,6 +32,7 @@ class Action:
     keys: str  # default key(s), comma separated, Textual key names
     description: str  # footer label
     help: str  # the longer line in the help screen and the command palette
+    demo_only: bool = False  # shown (footer, palette) and active only in the offline demo
 
 
 ACTIONS: tuple[Action, ...] = (
@@ -39,13 +40,17 @@ ACTIONS: tuple[Action, ...] = (
     Action("flatten", "f", "Flatten", "Preview and send orders that close every position"),
     Action("switch", "m", "Paper/Live", "Switch between the paper and the live account"),
     Action("reset", "r", "Reset", "Reset a tripped breaker (journaled)"),
-    Action("faster", "plus", "Faster", "Demo: replay twice as fast"),
-    Action("slower", "minus", "Slower", "Demo: replay half as fast"),
+    Action("faster", "plus", "Faster", "Demo: next speed up (1, 5, 15, 60, 300, 1200, max)", True),
+    Action("slower", "minus", "Slower", "Demo: next speed down the same ladder", True),
+    Action(
+        "next_signal", "n", "Next signal", "Demo: fast-forward to just before the next signal", True
+    ),
     Action("theme", "t", "Theme", "Cycle the colour theme"),
     Action("help", "question_mark", "Help", "Show every key"),
     Action("quit", "q", "Quit", "Stop the engine cleanly and quit"),
 )
 ACTION_NAMES = tuple(a.name for a in ACTIONS)
+DEMO_ONLY = frozenset(a.name for a in ACTIONS if a.demo_only)
 RESERVED = {
     "ctrl+q": "quit (always)",
     "ctrl+c": "the quit hint",

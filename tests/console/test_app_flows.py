@@ -149,17 +149,17 @@ async def test_quit_when_flat_needs_no_confirmation(session: Session) -> None:
     assert session.journal_events("session_stopped")
 
 
-async def test_speed_keys_double_and_halve_the_demo_replay(session: Session) -> None:
+async def test_speed_keys_step_the_demo_speed_ladder(session: Session) -> None:
     app = make_app(session)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: session.engine.state.running)
         await pilot.press("plus")
         await pilot.pause()
-        assert session.feed.speed == 120.0
+        assert session.feed.speed == 300.0  # ×60 -> the next rung, not ×120
         await pilot.press("minus", "minus")
         await pilot.pause()
-        assert session.feed.speed == 30.0
-        assert "×30" in header_text(app)
+        assert session.feed.speed == 15.0
+        assert "×15" in header_text(app)
 
 
 async def test_built_in_a_thread_from_a_factory(tmp_path: Path, session: Session) -> None:
