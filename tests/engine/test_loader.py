@@ -247,3 +247,36 @@ def test_line_numbers_survive_chunked_reading(
     assert len(load_bars(write(tmp_path, good, "good.csv"), "SPY")) == 3
     assert "line 5" in error_for(write(tmp_path, HEADER + ROW1 + ROW2 + ROW3 + ROW2))
     assert "line 6" in error_for(write(tmp_path, good + "2024-01-02T14:45:00Z,1,1,1,x,1\n"))
+
+
+def test_parquet_is_read_in_row_groups_and_chunks_exactly(
+    tmp_path: Path, sample: BarArrays, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many row groups, chunks smaller than a group: the same bars, and row numbers that count
+    across both (the loader reads a column of a group at a time to bound its memory)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import tapewatch.engine.market.loader as loader
+
+    monkeypatch.setattr(loader, "_CSV_CHUNK", 7)
+    n = len(sample)
+    table = pa.table(
+        {
+            "timestamp": pa.array(sample.ts_ns, type=pa.timestamp("ns", tz="UTC")),
+            "open": sample.open,
+            "high": sample.high,
+            "low": sample.low,
+            "close": sample.close,
+            "volume": sample.volume,
+        }
+    )
+    path = tmp_path / "groups.parquet"
+    pq.write_table(table, path, row_group_size=50)
+    assert pq.ParquetFile(path).metadata.num_row_groups > 2
+    assert same(load_bars(path, "SPY"), sample)
+
+    broken = sample.high.copy()
+    broken[n - 3] = sample.low[n - 3] / 2  # high below low, in the last row group
+    pq.write_table(table.set_column(2, "high", pa.array(broken)), path, row_group_size=50)
+    assert f"row {n - 2}" in error_for(path)
