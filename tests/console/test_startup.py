@@ -30,7 +30,9 @@ async def test_the_demo_session_builds_after_the_first_frame(tmp_path: Path) -> 
     config = EngineConfig().validate()
 
     def factory() -> object:
-        return build_demo(config, DemoOptions(seed=7, speed=60.0, lead_bars=None), data_dir=tmp_path)
+        return build_demo(
+            config, DemoOptions(seed=7, speed=60.0, lead_bars=None), data_dir=tmp_path
+        )
 
     app = TapewatchApp(session_factory=factory, themes=THEMES)  # type: ignore[arg-type]
     async with app.run_test(size=(120, 36)) as pilot:
@@ -50,7 +52,9 @@ async def test_the_demo_session_builds_after_the_first_frame(tmp_path: Path) -> 
 
 
 async def _screen_text(seed: int) -> tuple[str, str]:
-    session = build_demo(EngineConfig().validate(), DemoOptions(seed=seed, lead_bars=None), data_dir=None)
+    session = build_demo(
+        EngineConfig().validate(), DemoOptions(seed=seed, lead_bars=None), data_dir=None
+    )
     await prime(session, bars=40)
     app = create_app(session)
     async with app.run_test(size=(120, 36)) as pilot:
