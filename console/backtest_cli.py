@@ -1,12 +1,20 @@
-"""``tapewatch backtest``: load or generate bars, run, print a table or JSON."""
+"""``tapewatch backtest``: load, download or generate bars, run, print a table or JSON.
+
+Pictures come after the numbers: the equity and drawdown plot under the table when stdout is a
+terminal (or with ``--plot``; never into ``--json``, which stays exactly the report), and
+``--html FILE`` for the page with every chart and the monthly returns.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from tapewatch.engine.api.backtest import (
     BarArrays,
@@ -18,6 +26,12 @@ from tapewatch.engine.api.backtest import (
     write_trades_csv,
 )
 from tapewatch.engine.api.settings import ConfigError, EngineConfig
+
+if TYPE_CHECKING:
+    from tapewatch.engine.api.backtest import BacktestResult, Curves
+
+PLOT_HEIGHT = 30
+PLOT_WIDTH = 100  # when stdout is not a terminal (--plot into a file or a pipe)
 
 ROWS = (
     ("start", "Start", "{}"),
@@ -34,11 +48,14 @@ ROWS = (
     ("avg_trade", "Average trade", "${:,.2f}"),
     ("exposure", "Exposure", "{:.1%}"),
     ("fees", "Fees", "${:,.2f}"),
+    ("orders_denied", "Orders denied", "{:,}"),
 )
 
 
 def load_source(args: argparse.Namespace, config: EngineConfig) -> BarArrays:
     symbol = config.strategy.symbol
+    if getattr(args, "alpaca", False):
+        return _alpaca_bars(args, config)
     if args.data is not None:
         from tapewatch.engine.api.backtest import load_bars
 
@@ -64,6 +81,35 @@ def load_source(args: argparse.Namespace, config: EngineConfig) -> BarArrays:
         end=args.end,
         timeframe_seconds=config.strategy.tf.seconds,
     )
+
+
+def _alpaca_bars(args: argparse.Namespace, config: EngineConfig) -> BarArrays:
+    """Alpaca's bars for the range: the cache, else a download (progress on a terminal)."""
+    from tapewatch.console.cli import settings
+    from tapewatch.engine.api.backtest import HistoryRequest, alpaca_history
+
+    request = HistoryRequest(
+        symbol=config.strategy.symbol,
+        timeframe=config.strategy.tf,
+        start=args.start,
+        end=args.end,
+        refresh=args.refresh,
+    )
+    chosen = settings(args).with_engine(config)
+    history = alpaca_history(chosen, request, on_page=_page_printer())
+    sys.stderr.write(f"tapewatch: {history.describe()}\n")
+    return history.bars
+
+
+def _page_printer() -> Callable[[int, int], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(pages: int, bars: int) -> None:
+        sys.stderr.write(f"\rdownloading from Alpaca: page {pages:,}, {bars:,} bars")
+        sys.stderr.flush()
+
+    return show
 
 
 def data_spacing(bars: BarArrays) -> int | None:
@@ -158,7 +204,26 @@ def format_table(reports: list[Report]) -> str:
         )
     if len({r.annualised_as for r in reports}) == 1:
         out.append(f"Sharpe annualised as {reports[0].annualised_as}")
+    for r in reports:
+        out.extend(_trip_lines(r, named=len(reports) > 1))
     return "\n".join(out)
+
+
+TRIPS_SHOWN = 10
+
+
+def _trip_lines(report: Report, *, named: bool) -> list[str]:
+    """Each breaker trip (when, which, why), so a run that stopped trading says why."""
+    trips = report.breaker_trips
+    if not trips:
+        return []
+    run = f" ({report.rsi_overbought:g}/{report.rsi_oversold:g})" if named else ""
+    lines = [f"Breaker trips{run}: {len(trips)}, re-armed at the next session"]
+    for trip in trips[:TRIPS_SHOWN]:
+        lines.append(f"  {trip.at}  {trip.breaker}: {trip.reason}")
+    if len(trips) > TRIPS_SHOWN:
+        lines.append(f"  ... and {len(trips) - TRIPS_SHOWN} more (all in --json)")
+    return lines
 
 
 def run_backtest_command(args: argparse.Namespace, config: EngineConfig) -> int:
@@ -183,11 +248,62 @@ def run_backtest_command(args: argparse.Namespace, config: EngineConfig) -> int:
     if args.trades is not None:
         write_trades_csv(results[0].fills, args.trades)
     reports = [r.report for r in results]
+    html_path = getattr(args, "html", None)
+    plot = _wants_plot(args)
+    curves = _curves(bars, results, configs) if plot or html_path is not None else []
+    if html_path is not None:
+        from tapewatch.engine.api.backtest import html_report, write_html
+
+        try:
+            write_html(html_path, html_report(bars, reports, curves))
+        except OSError as exc:
+            raise ConfigError(f"--html: cannot write {html_path} ({exc.strerror or exc})") from None
     if args.json:
         payload: object
         payload = {"compare": [r.as_dict() for r in reports]} if pairs else reports[0].as_dict()
         return _emit(json.dumps(payload, sort_keys=True))
-    return _emit(format_table(reports))
+    text = format_table(reports)
+    if plot:
+        text += "\n\n" + _plot(curves)
+    return _emit(text)
+
+
+def _wants_plot(args: argparse.Namespace) -> bool:
+    """--plot / --no-plot, else only on a terminal; never with --json (it stays the report)."""
+    if args.json:
+        return False
+    chosen = getattr(args, "plot", None)
+    if chosen is not None:
+        return bool(chosen)
+    try:
+        return sys.stdout.isatty()
+    except (ValueError, AttributeError):
+        return False
+
+
+def _curves(
+    bars: BarArrays, results: list[BacktestResult], configs: list[EngineConfig]
+) -> list[Curves]:
+    from tapewatch.engine.api.backtest import rebuild
+
+    return [
+        rebuild(
+            f"{c.strategy.rsi_overbought:g}/{c.strategy.rsi_oversold:g}",
+            bars,
+            r.fills,
+            c.starting_cash,
+            c.strategy.tf.seconds,
+        )
+        for r, c in zip(results, configs, strict=True)
+    ]
+
+
+def _plot(curves: list[Curves]) -> str:
+    from tapewatch.engine.api.backtest import terminal_plot
+
+    terminal = sys.stdout.isatty()
+    width = max(40, min(160, shutil.get_terminal_size().columns)) if terminal else PLOT_WIDTH
+    return terminal_plot(curves, width=width, height=PLOT_HEIGHT, color=terminal)
 
 
 def _emit(text: str) -> int:

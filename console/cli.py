@@ -223,12 +223,26 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument(
         "--synthetic", action="store_true", help="synthetic bars (the default when no --data)"
     )
+    src.add_argument(
+        "--alpaca",
+        action="store_true",
+        help="Alpaca's bars of --symbol from --start to --end (your keys; cached in the data dir)",
+    )
     bt.add_argument("--seed", type=_whole(0, MAX_SEED), default=7, help=SEED_HELP)
     bt.add_argument(
-        "--start", type=_date, default=date(2024, 1, 2), help="first day, YYYY-MM-DD (synthetic)"
+        "--start",
+        type=_date,
+        default=date(2024, 1, 2),
+        help="first day, YYYY-MM-DD (synthetic, --alpaca)",
     )
     bt.add_argument(
-        "--end", type=_date, default=date(2024, 12, 31), help="last day, YYYY-MM-DD (synthetic)"
+        "--end",
+        type=_date,
+        default=date(2024, 12, 31),
+        help="last day, YYYY-MM-DD (synthetic, --alpaca)",
+    )
+    bt.add_argument(
+        "--refresh", action="store_true", help="with --alpaca: download again, replace the cache"
     )
     bt.add_argument(
         "--bars",
@@ -240,7 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument(
         "--compare", help="threshold pairs OVERBOUGHT/OVERSOLD to compare, e.g. 70/30,75/25"
     )
+    bt.add_argument(
+        "--plot",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="draw equity and drawdown under the table (default: when stdout is a terminal)",
+    )
+    bt.add_argument(
+        "--html", type=Path, help="write a self-contained HTML report (charts, trades, months)"
+    )
     _add_strategy_flags(bt)
+    _add_data_dir(bt)
 
     sandbox = sub.add_parser(
         "sandbox", help="a local Alpaca-compatible server on 127.0.0.1 for practice and tests"
@@ -408,6 +432,11 @@ def _check_writable(flag: str, value: Path | None) -> None:
 def _check_backtest(args: argparse.Namespace, config: EngineConfig) -> None:
     _check_file("--data", args.data, must_exist=True)
     _check_writable("--trades", args.trades)
+    _check_writable("--html", args.html)
+    if args.refresh and not args.alpaca:
+        raise UsageError("--refresh re-downloads Alpaca history: use it with --alpaca")
+    if args.alpaca and args.bars is not None:
+        raise UsageError("--bars is for synthetic bars; with --alpaca give --start and --end")
     if args.compare is not None and args.compare.count(",") >= MAX_COMPARE:
         raise UsageError(f"--compare takes at most {MAX_COMPARE} pairs; e.g. 70/30,75/25")
     if args.data is not None:
