@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import time
 from collections import deque
@@ -24,14 +25,16 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Grid
+from textual.filter import LineFilter
 from textual.theme import Theme
-from textual.widgets import Footer, Tab, Tabs
+from textual.widgets import Tab, Tabs
 from textual.worker import Worker, WorkerFailed, WorkerState
 
 from tapewatch.console.accounts import AccountDirectory, AccountUnavailable, NoAccounts
 from tapewatch.console.alerts import AlertBudget, alert_for
 from tapewatch.console.commands import DEMO_METHODS, METHODS, OperatorCommands
 from tapewatch.console.flatten_watch import FlattenWatch
+from tapewatch.console.footer import KeyFooter
 from tapewatch.console.keymap import ACTIONS
 from tapewatch.console.panes.bars import BarsPane
 from tapewatch.console.panes.base import Palette, View
@@ -42,6 +45,7 @@ from tapewatch.console.panes.latency import BUCKETS, STAGES, LatencyPane, latenc
 from tapewatch.console.panes.orders import OrdersPane
 from tapewatch.console.panes.positions import PositionsPane
 from tapewatch.console.screens.reconcile import ask
+from tapewatch.console.terminal import Terminal
 from tapewatch.console.themes import VARIABLE_DEFAULTS, load_themes, resolve_theme
 from tapewatch.engine.api.errors import ConfigError, DataError, JournalError
 from tapewatch.engine.api.handle import EngineHandle, EventStream
@@ -110,11 +114,13 @@ class TapewatchApp(OperatorCommands):
         startup_notice: str | None = None,
         handle_signals: bool = False,
         observe: Callable[[Any], Closeable] | None = None,
+        terminal: Terminal | None = None,
     ) -> None:
         """``session`` is used as is; otherwise ``session_factory`` builds one in a thread.
 
         ``drive=False`` never runs the feed (the caller advances the engine itself: snapshot
-        tests); ``measured=False`` hides timings that vary from run to run.
+        tests); ``measured=False`` hides timings that vary from run to run. ``terminal`` is
+        what the screen can show; by default read from the environment on a real terminal.
         """
         super().__init__()
         if session is None and session_factory is None:
@@ -134,6 +140,8 @@ class TapewatchApp(OperatorCommands):
         self._handle_signals = handle_signals
         self._observe = observe
         self._observers: Closeable | None = None
+        self._terminal_given = terminal
+        self.terminal = terminal or Terminal()  # decided at mount: the driver is known then
         self._embedded: Embedded | None = None
         self._handle: EngineHandle | None = None
         self._snapshot: Snapshot | None = None  # the one the panes drew last
@@ -182,12 +190,17 @@ class TapewatchApp(OperatorCommands):
             yield self._tabs
             with self._grid:
                 yield from self._panes
-        yield Footer()
+        yield KeyFooter()
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(VARIABLE_DEFAULTS)
 
+    def get_line_filters(self) -> list[LineFilter]:
+        return [*super().get_line_filters(), *self.terminal.filters]
+
     def on_mount(self) -> None:
+        self.terminal = Terminal.for_app(self._terminal_given, self.is_headless, os.environ)
+        self.terminal.apply(self)
         for theme in self._themes:
             self.register_theme(theme)
         self.theme = self._initial_theme

@@ -2,16 +2,22 @@
 
 Panes never subscribe to events and never touch the engine: they draw an immutable
 ``engine.api`` snapshot. The app asks its handle for a newer one each tick (about 10 Hz) and
-calls ``redraw`` only when the picture changed, so a burst of events is one repaint.
+calls ``redraw`` only when the picture changed, so a burst of events is one repaint. A pane
+keeps the view it drew last and draws it again when its size changes: sparklines and gauges are
+built for a width, and must follow a resize at once rather than at the next bar.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from rich.color import Color as RichColor
 from rich.style import Style
+from textual import events
 from textual.app import App
 from textual.color import Color, ColorParseError
 from textual.widgets import Static
@@ -35,6 +41,8 @@ class Palette:
 
     @classmethod
     def of(cls, app: App[Any]) -> Palette:
+        if app.native_ansi_color:
+            return cls.ansi(app.theme_variables)
         variables = app.theme_variables
         background = _parse(variables.get("background"), Color(0, 0, 0))
 
@@ -57,6 +65,44 @@ class Palette:
             accent=style("text-accent", "accent"),
             strong=style("foreground", bold=True),
         )
+
+    @classmethod
+    def ansi(cls, variables: dict[str, str]) -> Palette:
+        """The terminal's own 16 colours, each role given the ANSI colour nearest its hue.
+
+        Rounding the theme's RGB to 16 colours turns its pale text tints grey or white (the
+        state words lost their green under ``TERM=xterm``); hue keeps green green, and the
+        high-contrast theme's blue "up" blue. Neutral roles keep the terminal's foreground.
+        """
+
+        def style(name: str, *, bold: bool = False) -> Style:
+            colour = _parse(variables.get(name), None)
+            return Style(color=ansi_colour(colour) if colour else None, bold=bold)
+
+        return cls(
+            up=style("chart-up"),
+            down=style("chart-down"),
+            sma=style("chart-sma"),
+            good=style("success"),
+            bad=style("error", bold=True),
+            warn=style("warning"),
+            muted=Style(),
+            accent=style("accent"),
+            strong=Style(bold=True),
+        )
+
+
+_ANSI_HUES = ((30, 1), (70, 3), (165, 2), (200, 6), (260, 4), (335, 5), (361, 1))
+"""(hue below, ANSI colour): red, yellow, green, cyan, blue, magenta, red again."""
+
+
+def ansi_colour(colour: Color) -> RichColor | None:
+    """The standard ANSI colour (1-6) of ``colour``'s hue; None for greys (no hue to keep)."""
+    r, g, b = colour.rgb
+    if max(r, g, b) - min(r, g, b) < 40:  # too little chroma to name a hue
+        return None
+    degrees = colour.hsl.h * 360
+    return RichColor.from_ansi(next(n for top, n in _ANSI_HUES if degrees < top))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +130,7 @@ def _parse(value: str | None, default: Color | None) -> Color | None:
 
 
 class Pane(Static):
-    """A bordered box with a title that redraws from a ``View``."""
+    """A bordered box with a title that redraws from a ``View`` (again on a resize)."""
 
     DEFAULT_CSS = """
     Pane { height: 1fr; width: 1fr; }
@@ -95,7 +141,28 @@ class Pane(Static):
     def __init__(self, *, id: str | None = None, classes: str = "pane") -> None:
         super().__init__("starting…", id=id, classes=classes)
         self.border_title = self.TITLE
+        self.last_view: View | None = None  # what the pane drew last, for a resize
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each pane's ``redraw`` records its view, so ``on_resize`` can draw it again."""
+        super().__init_subclass__(**kwargs)
+        draw = cls.__dict__.get("redraw")
+        if draw is not None:
+            cls.redraw = _remembering(draw)  # type: ignore[method-assign,assignment]
 
     def redraw(self, view: View) -> None:
         """Draw from the latest state (called at most ~10 times a second)."""
         raise NotImplementedError
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.last_view is not None:
+            self.redraw(self.last_view)
+
+
+def _remembering(draw: Callable[[Pane, View], None]) -> Callable[[Pane, View], None]:
+    @functools.wraps(draw)
+    def redraw(pane: Pane, view: View) -> None:
+        pane.last_view = view
+        draw(pane, view)
+
+    return redraw

@@ -3,7 +3,8 @@
 plotext builds an ANSI picture; Rich parses it back into styled text and the candle and SMA
 colours are swapped for the theme's (``chart-up``/``chart-down``/``chart-sma``). Without colour
 (NO_COLOR) the candles switch to the OHLC style, whose open/close ticks show direction by shape.
-plotext is imported on first draw (it costs ~0.2 s), never before the first frame.
+plotext is imported on first draw (it costs ~0.2 s), never before the first frame. The chart is
+rebuilt whenever the widget's size changes (the size is part of its cache key).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def _plotext() -> Any:
 
     if not _registered:
         plotext.add_theme(_PLOTEXT_THEME, sequence=[_SMA])
+        # The widget sizes the chart. plotext would cap it at the terminal size it read once,
+        # at import: a widened window kept a narrow chart (and tests saw 80 columns).
+        plotext.terminal.limit(False, False)
         _registered = True
     return plotext
 

@@ -1,4 +1,8 @@
-"""The ? screen: every key in force (after the user's remapping) and what it does."""
+"""The ? screen: every key in force (after the user's remapping) and what it does.
+
+The dialog scrolls (arrows, PgUp/PgDn, Home/End, the mouse wheel), so on an 80x24 terminal the
+runtime facts at the end (data directory, endpoints) are still within reach.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import Static
@@ -46,9 +50,9 @@ class HelpScreen(ModalScreen[None]):
         table.add_row("ctrl+p", "Command palette: every action by name")
         table.add_row("1 2 3 4", "Pages on small terminals (market, positions, orders, latency)")
         table.add_row("↑ ↓ PgUp PgDn", "Scroll the order log")
-        with Vertical(id="dialog", classes="dialog") as box:
+        with VerticalScroll(id="dialog", classes="dialog") as box:
             box.border_title = "Keys"
-            box.border_subtitle = "esc closes"
+            box.border_subtitle = "↑↓ PgUp PgDn scroll · esc closes"
             yield Static(table, id="body")
             yield Static(
                 Text(
@@ -61,6 +65,7 @@ class HelpScreen(ModalScreen[None]):
                 yield Static(Text("Runtime: reading…", style="dim"), id="facts")
 
     def on_mount(self) -> None:
+        self.query_one("#dialog", VerticalScroll).focus()  # the scroll keys act at once
         if self._facts is not None:
             self.run_worker(self._read_facts, thread=True, exit_on_error=False)
 
