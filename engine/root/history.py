@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from tapewatch.engine.core.feed import DataError
 from tapewatch.engine.market.bars import BarArrays, ns_from_datetime
 from tapewatch.engine.market.calendar import MarketCalendar
 from tapewatch.engine.market.history_cache import (
@@ -69,6 +70,7 @@ class History:
     pages: int = 0
     retries: int = 0
     outside_hours: int = 0  # extended-hours bars dropped
+    not_cached: str | None = None  # why the download could not be kept, if it could not
 
     def describe(self) -> str:
         bars = self.bars
@@ -79,7 +81,10 @@ class History:
         if self.outside_hours:
             retried += f", {self.outside_hours:,} extended-hours bars left out"
         kept = f", cached in {self.path}" if self.path is not None else ""
-        return f"{what} downloaded from Alpaca ({self.pages} pages{retried}){kept}"
+        if self.not_cached:
+            kept = f"; not cached: {self.not_cached}"
+        pages = f"{self.pages} page{'s' if self.pages != 1 else ''}"
+        return f"{what} downloaded from Alpaca ({pages}{retried}){kept}"
 
 
 def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
@@ -89,16 +94,18 @@ def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     return first, last - timedelta(seconds=1)
 
 
-def regular_hours(bars: BarArrays, start: date, end: date) -> BarArrays:
-    """The bars that start inside a regular session (XNYS; half days close early)."""
+def regular_hours(bars: BarArrays, start: date, end: date, timeframe_seconds: int) -> BarArrays:
+    """The bars that overlap a regular session (XNYS; half days close early). Alpaca aligns
+    bars to the clock, so the 09:00 hourly bar holds 09:30-10:00 and is kept."""
     sessions = MarketCalendar().sessions(start, end)
-    if len(bars) == 0:
-        return bars
+    if len(bars) == 0 or not sessions:
+        return bars if len(bars) == 0 else BarArrays.empty(bars.symbol)
     opens = np.array([ns_from_datetime(s.open) for s in sessions], dtype=np.int64)
     closes = np.array([ns_from_datetime(s.close) for s in sessions], dtype=np.int64)
     ts = bars.ts_ns
-    at = np.searchsorted(opens, ts, side="right") - 1
-    inside = (at >= 0) & (ts < closes[np.clip(at, 0, None)]) if len(opens) else ts < 0
+    ends = ts + np.int64(timeframe_seconds) * 1_000_000_000
+    at = np.searchsorted(opens, ends, side="left") - 1  # the last session opening before the end
+    inside = (at >= 0) & (ts < closes[np.clip(at, 0, None)])
     if bool(inside.all()):
         return bars
     return BarArrays(
@@ -150,7 +157,10 @@ def alpaca_history(
         except ValueError as exc:
             raise UsageError(f"--symbol: {exc}; use a ticker such as SPY") from None
         path = cache_path(prepare_data_dir(settings.data_dir), key)
-        cached = None if request.refresh else read_cached(path, symbol)
+        try:
+            cached = None if request.refresh else read_cached(path, symbol)
+        except DataError as exc:  # a damaged file: say how to replace it
+            raise DataError(f"{exc} (the history cache; --refresh downloads it again)") from None
         if cached is not None:
             return History(cached, path, downloaded=False)
     creds = _keys(load, env)
@@ -167,14 +177,19 @@ def alpaca_history(
     )
     first, last = day_bounds(request.start, request.end)
     raw = downloader.download(symbol, tf, first, last)
-    bars = raw if tf.unit == "Day" else regular_hours(raw, request.start, request.end)
+    bars = raw if tf.unit == "Day" else regular_hours(raw, request.start, request.end, tf.seconds)
     if len(bars) == 0:
         raise NoHistory(
             f"Alpaca has no {tf.label} bars of {symbol} from {request.start} to {request.end} "
             f"on the {endpoints.feed} feed; check the symbol and the dates"
         )
+    problem = None
     if path is not None:
-        write_cache(path, bars)
+        try:
+            write_cache(path, bars)
+        except (DataError, OSError) as exc:  # no pyarrow, a full disk: the run goes on uncached
+            problem = str(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)
+            path = None
     log = downloader.log
     return History(
         bars,
@@ -183,4 +198,5 @@ def alpaca_history(
         pages=log.pages,
         retries=log.retries,
         outside_hours=len(raw) - len(bars),
+        not_cached=problem,
     )

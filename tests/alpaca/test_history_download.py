@@ -21,6 +21,7 @@ from keyring.backend import KeyringBackend
 from tapewatch.console.cli import main
 from tapewatch.engine.adapters.alpaca.bar_download import HistoryError
 from tapewatch.engine.adapters.alpaca.rest import RetryPolicy
+from tapewatch.engine.core.feed import DataError
 from tapewatch.engine.market.bars import BarArrays, ns_from_datetime
 from tapewatch.engine.model.types import Timeframe
 from tapewatch.engine.root.history import HistoryRequest, alpaca_history, regular_hours
@@ -263,9 +264,11 @@ def test_429s_past_the_retry_bound_are_one_line(
 
 
 def test_extended_hours_bars_are_left_out() -> None:
-    """Alpaca's intraday bars include 04:00-20:00 New York; a live session ignores those."""
+    """Alpaca's intraday bars include 04:00-20:00 New York; a live session ignores those.
+    A bar that holds part of the session stays (the 09:00 hourly bar holds 09:30-10:00)."""
     stamps = [
         datetime(2024, 3, 1, 13, 25, tzinfo=UTC),  # 08:25 New York: pre-market
+        datetime(2024, 3, 1, 14, 25, tzinfo=UTC),  # 09:25: ends as the session opens
         datetime(2024, 3, 1, 14, 30, tzinfo=UTC),  # 09:30: the open
         datetime(2024, 3, 1, 20, 55, tzinfo=UTC),  # 15:55: the last regular bar
         datetime(2024, 3, 1, 21, 0, tzinfo=UTC),  # 16:00: after hours
@@ -273,7 +276,66 @@ def test_extended_hours_bars_are_left_out() -> None:
     ]
     ones = [1.0] * len(stamps)
     bars = BarArrays("SPY", [ns_from_datetime(s) for s in stamps], ones, ones, ones, ones, ones)
-    kept = regular_hours(bars, date(2024, 3, 1), date(2024, 3, 2))
-    assert kept.ts_ns.tolist() == [ns_from_datetime(s) for s in stamps[1:3]]
+    kept = regular_hours(bars, date(2024, 3, 1), date(2024, 3, 2), 300)
+    assert kept.ts_ns.tolist() == [ns_from_datetime(s) for s in stamps[2:4]]
     gap = timedelta(hours=6, minutes=25)
     assert kept.ts_ns[1] - kept.ts_ns[0] == int(gap.total_seconds()) * 10**9
+
+
+def test_a_damaged_cache_file_is_one_line_naming_refresh(
+    sandbox: SandboxThread,
+    point_at: Callable[[SandboxThread], None],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    keyring_: MemoryKeyring,
+) -> None:
+    point_at(sandbox)
+    _keys_in_env(monkeypatch)
+    assert main(_backtest(tmp_path)) == 0
+    [cached] = _cache_files(tmp_path)
+    cached.write_bytes(cached.read_bytes()[:100])  # cut short, as by a full disk
+    capsys.readouterr()
+    assert main(_backtest(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--refresh" in err and str(cached) in err
+
+
+def test_a_download_that_cannot_be_cached_still_runs_and_says_why(
+    sandbox: SandboxThread, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def no_pyarrow(bars: object, path: object) -> None:
+        raise DataError(f"{path}: writing Parquet needs pyarrow")
+
+    monkeypatch.setattr("tapewatch.engine.market.history_cache.write_parquet", no_pyarrow)
+    history = alpaca_history(
+        _settings(sandbox, tmp_path), HistoryRequest("SPY", FIVE, FIRST, LAST), load=_env_keys
+    )
+    assert len(history.bars) == SESSION_BARS and history.path is None
+    assert "not cached" in history.describe() and "pyarrow" in history.describe()
+    assert _cache_files(tmp_path) == []  # and no half-written file is left behind
+    assert list((tmp_path / "history").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("timeframe", "per_day"), [(Timeframe(1, "Day"), 1), (Timeframe(1, "Hour"), 7)]
+)
+def test_daily_and_hourly_bars_download_through_the_sdk(
+    sandbox: SandboxThread, tmp_path: Path, timeframe: Timeframe, per_day: int
+) -> None:
+    history = alpaca_history(
+        _settings(sandbox, tmp_path), HistoryRequest("SPY", timeframe, FIRST, LAST), load=_env_keys
+    )
+    assert len(history.bars) == 5 * per_day
+    days = history.bars.ts_ns.astype("datetime64[ns]").astype("datetime64[D]")
+    assert sorted({str(d) for d in days}) == [
+        f"2024-0{d}" for d in ("2-26", "2-27", "2-28", "2-29", "3-01")
+    ]
+
+
+def test_hourly_bars_that_hold_part_of_the_session_stay() -> None:
+    stamps = [datetime(2024, 3, 1, h, tzinfo=UTC) for h in (13, 14, 20, 21)]  # 08:00 … 16:00 NY
+    ones = [1.0] * len(stamps)
+    bars = BarArrays("SPY", [ns_from_datetime(s) for s in stamps], ones, ones, ones, ones, ones)
+    kept = regular_hours(bars, date(2024, 3, 1), date(2024, 3, 1), 3600)
+    assert kept.ts_ns.tolist() == [ns_from_datetime(s) for s in stamps[1:3]]
