@@ -1,16 +1,19 @@
 """Downloaded history kept on disk as Parquet, so a second backtest of the same range is offline.
 
-One file per (symbol, timeframe, feed, adjustment, first day, last day) under
+One file per (symbol, timeframe, feed, adjustment, first day, last day, source) under
 ``<data dir>/history/``; the name is the key, so a different range or feed is a different file
-and nothing needs an index. Files are written whole to a private temporary name and renamed
-into place (a crash never leaves half a cache that looks complete), folders are 0700 and files
-0600 like everything else in the data directory. Reading goes through ``load_bars``, the same
-checked loader a user's own Parquet file takes.
+and nothing needs an index. ``source`` is empty for Alpaca's own data host and a digest of the
+URL otherwise, so bars from the local sandbox are never read back as Alpaca's. Files are
+written whole to a private temporary name and renamed into place (a crash never leaves half a
+cache that looks complete); folders are 0700 and files 0600, like everything else in the data
+directory. Reading goes through ``load_bars``, the same checked loader a user's own Parquet
+file takes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -35,6 +38,7 @@ class HistoryKey:
     adjustment: str
     start: date
     end: date
+    source: str = ""  # "" for Alpaca's data host, else ``source_tag(url)``
 
     def __post_init__(self) -> None:
         if not _SAFE.match(self.symbol):
@@ -44,8 +48,14 @@ class HistoryKey:
     def filename(self) -> str:
         return (
             f"{self.symbol}_{self.timeframe}_{self.feed}_{self.adjustment}_"
-            f"{self.start.isoformat()}_{self.end.isoformat()}.parquet"
+            f"{self.start.isoformat()}_{self.end.isoformat()}"
+            f"{'_' + self.source if self.source else ''}.parquet"
         )
+
+
+def source_tag(url: str) -> str:
+    """A short, stable name for a data host other than Alpaca's (``src-`` + 10 hex digits)."""
+    return "src-" + hashlib.sha256(url.encode()).hexdigest()[:10]
 
 
 def cache_path(data_dir: Path, key: HistoryKey) -> Path:

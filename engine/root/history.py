@@ -30,6 +30,7 @@ from tapewatch.engine.market.history_cache import (
     HistoryKey,
     cache_path,
     read_cached,
+    source_tag,
     write_cache,
 )
 from tapewatch.engine.model.types import Mode, Timeframe
@@ -142,6 +143,7 @@ def alpaca_history(
 ) -> History:
     """The bars of ``request``: from the cache unless ``refresh``, else downloaded and cached."""
     from tapewatch.engine.adapters.alpaca.bar_download import ADJUSTMENT
+    from tapewatch.engine.adapters.alpaca.endpoints import DATA_URL
 
     endpoints = settings.endpoints(Mode.PAPER)  # the data host is the same for paper and live
     symbol = request.symbol.strip().upper()
@@ -151,8 +153,9 @@ def alpaca_history(
     path: Path | None = None
     if settings.data_dir is not None:
         try:
+            source = "" if endpoints.data == DATA_URL else source_tag(endpoints.data)
             key = HistoryKey(
-                symbol, tf.label, endpoints.feed, ADJUSTMENT, request.start, request.end
+                symbol, tf.label, endpoints.feed, ADJUSTMENT, request.start, request.end, source
             )
         except ValueError as exc:
             raise UsageError(f"--symbol: {exc}; use a ticker such as SPY") from None

@@ -23,6 +23,7 @@ from tapewatch.engine.adapters.alpaca.bar_download import HistoryError
 from tapewatch.engine.adapters.alpaca.rest import RetryPolicy
 from tapewatch.engine.core.feed import DataError
 from tapewatch.engine.market.bars import BarArrays, ns_from_datetime
+from tapewatch.engine.market.history_cache import HistoryKey, source_tag
 from tapewatch.engine.model.types import Timeframe
 from tapewatch.engine.root.history import HistoryRequest, alpaca_history, regular_hours
 from tapewatch.engine.settings import credentials as cr
@@ -128,7 +129,7 @@ def test_download_pages_caches_privately_and_the_cache_needs_no_network(
     assert f"downloaded from Alpaca ({pages} pages)" in downloaded.err
 
     [cached] = _cache_files(data_dir)
-    assert cached.name == f"SPY_5Min_iex_all_{FIRST}_{LAST}.parquet"
+    assert cached.name.startswith(f"SPY_5Min_iex_all_{FIRST}_{LAST}_src-")
     assert stat.S_IMODE(cached.stat().st_mode) == 0o600
     assert stat.S_IMODE(cached.parent.stat().st_mode) == 0o700
 
@@ -339,3 +340,25 @@ def test_hourly_bars_that_hold_part_of_the_session_stay() -> None:
     bars = BarArrays("SPY", [ns_from_datetime(s) for s in stamps], ones, ones, ones, ones, ones)
     kept = regular_hours(bars, date(2024, 3, 1), date(2024, 3, 1), 3600)
     assert kept.ts_ns.tolist() == [ns_from_datetime(s) for s in stamps[1:3]]
+
+
+def test_another_data_host_never_reads_the_first_ones_cache(
+    make_sandbox: Callable[..., SandboxThread], tmp_path: Path
+) -> None:
+    request = HistoryRequest("SPY", FIVE, FIRST, LAST)
+    first, second = make_sandbox(), make_sandbox(seed=8)
+    one = alpaca_history(_settings(first, tmp_path), request, load=_env_keys)
+    two = alpaca_history(_settings(second, tmp_path), request, load=_env_keys)
+    assert one.downloaded and two.downloaded and one.path != two.path
+    assert one.bars.close.tolist() != two.bars.close.tolist()
+    assert len(_cache_files(tmp_path)) == 2
+    again = alpaca_history(_settings(first, tmp_path), request, load=_env_keys)
+    assert not again.downloaded and again.bars.close.tolist() == one.bars.close.tolist()
+
+
+def test_alpacas_own_host_has_the_plain_cache_name() -> None:
+    key = HistoryKey("SPY", "5Min", "iex", "all", FIRST, LAST)
+    assert key.filename == f"SPY_5Min_iex_all_{FIRST}_{LAST}.parquet"
+    assert source_tag("http://127.0.0.1:1") != source_tag("http://127.0.0.1:2")
+    with pytest.raises(ValueError):
+        HistoryKey("../etc", "5Min", "iex", "all", FIRST, LAST)
