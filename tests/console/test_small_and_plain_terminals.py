@@ -20,7 +20,7 @@ from textual.widgets import Static
 from textual.widgets._footer import FooterKey
 
 from scripts.showcase import settle, showcase_session
-from tapewatch.console.app import TapewatchApp, create_app
+from tapewatch.console.app import TapewatchApp
 from tapewatch.console.footer import KeyFooter
 from tapewatch.console.glyphs import RAMP, to_ascii
 from tapewatch.console.panes.base import Palette
@@ -59,9 +59,7 @@ def scene() -> DemoSession:
 def showcase(
     session: DemoSession, terminal: Terminal | None = None, theme: str | None = None
 ) -> tuple[TapewatchApp, DemoSession]:
-    """The snapshot tests' app (``create_app``), for the given terminal."""
-    if terminal is None and theme is None:
-        return create_app(session), session
+    """The snapshot tests' app (as ``create_app`` builds it), for the given terminal."""
     app = TapewatchApp(
         session=session,
         theme=theme,
@@ -194,13 +192,32 @@ async def test_every_pane_shows_all_its_lines(scene: DemoSession, size: tuple[in
         assert chart.size.height >= 8 and "too small" not in shown(chart)
 
 
-@pytest.mark.parametrize("size", [MEDIUM, (120, 36), LARGE])
+async def test_at_80x24_every_page_shows_all_its_panes_lines(scene: DemoSession) -> None:
+    app, session = showcase(scene)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot, session)
+        pages = {"1": {"bars", "indicators"}, "2": {"positions", "breakers"}, "4": {"latency"}}
+        for key, panes in pages.items():
+            await pilot.press(key)
+            await pilot.pause()
+            await pilot.pause()
+            assert {w.id for w in app.query(".pane") if w.display} == panes
+            for name in panes - {"bars"}:
+                pane = app.query_one(f"#{name}")
+                assert _clipped(pane, app) == 0, (key, name, pane.content_size)
+
+
+@pytest.mark.parametrize("size", [SMALL, MEDIUM, (120, 36), LARGE])
 async def test_each_breaker_is_one_line_with_no_wrap(
     scene: DemoSession, size: tuple[int, int]
 ) -> None:
     app, session = showcase(scene)
     async with app.run_test(size=size) as pilot:
         await settle(pilot, session)
+        if size == SMALL:
+            await pilot.press("2")  # the breakers' page
+            await pilot.pause()
+            await pilot.pause()
         breakers = app.query_one("#breakers")
         rows = [line.strip("│ ") for line in shown(breakers).splitlines()[1:-1]]
         rows = [r for r in rows if r]
