@@ -192,6 +192,7 @@ def test_the_tables_are_the_documented_ones() -> None:
             "late_bar_seconds",
             "entry_timeout_seconds",
             "order_deadline_seconds",
+            "drawdown_action",
         },
         "account": {"starting_cash"},
         "alpaca": {"trading_url", "data_url", "stream_url", "trade_stream_url", "feed"},
@@ -370,3 +371,10 @@ def test_the_names_agree_with_the_modules_that_use_them(tmp_path: Path) -> None:
     endpoints = resolve_endpoints(Mode.PAPER, env={}, config=loaded.alpaca.overrides())
     assert endpoints.trading == "http://127.0.0.1:8765"
     assert endpoints.trade_stream == "ws://127.0.0.1:8765/stream"
+
+
+def test_drawdown_action_is_read_and_checked(tmp_path: Path) -> None:
+    path = write(tmp_path, '[risk]\ndrawdown_action = "flatten"\n')
+    assert load_config_file(path, env={}).engine.risk.drawdown_action == "flatten"
+    message = error_for(tmp_path, '[risk]\ndrawdown_action = "panic"\n')
+    assert "risk.drawdown_action" in message and "reduce" in message and "config.toml:2" in message

@@ -17,11 +17,17 @@ from pathlib import Path
 
 from tapewatch.engine.adapters.sim.broker import SimBroker
 from tapewatch.engine.adapters.sim.replay import ReplayFeed
-from tapewatch.engine.backtest.stats import Report, annualisation, build_report
+from tapewatch.engine.backtest.stats import BreakerTrip, Report, annualisation, build_report
 from tapewatch.engine.core.clock import SimClock
 from tapewatch.engine.core.engine import Engine
 from tapewatch.engine.market.bars import BarArrays, datetime_from_ns, ns_from_datetime
-from tapewatch.engine.model.events import EquitySnapshot, Event, OrderFilled
+from tapewatch.engine.model.events import (
+    BreakerChanged,
+    EquitySnapshot,
+    Event,
+    OrderFilled,
+    RiskDenied,
+)
 from tapewatch.engine.model.types import Fill
 from tapewatch.engine.root.backtest import build_backtest
 from tapewatch.engine.settings.config import ConfigError, EngineConfig
@@ -38,20 +44,32 @@ class BacktestResult:
 
 
 class _Recorder:
-    """Collects the equity curve and fills from the engine's events, compactly."""
+    """Collects the equity curve, fills, breaker trips and denials from the engine's events."""
 
     def __init__(self) -> None:
         self.equity: array[float] = array("d")
         self.exposed = 0
         self.fills: list[Fill] = []
+        self.trips: list[BreakerTrip] = []
+        self.denied = 0
 
     def __call__(self, event: Event) -> None:
-        if type(event) is EquitySnapshot:
-            self.equity.append(event.equity)
-            if event.positions:
+        kind = type(event)
+        if kind is EquitySnapshot:
+            self.equity.append(event.equity)  # type: ignore[attr-defined]
+            if event.positions:  # type: ignore[attr-defined]
                 self.exposed += 1
-        elif type(event) is OrderFilled:
+        else:
+            self.rare(event)
+
+    def rare(self, event: Event) -> None:
+        """What the lean loop also hands over: fills, trips and denials (few per run)."""
+        if isinstance(event, OrderFilled):
             self.fills.append(event.fill)
+        elif isinstance(event, BreakerChanged) and event.tripped:
+            self.trips.append(BreakerTrip(event.ts.isoformat(), event.name, event.reason))
+        elif isinstance(event, RiskDenied):
+            self.denied += 1
 
 
 def run_backtest(
@@ -97,6 +115,8 @@ async def _run(
         fills=recorder.fills,
         rsi_oversold=config.strategy.rsi_oversold,
         rsi_overbought=config.strategy.rsi_overbought,
+        breaker_trips=recorder.trips,
+        orders_denied=recorder.denied,
     )
     await engine.stop("backtest finished")
     return BacktestResult(report=report, fills=tuple(recorder.fills))
@@ -148,7 +168,8 @@ async def _drive_lean(
     stale_ns = int(engine.config.risk.stale_bars * tf_ns)
     equity_append = recorder.equity.append
     recorder_sink = recorder
-    engine.add_sink(lambda event: recorder_sink(event) if type(event) is OrderFilled else None)
+    rare = (OrderFilled, BreakerChanged, RiskDenied)
+    engine.add_sink(lambda event: recorder_sink.rare(event) if type(event) in rare else None)
     process = engine.process_bar
     roll_day = engine.roll_day
     check_stale = engine.check_stale

@@ -35,6 +35,15 @@ class Trade:
 
 
 @dataclass(frozen=True, slots=True)
+class BreakerTrip:
+    """One breaker trip in a backtest: when, which breaker, and the reason it gave."""
+
+    at: str  # ISO time of the bar close that tripped it
+    breaker: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     symbol: str
     timeframe: str
@@ -56,6 +65,8 @@ class Report:
     rsi_overbought: float
     annualisation: str = SESSION_BOUND
     bars_per_year: float = 0.0
+    breaker_trips: tuple[BreakerTrip, ...] = ()
+    orders_denied: int = 0  # strategy orders a tripped breaker refused
 
     @property
     def annualised_as(self) -> str:
@@ -168,6 +179,8 @@ def build_report(
     fills: Sequence[Fill],
     rsi_oversold: float,
     rsi_overbought: float,
+    breaker_trips: Sequence[BreakerTrip] = (),
+    orders_denied: int = 0,
 ) -> Report:
     bars = len(equity)
     end_equity = equity[-1] if bars else start_equity
@@ -204,4 +217,6 @@ def build_report(
         rsi_overbought=rsi_overbought,
         annualisation=basis,
         bars_per_year=bars_per_year,
+        breaker_trips=tuple(breaker_trips),
+        orders_denied=orders_denied,
     )

@@ -92,9 +92,13 @@ class Engine(OrderFlow):
         latency: LatencyRecorder | None = None,
         who: str | None = None,
         entry_hours: Callable[[datetime], bool] | None = None,
+        history: bool = False,
     ) -> None:
         """``in_session`` tells the stale-data breaker when silence matters; ``entry_hours``
-        (paper/live) refuses new entries outside the regular session."""
+        (paper/live) refuses new entries outside the regular session. ``history`` (a
+        backtest) changes two things a supervised session would do differently: holes in
+        old data are not a silent feed (no stale-data trips), and a tripped breaker re-arms
+        at the next session, as the operator's morning reset would, with a notice."""
         self.config = config
         self.clock = clock
         self.broker = broker
@@ -107,7 +111,10 @@ class Engine(OrderFlow):
         self.symbol = strat.symbol
         self.timeframe = strat.tf
         self.strategy = RsiSmaStrategy(strat)
-        self.gate = RiskGate(config.risk, self.timeframe.seconds, in_session)
+        self.gate = RiskGate(
+            config.risk, self.timeframe.seconds, in_session, watch_staleness=not history
+        )
+        self._rearm_each_session = history
         self.bus = EventBus()
         self._init_order_flow()
         if journal is not None:
@@ -345,6 +352,8 @@ class Engine(OrderFlow):
         changes = gate.on_equity(equity, now)
         if changes:
             self._emit_breakers(changes)
+            if gate.drawdown.tripped and gate.drawdown.action == "flatten":
+                await self._close_all(self.preview_flatten(), why="drawdown breaker: flatten")
         self._emit(BarClosed(ts=now, bar=bar))
         position = self.portfolio.positions.get(self.symbol)
         position_qty = position.qty if position is not None else 0.0
@@ -398,6 +407,18 @@ class Engine(OrderFlow):
         self.gate.start_day(label, equity)
         self.state.day_start_equity = equity
         self._emit(DayStarted(ts=now, day=label, starting_equity=equity))
+        if self._rearm_each_session:
+            self._rearm(label, now)
+
+    def _rearm(self, day: str, now: datetime) -> None:
+        """History only: re-arm whatever tripped on an earlier day, and say so."""
+        changes = self.gate.reset(now)
+        if not changes:
+            return
+        names = ", ".join(change.name for change in changes)
+        message = f"{names} breaker re-armed at the start of {day} (as a morning reset would)"
+        self._emit(Notice(ts=now, level="info", message=message))
+        self._emit_breakers(changes)
 
     @property
     def next_day_boundary(self) -> datetime | None:
@@ -633,6 +654,10 @@ class Engine(OrderFlow):
             why = f"paused after flatten by {who or self.who}"
             self._emit_breakers(self.gate.pause(self.clock.now(), why))
         why = f"{'flatten + pause' if pause else 'flatten'} by {who or self.who}"
+        return await self._close_all(requests, why=why)
+
+    async def _close_all(self, requests: list[OrderRequest], *, why: str) -> list[Order]:
+        """Cancel every open order, then send ``requests`` (the closing orders)."""
         try:
             cancelled = await self.broker.cancel_all_orders()
         except BrokerError as exc:

@@ -1,4 +1,10 @@
-"""Daily drawdown breaker: HALT once equity has fallen ``max_drawdown`` below the day's start."""
+"""Daily drawdown breaker: trips once equity has fallen ``max_drawdown`` below the day's start.
+
+What a trip imposes is the user's ``[risk] drawdown_action``: REDUCING by default ("reduce":
+no new entries, but the strategy's exit still goes, so a losing position is not held to the
+end), HALTED ("halt": no strategy order at all), or REDUCING plus a flatten the engine sends
+("flatten"). The operator's flatten works in every case.
+"""
 
 from __future__ import annotations
 
@@ -18,13 +24,16 @@ class DrawdownBreaker(Latch):
     """Measures (day start - equity) / day start; trips at or beyond the limit."""
 
     name = "drawdown"
-    state = TradingState.HALTED
 
-    def __init__(self, max_drawdown: float) -> None:
+    def __init__(self, max_drawdown: float, action: str = "reduce") -> None:
         super().__init__()
         if not 0 < max_drawdown < 1:
             raise ValueError(f"max_drawdown must be in (0, 1) (got {max_drawdown!r})")
+        if action not in ("reduce", "halt", "flatten"):
+            raise ValueError(f"drawdown action must be reduce, halt or flatten (got {action!r})")
         self.max_drawdown = max_drawdown
+        self.action = action
+        self.state = TradingState.HALTED if action == "halt" else TradingState.REDUCING
         self.day_start_equity: float | None = None
         self.drawdown = 0.0  # the latest measured fraction; 0 when equity is at or above start
 

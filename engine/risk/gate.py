@@ -41,10 +41,15 @@ class RiskGate:
         cfg: RiskConfig,
         timeframe_seconds: int,
         in_session: Callable[[datetime], bool],
+        *,
+        watch_staleness: bool = True,
     ) -> None:
-        self.drawdown = DrawdownBreaker(cfg.max_drawdown)
+        """``watch_staleness`` False for history (a backtest): a hole in old data is not a
+        silent feed, so the stale-data breaker never trips there."""
+        self.drawdown = DrawdownBreaker(cfg.max_drawdown, cfg.drawdown_action)
         self.operator_pause = PauseBreaker()
         self.stale = StaleDataBreaker(timeframe_seconds, cfg.stale_bars, in_session)
+        self.watch_staleness = watch_staleness
         self._breakers: list[LatchedBreaker] = []
         self._by_name: dict[str, LatchedBreaker] = {}
         self._pending: dict[str, BreakerChanged] = {}  # restored before their breaker was added
@@ -107,6 +112,8 @@ class RiskGate:
         self.stale.on_bar(bar_close_time)
 
     def check_staleness(self, now: datetime) -> list[BreakerChanged]:
+        if not self.watch_staleness:
+            return []
         return self._changed(now, self.stale) if self.stale.check(now) else []
 
     def pause(self, now: datetime, reason: str = "") -> list[BreakerChanged]:

@@ -36,5 +36,6 @@ def build_backtest(
         journal=None,
         mode=Mode.BACKTEST,
         in_session=calendar.is_open,
+        history=True,
     )
     return BacktestParts(engine=engine, broker=broker, clock=clock)

@@ -102,6 +102,10 @@ class ExecutionConfig:
         return self
 
 
+DRAWDOWN_ACTIONS = ("reduce", "halt", "flatten")
+"""What a drawdown trip does: stop entries (exits still go), stop everything, or also close."""
+
+
 @dataclass(frozen=True, slots=True)
 class RiskConfig:
     max_drawdown: float = 0.05
@@ -110,6 +114,7 @@ class RiskConfig:
     late_bar_seconds: float = 60.0  # a bar closed longer ago than this decides nothing
     entry_timeout_seconds: float = 120.0  # an entry still unfilled this long is cancelled
     order_deadline_seconds: float = 20.0  # a submit or look-up gives up (outcome unknown) after
+    drawdown_action: str = "reduce"  # on a drawdown trip: "reduce" | "halt" | "flatten"
 
     def validate(self) -> RiskConfig:
         for name in (
@@ -121,6 +126,14 @@ class RiskConfig:
             "order_deadline_seconds",
         ):
             _check(self, "risk", name)
+        if self.drawdown_action not in DRAWDOWN_ACTIONS:
+            raise ConfigError(
+                f"must be one of {', '.join(repr(a) for a in DRAWDOWN_ACTIONS)} "
+                f"(got {clip(self.drawdown_action)!r}): reduce stops entries but lets exits "
+                "through, halt stops every strategy order, flatten also closes the position",
+                field="risk.drawdown_action",
+                example="reduce",
+            )
         return self
 
 

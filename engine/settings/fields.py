@@ -211,6 +211,13 @@ FIELDS: tuple[Field, ...] = (
     Field("risk.entry_timeout_seconds", "number", range=_SECONDS),
     Field("risk.order_deadline_seconds", "number", range=_SECONDS),
     Field(
+        "risk.drawdown_action",
+        "text",
+        "--drawdown-action",
+        help="on a drawdown trip: reduce (no entries, exits go), halt, or flatten",
+        choices=("reduce", "halt", "flatten"),
+    ),
+    Field(
         "account.starting_cash",
         "number",
         "--cash",

@@ -95,7 +95,7 @@ class Session:
         return [getattr(e, "action", "") for e in self.journal_events("operator")]
 
 
-def config(**risk: float) -> EngineConfig:
+def config(**risk: float | str) -> EngineConfig:
     return EngineConfig(
         strategy=StrategyConfig(
             rsi_period=2,
@@ -127,10 +127,11 @@ def make_session(
     *,
     mode: Mode = Mode.DEMO,
     max_drawdown: float = 0.05,
+    drawdown_action: str = "reduce",
     feed_bars: Callable[[list[Bar]], BarArrays | Iterator[BarArrays]] | None = None,
 ) -> Session:
     bars = bars_from_closes([*WARM, *closes])
-    cfg = config(max_drawdown=max_drawdown)
+    cfg = config(max_drawdown=max_drawdown, drawdown_action=drawdown_action)
     clock = SimClock(T0)
     gate = Gate()
     source = feed_bars(bars) if feed_bars is not None else arrays(bars)

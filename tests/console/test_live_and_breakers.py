@@ -54,7 +54,14 @@ class FakeAccounts:
 
 
 def paper(tmp_path: Path, max_drawdown: float = 0.05) -> Session:
-    return make_session(tmp_path, [BUY, *SLIDE], mode=Mode.PAPER, max_drawdown=max_drawdown)
+    """A paper session whose drawdown breaker halts (the severest state), for these tests."""
+    return make_session(
+        tmp_path,
+        [BUY, *SLIDE],
+        mode=Mode.PAPER,
+        max_drawdown=max_drawdown,
+        drawdown_action="halt",
+    )
 
 
 def switches(session: Session) -> list[str]:
@@ -150,7 +157,7 @@ async def test_live_accepted_with_the_typed_word_then_back_to_paper(tmp_path: Pa
 
 
 async def test_breaker_reset_is_confirmed_and_journaled(tmp_path: Path) -> None:
-    session = make_session(tmp_path, [BUY, *SLIDE], max_drawdown=0.01)
+    session = make_session(tmp_path, [BUY, *SLIDE], max_drawdown=0.01, drawdown_action="halt")
     app = make_app(session)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: session.engine.state.running)

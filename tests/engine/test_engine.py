@@ -30,7 +30,7 @@ from tapewatch.engine.model.types import (
     TradingState,
     floor_qty,
 )
-from tapewatch.engine.settings.config import RiskConfig
+from tapewatch.engine.settings.config import EngineConfig, RiskConfig
 from tapewatch.engine.storage.journal import Journal, MemoryJournal
 from tests.helpers import STEP, bars_from_closes, feed_bars, make_engine, small_config
 
@@ -205,10 +205,15 @@ async def crash_into_halt(engine, clock) -> list[Bar]:  # type: ignore[no-untype
     return bars
 
 
+def halting(config: EngineConfig) -> EngineConfig:
+    """``[risk] drawdown_action = "halt"``: a trip stops every strategy order."""
+    return replace(config, risk=replace(config.risk, drawdown_action="halt"))
+
+
 async def test_drawdown_halts_persists_across_restart_and_needs_a_journaled_reset(
     tmp_path: Path,
 ) -> None:
-    config = small_config(position_pct=1.0)
+    config = halting(small_config(position_pct=1.0))
     path = tmp_path / "journal.sqlite3"
     journal = Journal(path)
     engine, _broker, clock = make_engine(config, journal=journal)
@@ -237,7 +242,7 @@ async def test_drawdown_halts_persists_across_restart_and_needs_a_journaled_rese
 
 
 async def test_flatten_closes_positions_even_when_halted() -> None:
-    engine, broker, clock = make_engine(small_config(position_pct=1.0))
+    engine, broker, clock = make_engine(halting(small_config(position_pct=1.0)))
     events = collect(engine)
     await engine.start()
     bars = await crash_into_halt(engine, clock)

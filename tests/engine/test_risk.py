@@ -32,7 +32,9 @@ def at(minutes: float) -> datetime:
 
 
 def make_gate() -> RiskGate:
-    gate = RiskGate(RiskConfig(max_drawdown=0.05, stale_bars=2.0), TF, in_session)
+    gate = RiskGate(
+        RiskConfig(max_drawdown=0.05, stale_bars=2.0, drawdown_action="halt"), TF, in_session
+    )
     gate.start_day("2024-03-04", 100_000.0)
     return gate
 
@@ -45,7 +47,7 @@ def order(side: Side, qty: float, intent: Intent = Intent.ENTRY) -> OrderRequest
 
 
 def test_drawdown_trips_at_the_limit_and_not_before() -> None:
-    dd = DrawdownBreaker(0.05)
+    dd = DrawdownBreaker(0.05, "halt")
     dd.start_day(100_000.0)
     assert dd.on_equity(96_500.0, at(1)) is False
     assert not dd.status(at(1)).warning  # 3.5% < 80% of 5%
@@ -60,7 +62,7 @@ def test_drawdown_trips_at_the_limit_and_not_before() -> None:
 
 
 def test_drawdown_latches_after_equity_recovers_and_resets() -> None:
-    dd = DrawdownBreaker(0.05)
+    dd = DrawdownBreaker(0.05, "halt")
     dd.start_day(100_000.0)
     assert dd.on_equity(94_000.0, at(1)) is True
     assert dd.on_equity(90_000.0, at(2)) is False  # already tripped: no second trip
@@ -74,7 +76,7 @@ def test_drawdown_latches_after_equity_recovers_and_resets() -> None:
 
 
 def test_drawdown_stays_latched_across_a_new_day() -> None:
-    dd = DrawdownBreaker(0.05)
+    dd = DrawdownBreaker(0.05, "halt")
     dd.start_day(100_000.0)
     dd.on_equity(90_000.0, at(1))
     dd.start_day(90_000.0)
@@ -82,7 +84,7 @@ def test_drawdown_stays_latched_across_a_new_day() -> None:
 
 
 def test_drawdown_does_nothing_before_the_day_starts() -> None:
-    dd = DrawdownBreaker(0.05)
+    dd = DrawdownBreaker(0.05, "halt")
     assert dd.on_equity(1.0, at(1)) is False and not dd.tripped
 
 

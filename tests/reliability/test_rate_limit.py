@@ -56,7 +56,8 @@ def request(intent: Intent, side: Side = Side.BUY, qty: float = 1.0, cid: str = 
 
 
 def gate_with(breaker: RateLimitBreaker) -> RiskGate:
-    gate = RiskGate(RiskConfig(), 300, lambda _now: True)
+    """The rate-limit breaker beside a drawdown breaker that halts (the severest state)."""
+    gate = RiskGate(RiskConfig(drawdown_action="halt"), 300, lambda _now: True)
     gate.add(breaker)
     return gate
 
