@@ -169,11 +169,11 @@ def test_the_pane_shows_used_limit_and_tier() -> None:
     ratio = Ratio(0.85)
     breaker = RateLimitBreaker(ratio, limit=200)
     view: Any = SimpleNamespace(palette=None)  # the req/min row needs no colours
-    assert _value(breaker.status(T0), view).plain.endswith("170/200 req/min · tier 2")
+    assert _value(breaker.status(T0), view, 60).plain.endswith("170/200 req/min · tier 2")
     ratio.value = 0.1
-    assert _value(breaker.status(T0), view).plain.endswith("20/200 req/min · tier 1")
+    assert _value(breaker.status(T0), view, 60).plain.endswith("20/200 req/min · tier 1")
     ratio.value = 1.0
-    assert _value(breaker.status(T0), view).plain.endswith("200/200 req/min · tier 3")
+    assert _value(breaker.status(T0), view, 60).plain.endswith("200/200 req/min · tier 3")
 
 
 # -- tier 1: tenacity's backoff, with an injected sleep -----------------------------------------
