@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from rich.color import ColorType
 from textual import events
+from textual.color import Color
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widget import Widget
@@ -23,7 +24,7 @@ from scripts.showcase import settle, showcase_session
 from tapewatch.console.app import TapewatchApp
 from tapewatch.console.footer import KeyFooter
 from tapewatch.console.glyphs import RAMP, to_ascii
-from tapewatch.console.panes.base import Palette
+from tapewatch.console.panes.base import Palette, ansi_colour
 from tapewatch.console.panes.chart import CandleChart
 from tapewatch.console.panes.spark import BLOCKS
 from tapewatch.console.screens.help import HelpScreen
@@ -373,3 +374,21 @@ def test_ascii_translation_keeps_every_column() -> None:
     assert ascii_text.startswith("+- Bars -+ |###..| .,:-=+*# > ACTIVE # | ^v +x > . . -")
     assert ascii_text.endswith("'-.|")  # braille: dots at the top, middle, bottom, a column
     assert to_ascii("plain") == "plain"
+
+
+@pytest.mark.parametrize(
+    ("hex_colour", "ansi"),
+    [
+        ("#3fb950", 2),  # dark: success, chart-up -> green
+        ("#1b7f3b", 2),  # light: success -> green
+        ("#f85149", 1),  # dark: error -> red
+        ("#e3b341", 3),  # dark: warning -> yellow
+        ("#56b4e9", 4),  # high contrast: up is sky blue -> blue, never green
+        ("#d55e00", 1),  # high contrast: down is vermillion -> red
+        ("#e69f00", 3),  # high contrast: warning orange -> yellow
+        ("#d8dee6", None),  # a near-grey foreground keeps the terminal's own
+    ],
+)
+def test_16_colour_roles_keep_their_hue(hex_colour: str, ansi: int | None) -> None:
+    colour = ansi_colour(Color.parse(hex_colour))
+    assert (colour.number if colour is not None else None) == ansi
