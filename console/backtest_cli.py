@@ -96,7 +96,10 @@ def _alpaca_bars(args: argparse.Namespace, config: EngineConfig) -> BarArrays:
         refresh=args.refresh,
     )
     chosen = settings(args).with_engine(config)
-    history = alpaca_history(chosen, request, on_page=_page_printer())
+    printer = _page_printer()
+    history = alpaca_history(chosen, request, on_page=printer)
+    if printer is not None and history.pages:
+        sys.stderr.write("\n")  # end the progress line
     sys.stderr.write(f"tapewatch: {history.describe()}\n")
     return history.bars
 

@@ -19,6 +19,7 @@ WIDTH = 100
 HEIGHT = 30
 EQUITY_TITLE = "Equity ($)"
 DRAWDOWN_TITLE = "Drawdown (%)"
+MARKERS = ("+", "x", "o", "*", "#", "@")
 
 
 def date_ticks(ts_ns: np.ndarray, count: int) -> tuple[list[int], list[str]]:
@@ -53,21 +54,35 @@ def _draw(fig: Any, runs: Sequence[Curves], width: int, height: int, color: bool
     fig.plot_size(width, height)
     fig.subplots(2, 1)
     positions, labels = date_ticks(runs[0].ts_ns, max(2, width // 24))
-    for row, (title, pick) in enumerate(
-        ((EQUITY_TITLE, _equity), (DRAWDOWN_TITLE, _drawdown_pct)), start=1
-    ):
+    panels = ((EQUITY_TITLE, _equity, _dollars), (DRAWDOWN_TITLE, _drawdown_pct, _pct))
+    for row, (title, pick, fmt) in enumerate(panels, start=1):
         panel = fig.subplot(row, 1)
-        for run in runs:
-            values = pick(run)
+        series = [pick(run) for run in runs]
+        for i, (run, values) in enumerate(zip(runs, series, strict=True)):
             keep = thin_extremes(values, 4 * width)
-            line = panel.signal(keep.tolist(), values[keep].tolist(), marker="braille")
+            # Without colour the runs differ by their marker: braille dots, then plain characters.
+            marker = "braille" if color or i == 0 else MARKERS[(i - 1) % len(MARKERS)]
+            line = panel.signal(keep.tolist(), values[keep].tolist(), marker=marker)
             line.lines()
-            if len(runs) > 1:
+            if len(runs) > 1 and row == 1:  # one legend, on the equity chart
                 line.label(run.label)
             panel.draw(line)
         panel.title(title)
         panel.ruler("x").ticks(positions, labels=labels)
+        low = min(float(v.min()) for v in series)
+        high = max(float(v.max()) for v in series)
+        if high > low:
+            ticks = np.linspace(low, high, 5).tolist()
+            panel.ruler("y").ticks(ticks, labels=[fmt(t, high - low) for t in ticks])
     return str(fig.build().string(colorless=not color))
+
+
+def _dollars(value: float, span: float) -> str:
+    return f"${value:,.0f}" if span >= 50 else f"${value:,.2f}"
+
+
+def _pct(value: float, span: float) -> str:
+    return f"{value:.1f}%" if span >= 5 else f"{value:.2f}%" if span >= 0.05 else f"{value:.3f}%"
 
 
 def _equity(run: Curves) -> np.ndarray:

@@ -24,12 +24,12 @@ from tapewatch.engine.settings.config import EngineConfig, StrategyConfig
 
 CONFIG = EngineConfig(strategy=StrategyConfig(rsi_period=2)).validate()
 PAIRS = ((70.0, 30.0), (60.0, 40.0))
-SYNTHETIC = ["backtest", "--start", "2024-01-02", "--end", "2024-04-30", "--rsi-period", "2"]
+SYNTHETIC = ["backtest", "--start", "2024-01-02", "--end", "2024-03-29", "--rsi-period", "2"]
 
 
 @pytest.fixture(scope="module")
 def bars() -> BarArrays:
-    return generate("SPY", seed=7, start=date(2024, 1, 2), end=date(2024, 4, 30))
+    return generate("SPY", seed=7, start=date(2024, 1, 2), end=date(2024, 3, 29))
 
 
 def _runs(bars: BarArrays) -> tuple[list[object], list[object]]:
@@ -49,7 +49,7 @@ def test_rebuilt_curves_agree_with_the_report(bars: BarArrays) -> None:
         assert run.equity[-1] == pytest.approx(report.end_equity, rel=1e-12)  # type: ignore[attr-defined]
         assert -run.drawdown.min() == pytest.approx(report.max_drawdown, rel=1e-9)  # type: ignore[attr-defined]
         months = monthly_returns(run)
-        assert [m.month for m in months] == ["2024-01", "2024-02", "2024-03", "2024-04"]
+        assert [m.month for m in months] == ["2024-01", "2024-02", "2024-03"]
         compounded = math.prod(1.0 + m.value for m in months) - 1.0
         assert compounded == pytest.approx(report.total_return, rel=1e-9)  # type: ignore[attr-defined]
 
@@ -62,7 +62,9 @@ def test_terminal_plot_has_titles_dates_legend_at_a_fixed_size(bars: BarArrays) 
     assert EQUITY_TITLE in lines[0] and sum(DRAWDOWN_TITLE in line for line in lines) == 1
     assert text.count("2024-01-02") == 2  # the first date under each chart
     assert "70/30" in text and "60/40" in text  # the legend names each compared run
-    assert "\x1b[" not in text  # colourless unless asked
+    assert "\x1b[" not in text  # colourless unless asked…
+    assert "+ 60/40" in text  # …so the second run is drawn (and named) with its own marker
+    assert "\x1b[" in terminal_plot(curves, width=100, height=30, color=True)  # type: ignore[arg-type]
     single = terminal_plot(curves[:1], width=80, height=24)  # type: ignore[arg-type]
     assert "70/30" not in single and len(single.splitlines()) == 24
 
@@ -91,7 +93,7 @@ def test_html_report_is_self_contained_with_one_series_per_run(
         assert marks.count("sell") == report["trades"] > 10  # one sell closes each round trip
         assert marks.count("buy") - report["trades"] in (0, 1)  # and one may still be open
         cells = re.findall(rf'data-run="{label}" data-month="([0-9-]+)" data-value="([^"]+)"', text)
-        assert [m for m, _ in cells] == ["2024-01", "2024-02", "2024-03", "2024-04"]
+        assert [m for m, _ in cells] == ["2024-01", "2024-02", "2024-03"]
         compounded = math.prod(1.0 + float(v) for _, v in cells) - 1.0
         assert compounded == pytest.approx(report["total_return"], rel=1e-9)
 
