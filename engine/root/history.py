@@ -187,6 +187,9 @@ def alpaca_history(
             f"on the {endpoints.feed} feed; check the symbol and the dates"
         )
     problem = None
+    if path is not None and last.timestamp() >= now():
+        problem = f"{request.end} is not over yet, so the range may still grow"
+        path = None
     if path is not None:
         try:
             write_cache(path, bars)

@@ -362,3 +362,16 @@ def test_alpacas_own_host_has_the_plain_cache_name() -> None:
     assert source_tag("http://127.0.0.1:1") != source_tag("http://127.0.0.1:2")
     with pytest.raises(ValueError):
         HistoryKey("../etc", "5Min", "iex", "all", FIRST, LAST)
+
+
+def test_a_range_that_is_not_over_is_not_cached(
+    make_sandbox: Callable[..., SandboxThread], tmp_path: Path
+) -> None:
+    """The sandbox's market is at 10:00 New York on 2024-03-05: that day's bars still grow."""
+    sandbox = make_sandbox()
+    today = HistoryRequest("SPY", FIVE, LAST, date(2024, 3, 5))
+    clock = FakeTime(datetime(2024, 3, 5, 15, 0, tzinfo=UTC).timestamp())
+    history = alpaca_history(_settings(sandbox, tmp_path), today, load=_env_keys, now=clock)
+    assert len(history.bars) == 78 * 2 + 6  # Friday, Monday, Tuesday to 10:00
+    assert history.path is None and "not over yet" in history.describe()
+    assert _cache_files(tmp_path) == []
