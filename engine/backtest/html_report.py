@@ -11,6 +11,7 @@ total return (each cell also carries the exact value in ``data-value``).
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from tapewatch.engine.market.bars import BarArrays
 from tapewatch.engine.model.types import Side, Timeframe
 
 W, H = 960, 280
-LEFT, RIGHT, TOP, BOTTOM = 80, 16, 16, 36
+LEFT, RIGHT, TOP, BOTTOM = 84, 16, 30, 36
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 PRICE = "#555555"
 BUY, SELL = "#1a9850", "#d73027"
@@ -70,15 +71,22 @@ class _Frame:
         return TOP + (H - TOP - BOTTOM) * (self.high - value) / (self.high - self.low)
 
 
-def _axes(frame: _Frame, ts_ns: np.ndarray, fmt: Callable[[float], str]) -> list[str]:
+def _decimals(span: float) -> int:
+    """Enough decimals for five ticks over ``span`` to read apart."""
+    step = span / 4
+    return max(0, min(6, -math.floor(math.log10(step)))) if step > 0 else 2
+
+
+def _axes(frame: _Frame, ts_ns: np.ndarray, fmt: Callable[[float, int], str]) -> list[str]:
     parts = [
         f'<line class="axis" x1="{LEFT}" y1="{H - BOTTOM}" x2="{W - RIGHT}" y2="{H - BOTTOM}"/>',
         f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{H - BOTTOM}"/>',
     ]
+    decimals = _decimals(frame.high - frame.low)
     for value in np.linspace(frame.low, frame.high, 5):
         y = frame.y(float(value))
         parts.append(f'<line class="grid" x1="{LEFT}" y1="{y:.1f}" x2="{W - RIGHT}" y2="{y:.1f}"/>')
-        parts.append(_svg_text(LEFT - 6, y + 4, fmt(float(value)), "tick", "end"))
+        parts.append(_svg_text(LEFT - 6, y + 4, fmt(float(value), decimals), "tick", "end"))
     positions, labels = date_ticks(ts_ns, 6)
     for i, (position, label) in enumerate(zip(positions, labels, strict=True)):
         anchor = "start" if i == 0 else "end" if i == len(labels) - 1 else "middle"
@@ -100,8 +108,8 @@ def _legend(runs: Sequence[Curves]) -> list[str]:
     for i, run in enumerate(runs):
         x = LEFT + 10 + 110 * i
         colour = COLOURS[i % len(COLOURS)]
-        parts.append(f'<rect x="{x}" y="{TOP + 4}" width="12" height="3" fill="{colour}"/>')
-        parts.append(_svg_text(x + 16, TOP + 10, run.label, "legend", "start"))
+        parts.append(f'<rect x="{x}" y="{TOP - 16}" width="12" height="3" fill="{colour}"/>')
+        parts.append(_svg_text(x + 16, TOP - 10, run.label, "legend", "start"))
     return parts
 
 
@@ -118,7 +126,7 @@ def _line_chart(
     pick: Callable[[Curves], np.ndarray],
     cls: str,
     title: str,
-    fmt: Callable[[float], str],
+    fmt: Callable[[float, int], str],
 ) -> str:
     series = [pick(run) for run in runs]
     low = min(float(s.min()) for s in series)
@@ -134,7 +142,7 @@ def _line_chart(
 def _price_chart(bars: BarArrays, runs: Sequence[Curves], timeframe_seconds: int) -> str:
     close = bars.close
     frame = _Frame(len(close), float(bars.low.min()), float(bars.high.max()))
-    body = _axes(frame, bars.ts_ns, lambda v: f"{v:,.2f}")
+    body = _axes(frame, bars.ts_ns, lambda v, d: f"{v:,.{max(d, 2)}f}")
     body.append(_polyline(frame, close, PRICE, "price", bars.symbol))
     for i, run in enumerate(runs):
         colour = COLOURS[i % len(COLOURS)]
@@ -215,9 +223,9 @@ def html_report(bars: BarArrays, reports: Sequence[Report], runs: Sequence[Curve
     first = reports[0]
     seconds = Timeframe.parse(first.timeframe).seconds
     title = f"Backtest {first.symbol} {first.timeframe}, {first.start[:10]} to {first.end[:10]}"
-    equity = _line_chart(runs, lambda r: r.equity, "equity", "Equity", lambda v: f"${v:,.0f}")
+    equity = _line_chart(runs, lambda r: r.equity, "equity", "Equity", lambda v, d: f"${v:,.{d}f}")
     drawdown = _line_chart(
-        runs, lambda r: r.drawdown * 100.0, "drawdown", "Drawdown", lambda v: f"{v:.1f}%"
+        runs, lambda r: r.drawdown * 100.0, "drawdown", "Drawdown", lambda v, d: f"{v:.{d}f}%"
     )
     return (
         "<!DOCTYPE html>\n"
