@@ -1,7 +1,9 @@
 """Latency pane: per stage count, p50/p90/p99/max and a bucket histogram; plus the UI loop lag.
 
 The engine measures stages with ``perf_counter`` (HdrHistogram); the app measures how late its
-own 10 Hz timer fires, which is how long a repaint can delay anything else on the loop.
+own 10 Hz timer fires, which is how long a repaint can delay anything else on the loop. Where
+the table would not fit (half of a 100-column screen) the histogram column goes, so the
+numbers are never squeezed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ STAGES = (
     ("rest_roundtrip", "REST trip"),
 )
 BUCKETS = 8
+FULL_WIDTH = 12 + 4 + 4 * 6 + BUCKETS + 6  # every column at its minimum, with the gaps
 
 
 def latency_histograms(counts: dict[str, tuple[int, ...]]) -> dict[str, str]:
@@ -39,6 +42,7 @@ class LatencyPane(Pane):
 
     def redraw(self, view: View) -> None:
         p = view.palette
+        hist = (self.content_size.width or FULL_WIDTH) >= FULL_WIDTH
         table = Table(
             box=None, expand=True, padding=(0, 0, 0, 1), pad_edge=False, header_style=p.muted
         )
@@ -46,15 +50,17 @@ class LatencyPane(Pane):
         table.add_column("n", justify="right", no_wrap=True, min_width=4)
         for name in ("p50", "p90", "p99", "max"):
             table.add_column(name, justify="right", no_wrap=True, min_width=6)
-        table.add_column("hist", no_wrap=True, min_width=BUCKETS)
+        if hist:
+            table.add_column("hist", no_wrap=True, min_width=BUCKETS)
         for stage, label in STAGES:
             s = view.state.latency_of(stage)
             if s.count == 0:
-                table.add_row(label, "0", DASH, DASH, DASH, DASH, "", style=p.muted)
+                table.add_row(label, "0", DASH, DASH, DASH, DASH, *[""][:hist], style=p.muted)
                 continue
             if not view.measured:
-                table.add_row(label, str(s.count), "·", "·", "·", "·", "")
+                table.add_row(label, str(s.count), "·", "·", "·", "·", *[""][:hist])
                 continue
+            bars = Text(self.histograms.get(stage, ""), style=p.accent)
             table.add_row(
                 label,
                 str(s.count),
@@ -62,7 +68,7 @@ class LatencyPane(Pane):
                 duration(s.p90),
                 Text(duration(s.p99), style=p.strong),
                 duration(s.max),
-                Text(self.histograms.get(stage, ""), style=p.accent),
+                *[bars][:hist],
             )
         lag = self.loop_lag
         if lag is None or not view.measured:

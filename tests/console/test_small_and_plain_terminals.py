@@ -177,7 +177,7 @@ def _clipped(pane: Widget, app: TapewatchApp) -> int:
     return max(0, needed - size.height)
 
 
-@pytest.mark.parametrize("size", [MEDIUM, LARGE])
+@pytest.mark.parametrize("size", [MEDIUM, (108, 32), LARGE])
 async def test_every_pane_shows_all_its_lines(scene: DemoSession, size: tuple[int, int]) -> None:
     app, session = showcase(scene)
     async with app.run_test(size=size) as pilot:
@@ -191,6 +191,9 @@ async def test_every_pane_shows_all_its_lines(scene: DemoSession, size: tuple[in
         assert "Exit" in indicators and "flat (no position)" in indicators
         chart = app.query_one(CandleChart)
         assert chart.size.height >= 8 and "too small" not in shown(chart)
+        head = shown(app.query_one("#latency")).splitlines()[1].strip("│ ").split()
+        assert head[-1] in ("max", "hist"), head  # the histogram fits or goes, never squeezed
+        assert (head[-1] == "hist") == (size[0] > 108)
 
 
 async def test_at_80x24_every_page_shows_all_its_panes_lines(scene: DemoSession) -> None:
