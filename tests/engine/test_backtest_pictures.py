@@ -8,18 +8,19 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tapewatch.console.cli import main
-from tapewatch.engine.backtest.curves import monthly_returns, rebuild
+from tapewatch.engine.backtest.curves import fill_bar, monthly_returns, rebuild
 from tapewatch.engine.backtest.html_report import html_report
 from tapewatch.engine.backtest.plots import DRAWDOWN_TITLE, EQUITY_TITLE, terminal_plot
 from tapewatch.engine.backtest.runner import run_backtest, with_thresholds
-from tapewatch.engine.market.bars import BarArrays
+from tapewatch.engine.market.bars import BarArrays, ns_from_datetime
 from tapewatch.engine.market.synthetic import generate
+from tapewatch.engine.model.types import Fill, Side
 from tapewatch.engine.settings.config import EngineConfig, StrategyConfig
 
 CONFIG = EngineConfig(strategy=StrategyConfig(rsi_period=2)).validate()
@@ -134,3 +135,20 @@ def test_html_into_a_missing_folder_is_one_line(
     assert main([*SYNTHETIC, "--html", str(tmp_path / "nope" / "r.html")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--html" in err
+
+
+def test_a_fill_is_placed_in_its_bar_whether_stamped_at_the_open_or_the_bar_end() -> None:
+    """The fill priced at bar 2's open: stamped 10:10 (its open, the convention now) or 10:15
+    (the bar's end, the one before) or a millisecond later, it belongs to bar 2."""
+    start = datetime(2024, 3, 1, 15, 0, tzinfo=UTC)
+    stamps = [start + timedelta(minutes=5 * i) for i in range(4)]
+    opens = [100.0, 101.0, 103.0, 102.0]
+    bars = BarArrays(
+        "SPY", [ns_from_datetime(s) for s in stamps], opens, opens, opens, opens, opens
+    )
+    for when in (stamps[2], stamps[3], stamps[3] + timedelta(milliseconds=1)):
+        fill = Fill("o", "c", "SPY", Side.BUY, 1.0, 103.01, 0.0, when)
+        assert fill_bar(bars, fill, 300) == 2, when
+    gap = BarArrays("SPY", [ns_from_datetime(s) for s in (stamps[0], stamps[3])], *[opens[:2]] * 5)
+    late = Fill("o", "c", "SPY", Side.SELL, 1.0, 100.99, 0.0, stamps[3])  # priced at bar 1's open
+    assert fill_bar(gap, late, 300) == 1
