@@ -216,11 +216,11 @@ async def test_positions_are_marked_to_each_bars_close() -> None:
     assert m.broker.last_price("IWM") is None
 
 
-async def test_events_carry_the_clocks_time() -> None:
+async def test_events_carry_the_clocks_time_and_fills_the_time_of_their_price() -> None:
     m = Market()
     await m.bar(10.0)
     await m.order(Side.BUY, 1, cid="fill-me")
-    await m.bar(10.0)
+    priced = await m.bar(10.0)
     fill_time = m.clock.now()
     await m.order(Side.BUY, 1, cid="cancel-me")
     m.clock.advance_to(fill_time + timedelta(seconds=7))
@@ -228,7 +228,8 @@ async def test_events_carry_the_clocks_time() -> None:
 
     filled, update = m.events
     assert isinstance(filled, OrderFilled) and isinstance(update, OrderUpdated)
-    assert filled.ts == filled.fill.ts == fill_time
+    assert filled.ts == fill_time  # the event: when it was learnt, at the bar's close
+    assert filled.fill.ts == priced.ts  # the fill: the time of the price used, the bar's open
     assert update.ts == fill_time + timedelta(seconds=7)
     assert update.order == cancelled
     assert cancelled.status is OrderStatus.CANCELLED

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Container
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from tapewatch.engine.core.broker import BrokerError, BrokerListener, DuplicateClientOrderId
 from tapewatch.engine.core.clock import Clock
@@ -131,7 +132,7 @@ class SimBroker:
         pending = self._pending.pop(symbol, None)
         if pending is not None:
             for item in pending:
-                self._execute(item, bar.open)
+                self._execute(item, bar.open, bar.ts)
         close = bar.close
         self._last[symbol] = close
         positions = self._state.positions
@@ -272,8 +273,10 @@ class SimBroker:
             return 0.0, f"insufficient cash: need ${need:,.2f}, have ${max(have, 0.0):,.2f}"
         return need, ""
 
-    def _execute(self, item: _Pending, open_price: float) -> None:
-        """Fill one pending order at ``open_price`` or reject it if it no longer fits."""
+    def _execute(self, item: _Pending, open_price: float, priced_at: datetime) -> None:
+        """Fill one pending order at ``open_price`` or reject it if it no longer fits. The
+        fill's time is ``priced_at``, the open the price comes from (the events carry the
+        clock's now: when the engine learns of it, at the bar's close)."""
         order = item.order
         self._reserved_cash = max(0.0, self._reserved_cash - item.reserved)
         qty = order.qty
@@ -309,7 +312,7 @@ class SimBroker:
             qty=qty,
             price=price,
             fee=fee,
-            ts=now,
+            ts=priced_at,
         )
         filled = replace(order, status=OrderStatus.FILLED, filled_qty=qty, filled_avg_price=price)
         apply_fill(self._state, fill)
