@@ -15,11 +15,20 @@ re-sum and period p, the relative error is about ``2u * W * p * (W * _SLACK + 1)
 p = 50; ~1e-15 in practice), and a sum over a window without a non-zero term is exactly 0: an
 RSI window without losses reads exactly 100, without gains exactly 0, a flat one exactly 50.
 Windows with negative values (an SMA of returns) keep a TwoSum-compensated sum instead.
+
+Why ties are decided exactly. The strategy asks ``close > SMA`` and the close is the SMA's own
+newest value; when the two are equal, a last-bit error in the running sum would buy on a tie
+(376.24999999999994 against a close of 376.25). So when the fast mean lands within
+``_TIE_BAND`` (relative, well above the sums' error bound) of the newest value, the mean is
+recomputed exactly from the window in decimal — each price as the decimal it was written as,
+its shortest round-trip ``repr`` — and correctly rounded. Near ties are rare (a few per
+hundred thousand bars), so the hot path pays one subtraction and two comparisons.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Context, Decimal
 from math import fsum
 
 RSI_METHODS = ("sma", "wilder")
@@ -32,6 +41,13 @@ A power of two, so the floor ``S / SLACK`` is exact.
 
 _WRAPS_PER_RESUM = 4
 """Ring wraps per exact re-sum: a re-sum costs several fast updates, so not on every wrap."""
+
+_TIE_BAND = 1e-9
+"""Relative distance of the fast mean from the newest value inside which it is recomputed
+exactly (the running sums' relative error stays below about 1e-11)."""
+
+_EXACT = Context(prec=60)
+"""Decimal arithmetic wide enough that a window's sum of prices is exact."""
 
 _NAN = float("nan")
 """A floor no sum is ``>=`` to: sends every update to the slow path (warm-up, signed windows)."""
@@ -49,6 +65,14 @@ def _fsum(values: list[float]) -> float:
         return fsum(values)
     except (ValueError, OverflowError):
         return sum(values)
+
+
+def _decimal_sum(values: list[float]) -> Decimal:
+    """The exact sum of ``values`` read as the decimals they print as (``repr``)."""
+    total = Decimal(0)
+    for value in values:
+        total = _EXACT.add(total, Decimal(repr(value)))
+    return total
 
 
 def _exact_sum(values: list[float]) -> tuple[float, float]:
@@ -119,8 +143,20 @@ class SMA:
         if s >= self._floor and value >= 0.0 and i < self._period:
             self._idx = i
             self._sum = s
-            return s / self._n
-        return self._settle(i, s, old, value)
+            mean = s / self._n
+            band = value * _TIE_BAND
+            if -band <= mean - value <= band:
+                return self._exact_mean()
+            return mean
+        mean_or_none = self._settle(i, s, old, value)
+        if mean_or_none is not None and abs(mean_or_none - value) <= abs(value) * _TIE_BAND:
+            return self._exact_mean()
+        return mean_or_none
+
+    def _exact_mean(self) -> float:
+        """The window's mean computed exactly in decimal, correctly rounded to a float."""
+        total = _decimal_sum(self._buf)
+        return float(_EXACT.divide(total, Decimal(self._period)))
 
     def _settle(self, i: int, s: float, old: float, value: float) -> float | None:
         """The slow path: warm-up, the ring wrapping, a fallen sum, or a signed window."""
