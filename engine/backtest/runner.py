@@ -31,6 +31,7 @@ from tapewatch.engine.model.events import (
 from tapewatch.engine.model.types import Fill
 from tapewatch.engine.root.backtest import build_backtest
 from tapewatch.engine.settings.config import ConfigError, EngineConfig
+from tapewatch.engine.strategy.bar_checks import price_problem
 from tapewatch.engine.strategy.rsi_sma import rule_action
 
 Progress = Callable[[int, int], None]
@@ -171,6 +172,9 @@ async def _drive_lean(
     rare = (OrderFilled, BreakerChanged, RiskDenied)
     engine.add_sink(lambda event: recorder_sink.rare(event) if type(event) in rare else None)
     process = engine.process_bar
+    on_bar = engine.on_bar
+    problem = price_problem
+    last_ts_ns = -(2**62)
     roll_day = engine.roll_day
     check_stale = engine.check_stale
     last_equity = portfolio.cash
@@ -185,9 +189,20 @@ async def _drive_lean(
         part = bars.slice(chunk_start, min(total, chunk_start + _CHUNK))
         ts_list = part.ts_ns.tolist()
         closes = part.close.tolist()
+        opens = part.open.tolist()
+        highs = part.high.tolist()
+        lows = part.low.tolist()
+        volumes = part.volume.tolist()
         for j in range(len(ts_list)):
             ts = ts_list[j]
             close = closes[j]
+            if ts <= last_ts_ns or problem(opens[j], highs[j], lows[j], close, volumes[j]):
+                # A bar the engine refuses (the one check both paths share): its own door
+                # reports and drops it, at the bar's close as the full path would.
+                clock.advance_to(datetime_from_ns(max(ts, last_ts_ns) + tf_ns))
+                await on_bar(part.bar(j))
+                continue
+            last_ts_ns = ts
             if ts - prev_close_ns > stale_ns or ts >= boundary_ns:
                 # Data was missing (overnight, or a hole): the stale breaker looks at the gap.
                 prev_close = datetime_from_ns(prev_close_ns)
