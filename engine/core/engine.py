@@ -56,6 +56,7 @@ from tapewatch.engine.observability.latency import LatencyRecorder
 from tapewatch.engine.risk.base import BreakerStatus, RiskDecision
 from tapewatch.engine.risk.gate import LatchedBreaker, RiskGate
 from tapewatch.engine.settings.config import EngineConfig
+from tapewatch.engine.settings.errors import TapewatchError
 from tapewatch.engine.storage.journal import EventJournal
 from tapewatch.engine.strategy.bar_checks import bar_problem
 from tapewatch.engine.strategy.rsi_sma import RsiSmaStrategy
@@ -69,8 +70,9 @@ ET = ZoneInfo("America/New_York")
 STOP_WAIT = 5.0  # seconds stop() waits for the bar in hand
 
 
-class EngineCommandError(Exception):
-    """A command was refused; the message says why and what to do instead."""
+class EngineCommandError(TapewatchError):
+    """A command was refused; the message says why and what to do instead. The handle turns
+    it into a ``Refused`` reply at the API boundary, so no front end ever catches it."""
 
 
 def _always_open(_: datetime) -> bool:
