@@ -307,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
         "on a terminal; without either nothing starts)",
     )
     add_trades_command(sub, _date)
+    from tapewatch.console.service_cli import add_service_command
+
+    add_service_command(sub)
     add_credential_commands(sub)
     add_observability_commands(sub)
     add_metrics_flags(demo)
@@ -552,6 +555,12 @@ def _cmd_observability(args: argparse.Namespace) -> int:
     return OBSERVABILITY[args.command](args)
 
 
+def _cmd_service(args: argparse.Namespace) -> int:
+    from tapewatch.console.service_cli import cmd_service
+
+    return cmd_service(args)
+
+
 COMMANDS = {
     None: _cmd_console,
     "demo": _cmd_demo,
@@ -564,6 +573,7 @@ COMMANDS = {
     "doctor": _cmd_observability,
     "audit": _cmd_observability,
     "trades": _cmd_trades,
+    "service": _cmd_service,
 }
 
 

@@ -5,6 +5,10 @@ flag, the current bar finishes (so any order it sends is journaled and acknowled
 session ends. "If it can help it": a hung broker must not hold the stop past ``stop_budget``
 seconds, so every wait here is bounded and a bar still in hand then is cancelled (its intent is
 journaled; whatever the broker did is settled at the next start).
+
+With ``serve_at`` the engine's API is served on that Unix socket for the whole run
+(``engine.api.socket_server``): consoles and ``tapewatch status`` in other processes see the
+same handle a console in this one would, and their coming and going never touches the trading.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tapewatch.engine.core.engine import Engine
 from tapewatch.engine.core.feed import Feed
@@ -34,6 +39,12 @@ from tapewatch.engine.model.events import (
     SignalEvaluated,
     TradingStateChanged,
 )
+from tapewatch.engine.observability.sdnotify import systemd_session
+
+if TYPE_CHECKING:
+    from tapewatch.engine.api.handle import SessionHost
+    from tapewatch.engine.api.snapshot import Hours
+    from tapewatch.engine.api.socket_server import EngineServer
 
 log = logging.getLogger("tapewatch.headless")
 
@@ -142,10 +153,19 @@ async def run_headless(
     out: TextIO = sys.stdout,
     on_signal: Callable[[str], None] | None = None,
     stop_budget: float = STOP_BUDGET,
+    serve_at: Path | None = None,
+    host: SessionHost | None = None,
+    hours: Hours | None = None,
+    on_serving: Callable[[EngineServer], None] | None = None,
 ) -> int:
     """Run until the feed ends or a stop signal; ``on_signal(name)`` is told of the signal first
-    (the CLI arms its exit deadline there). Every wait after the stop is bounded."""
+    (the CLI arms its exit deadline there). Every wait after the stop is bounded. ``serve_at``
+    serves the API (with ``host`` and ``hours`` behind its handle); ``on_serving`` is told once
+    the socket is up."""
     loop = asyncio.get_running_loop()
+    server = await _serve(engine, serve_at, host, hours) if serve_at is not None else None
+    if server is not None and on_serving is not None:
+        on_serving(server)
     stop = asyncio.Event()
     received: list[str] = []
 
@@ -171,6 +191,9 @@ async def run_headless(
     printing = asyncio.create_task(printer())
     running = asyncio.create_task(engine.run(feed))
     stopper = asyncio.create_task(stop.wait())
+    systemd = systemd_session()  # None outside a systemd unit
+    if systemd is not None:
+        systemd.start(engine)
     until = float("inf")  # set when the stop begins
     try:
         done, _ = await asyncio.wait({running, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -178,6 +201,9 @@ async def run_headless(
             raise running.exception()  # type: ignore[misc]
         until = loop.time() + stop_budget
         reason = f"received {received[0]}" if received else "feed ended"
+        if systemd is not None:
+            await systemd.stopping()
+            systemd = None
         await _bounded("stopping the engine", engine.stop(reason), until - loop.time() - 1.0)
         if not running.done():
             # The engine finishes the bar in hand, then sees the stop flag.
@@ -187,9 +213,24 @@ async def run_headless(
                 running.cancel()
                 await asyncio.wait({running}, timeout=0.5)
     finally:
+        if systemd is not None:
+            await systemd.stopping()
         stopper.cancel()
         restore()
+        if server is not None:
+            left = until - loop.time() - 0.5 if until != float("inf") else 2.0
+            await _bounded("closing the engine socket", server.close(), max(left, 0.2))
         await asyncio.wait({printing}, timeout=max(min(2.0, until - loop.time()), 0.1))
         if not printing.done():
             printing.cancel()
     return 0
+
+
+async def _serve(
+    engine: Engine, path: Path, host: SessionHost | None, hours: Hours | None
+) -> EngineServer:
+    """The engine's handle served on ``path`` (the caller holds the folder's writer lock)."""
+    from tapewatch.engine.api.handle import InProcessHandle
+    from tapewatch.engine.api.socket_server import serve
+
+    return await serve(InProcessHandle(engine, host=host, hours=hours), path)
