@@ -13,14 +13,18 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from tapewatch.engine.api.process import STOP_DEADLINE
 
 WATCHDOG_SECONDS = 60  # the engine pings at half of it, from its event loop
 
 
-def add_service_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    service = sub.add_parser("service", help="run the headless engine as a systemd user service")
+def add_service_command(sub: Any) -> None:
+    """Register ``service print`` (cheap: nothing of the engine is imported)."""
+    service: argparse.ArgumentParser = sub.add_parser(
+        "service", help="run the headless engine as a systemd user service"
+    )
     actions = service.add_subparsers(dest="service_command", metavar="ACTION", required=True)
     printer = actions.add_parser("print", help="print a user unit for `tapewatch run --headless`")
     printer.add_argument("--live", action="store_true", help="trade the live account (real money)")
