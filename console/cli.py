@@ -307,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
         "on a terminal; without either nothing starts)",
     )
     add_trades_command(sub, _date)
+    from tapewatch.console.sweep_cli import add_sweep_command
+
+    add_sweep_command(sub, _add_strategy_flags, _add_data_dir, _date, _whole, SEED_HELP, MAX_BARS)
     from tapewatch.console.service_cli import add_service_command
 
     add_service_command(sub)
@@ -543,6 +546,12 @@ def _cmd_credentials(args: argparse.Namespace) -> int:
     return int(args.credential_command(args))
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from tapewatch.console.sweep_cli import cmd_sweep
+
+    return cmd_sweep(args)
+
+
 def _cmd_trades(args: argparse.Namespace) -> int:
     from tapewatch.console.trades_cli import cmd_trades
 
@@ -573,6 +582,7 @@ COMMANDS = {
     "doctor": _cmd_observability,
     "audit": _cmd_observability,
     "trades": _cmd_trades,
+    "sweep": _cmd_sweep,
     "service": _cmd_service,
 }
 

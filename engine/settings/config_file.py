@@ -19,6 +19,7 @@ Tables and keys::
     [alpaca]    trading_url, data_url, stream_url, trade_stream_url, feed ("iex" or "sip")
     [metrics]   port, host
     [console]   theme
+    [sweep]     scheduler (a Dask address for tapewatch sweep, e.g. "tcp://host:8786")
     [keys]      console key remapping (checked by console.keymap, kept here as given)
 
 Every mistake is a ``ConfigError`` with one line naming the file, the ``table.key`` (and the
@@ -82,6 +83,7 @@ _OTHER_EXAMPLES: dict[str, object] = {
     "alpaca.feed": "iex",
     "metrics.port": 9464,
     "metrics.host": DEFAULT_METRICS_HOST,
+    "sweep.scheduler": "tcp://127.0.0.1:8786",
     "console.theme": "dark",
 }
 _FREE_TABLES = ("keys",)  # checked elsewhere (console.keymap); only "is a table" here
@@ -169,6 +171,7 @@ class FileConfig:
     alpaca: AlpacaSettings = field(default_factory=AlpacaSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     theme: str | None = None
+    sweep_scheduler: str | None = None  # [sweep] scheduler: where tapewatch sweep runs
     keys: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     values: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     """``table.key`` -> value for every setting the file gave (after type checks)."""
@@ -317,9 +320,14 @@ def _parse(text: str, path: Path, env: Mapping[str, str]) -> FileConfig:
             host=host if isinstance(host, str) else DEFAULT_METRICS_HOST,
         ),
         theme=theme if isinstance(theme, str) else None,
+        sweep_scheduler=_text(get("sweep.scheduler")),
         keys=MappingProxyType(dict(keys)),
         values=MappingProxyType(values),
     )
+
+
+def _text(value: object) -> str | None:
+    return value.strip() if isinstance(value, str) else None
 
 
 def _alpaca(

@@ -231,6 +231,7 @@ FIELDS: tuple[Field, ...] = (
     Field("alpaca.feed", "feed"),
     Field("metrics.port", "port", "--metrics-port", range=Range(0, 65_535, whole=True)),
     Field("metrics.host", "host", "--metrics-host"),
+    Field("sweep.scheduler", "text", help="the Dask scheduler sweeps run on (tcp://host:8786)"),
     Field("console.theme", "text", "--theme"),
 )
 
