@@ -90,6 +90,30 @@ class ResolveReconciliation(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class ConfirmOrder(Command):
+    """Send the strategy order that waits for confirmation (confirm mode) now.
+
+    Refused for an entry whose time ran out: it was skipped and is never sent late."""
+
+    client_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SkipOrder(Command):
+    """Do not send the entry that waits for confirmation. An exit cannot be skipped: it is
+    sent when its time runs out."""
+
+    client_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetConfirmMode(Command):
+    """Which strategy orders wait for the operator from the next one on: off, entries, all."""
+
+    mode: str
+
+
+@dataclass(frozen=True, slots=True)
 class Stop(Command):
     """Stop after the bar in hand; nothing is sent on the way out."""
 
@@ -109,6 +133,9 @@ COMMANDS: dict[str, type[Command]] = {
         SetDemoSpeed,
         SkipToSignal,
         ResolveReconciliation,
+        ConfirmOrder,
+        SkipOrder,
+        SetConfirmMode,
         Stop,
     )
 }

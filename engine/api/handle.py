@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tapewatch.engine.api.commands import (
     Command,
+    ConfirmOrder,
     Flatten,
     Pause,
     PreviewFlatten,
@@ -24,15 +25,19 @@ from tapewatch.engine.api.commands import (
     ResetBreaker,
     ResolveReconciliation,
     Resume,
+    SetConfirmMode,
     SetDemoSpeed,
+    SkipOrder,
     SkipToSignal,
     Stop,
     SwitchAccount,
 )
 from tapewatch.engine.api.replies import (
     Accepted,
+    ConfirmModeSet,
     FlattenPreview,
     FlattenSent,
+    HeldOrderSent,
     Refused,
     Reply,
     SpeedChanged,
@@ -234,11 +239,34 @@ class InProcessHandle:
             if self._host is None or self._host.reconciliation() is None:
                 return Refused("Nothing to reconcile: this session has no broker to compare with")
             return await self._host.resolve_reconciliation(command.choice, who)
+        if isinstance(command, ConfirmOrder | SkipOrder | SetConfirmMode):
+            return await self._confirm(command)
         if isinstance(command, Stop):
             self._stopping = True
             await engine.stop(command.reason, who=who)
             return Accepted("stopped")
         return Refused(f"Unknown command {type(command).__name__}")
+
+    async def _confirm(self, command: ConfirmOrder | SkipOrder | SetConfirmMode) -> Reply:
+        """Confirm mode's commands: send or skip the held order, or change the mode."""
+        from tapewatch.engine.core.engine import EngineCommandError
+
+        engine = self._engine
+        try:
+            if isinstance(command, SetConfirmMode):
+                mode = engine.set_confirm_mode(command.mode, who=command.who)
+                return Accepted(f"confirm mode {mode}", ConfirmModeSet(mode))
+            if isinstance(command, SkipOrder):
+                await engine.skip_order(command.client_order_id, who=command.who)
+                return Accepted(f"{command.client_order_id} skipped")
+            order = await engine.confirm_order(command.client_order_id, who=command.who)
+        except EngineCommandError as exc:
+            return Refused(str(exc))
+        if order is None:
+            line = engine.state.order_row(command.client_order_id)
+            why = f": {line.reason}" if line is not None and line.reason else ""
+            return Accepted(f"{command.client_order_id} not sent{why}", HeldOrderSent(None))
+        return Accepted(f"{command.client_order_id} sent", HeldOrderSent(order))
 
     async def _reset(self, command: ResetBreaker) -> Reply:
         from tapewatch.engine.core.engine import EngineCommandError

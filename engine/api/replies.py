@@ -41,10 +41,38 @@ class SpeedChanged:
     speed: float
 
 
-Payload = FlattenPreview | FlattenSent | SwitchPreview | AccountSwitched | SpeedChanged
+@dataclass(frozen=True, slots=True)
+class ConfirmModeSet:
+    mode: str  # "off", "entries" or "all"
+
+
+@dataclass(frozen=True, slots=True)
+class HeldOrderSent:
+    """A confirmed order reached the broker (``order``), or the gate stopped it (None)."""
+
+    order: Order | None
+
+
+Payload = (
+    FlattenPreview
+    | FlattenSent
+    | SwitchPreview
+    | AccountSwitched
+    | SpeedChanged
+    | ConfirmModeSet
+    | HeldOrderSent
+)
 PAYLOADS: dict[str, type[Any]] = {
     cls.__name__: cls
-    for cls in (FlattenPreview, FlattenSent, SwitchPreview, AccountSwitched, SpeedChanged)
+    for cls in (
+        FlattenPreview,
+        FlattenSent,
+        SwitchPreview,
+        AccountSwitched,
+        SpeedChanged,
+        ConfirmModeSet,
+        HeldOrderSent,
+    )
 }
 
 

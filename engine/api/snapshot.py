@@ -7,7 +7,8 @@ shared without copying and sent across a process boundary (``snapshot_to_data`` 
 whenever anything in the picture changed; ``state_version`` is the engine state's own counter,
 which moves only on trading changes (the panes that draw clocks and timers redraw without it).
 ``SCHEMA`` changes when a field's meaning does, or a field is added (2: the orders' decision
-and realized P&L, the last operator action).
+and realized P&L, the last operator action; 3: confirm mode and the orders waiting for the
+operator).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from tapewatch.engine.core.confirm import HeldOrder
 from tapewatch.engine.core.reconcile import Difference
 from tapewatch.engine.model.events import OperatorAction, SignalEvaluated
 from tapewatch.engine.model.serde import from_data, to_data
@@ -27,7 +29,7 @@ from tapewatch.engine.risk.base import BreakerStatus
 
 if TYPE_CHECKING:
     from tapewatch.engine.core.engine import Engine
-SCHEMA = 2
+SCHEMA = 3
 
 
 class Hours(Protocol):
@@ -137,6 +139,8 @@ class Snapshot:
     market: MarketHours | None  # None: no calendar, or now is beyond its range
     streams: tuple[Stream, ...]
     speed: float | None  # the demo's pacing
+    confirm_mode: str = "off"  # which strategy orders wait for the operator: off, entries, all
+    held: tuple[HeldOrder, ...] = ()  # orders waiting for the operator's answer, oldest first
     alerts: tuple[ActiveAlert, ...] = ()
     reconciliation: Reconciliation | None = None  # None: this session has no reconciler
     last_action: OperatorAction | None = None  # the newest operator action but a quit
@@ -257,6 +261,8 @@ def snapshot_of(
         market=market_hours(hours, now),
         streams=tuple(Stream(name, h) for name, h in health.items()),
         speed=state.speed,
+        confirm_mode=engine.hold.mode,
+        held=engine.hold.pending,
         alerts=tuple(alerts),
         reconciliation=reconciliation,
         last_action=engine.last_action,

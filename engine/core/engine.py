@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 from tapewatch.engine.core.broker import Broker, BrokerError
 from tapewatch.engine.core.bus import EventBus, Subscription
 from tapewatch.engine.core.clock import Clock
+from tapewatch.engine.core.confirm import CONFIRM_MODES, HeldOrder, OrderHold
 from tapewatch.engine.core.feed import Feed, PacedFeed, SignalSkippingFeed
 from tapewatch.engine.core.operator import operator_identity
 from tapewatch.engine.core.order_flow import OrderFlow
@@ -117,6 +119,11 @@ class Engine(OrderFlow):
             config.risk, self.timeframe.seconds, in_session, watch_staleness=not history
         )
         self._rearm_each_session = history
+        # Confirm mode: strategy orders wait for the operator (never in a backtest: nobody
+        # is there to answer).
+        confirm = config.confirm
+        self.hold = OrderHold("off" if history else confirm.orders, confirm.timeout_seconds)
+        self._hold_tasks: set[asyncio.Task[None]] = set()
         self.bus = EventBus()
         self._init_order_flow()
         if journal is not None:
@@ -285,6 +292,10 @@ class Engine(OrderFlow):
                 watcher.cancel()
             for send in list(self._background):  # journaled intents: settled at the next start
                 send.cancel()
+            for task in list(self._hold_tasks):
+                task.cancel()
+            for held in self.hold.clear():
+                self._skip_held(held, f"not sent: {reason}")
             self.state.running = False
             self._emit(SessionStopped(ts=self.clock.now(), reason=reason))
             self._flush()
@@ -336,6 +347,8 @@ class Engine(OrderFlow):
         """The whole per-bar path. ``indicators`` are (rsi, sma) when the caller (the backtest
         loop) has already fed this bar to the strategy's indicators."""
         started = time.perf_counter()
+        if self.hold:
+            await self.expire_held()  # a deadline passed before this bar: act on it first
         now = self.clock.now()
         self._last_bar_ts = bar.ts
         boundary = self._next_day_boundary
@@ -439,11 +452,15 @@ class Engine(OrderFlow):
             self._emit_breakers(changes)
 
     def _order_open(self, signal: SignalEvaluated) -> bool:
-        """At most one open order per symbol: a signal while one works places nothing."""
-        working = self.book.open_orders(self.symbol)
+        """At most one open order per symbol: a signal while one works (or waits for the
+        operator's answer) places nothing."""
+        working = [t.client_order_id for t in self.book.open_orders(self.symbol)]
+        if self.hold:
+            waiting = self.hold.pending
+            working += [f"{h.client_order_id} (waiting for confirmation)" for h in waiting]
         if not working:
             return False
-        cids = ", ".join(t.client_order_id for t in working)
+        cids = ", ".join(working)
         message = f"{signal.action} signal on {self.symbol} not acted on: {cids} still open"
         self._emit(Notice(ts=signal.ts, level="info", message=message))
         return True
@@ -474,42 +491,165 @@ class Engine(OrderFlow):
             estimated_price=bar.close,
         )
 
-    async def _route(
-        self, request: OrderRequest, position_qty: float, why: str = ""
-    ) -> Order | None:
-        decided = time.perf_counter()
+    def _decide(self, request: OrderRequest, position_qty: float) -> RiskDecision:
+        """The risk gate's answer, and no new entries outside the session where that applies."""
         decision = self.gate.check(request, position_qty)
-        now = self.clock.now()
         if (
             decision.allowed
             and request.intent is Intent.ENTRY
             and self._entry_hours is not None
-            and not self._entry_hours(now)
+            and not self._entry_hours(self.clock.now())
         ):
             decision = RiskDecision(
                 False, "session", "market closed: no new entries outside the regular session"
             )
+        return decision
+
+    def _deny(self, request: OrderRequest, decision: RiskDecision, why: str) -> None:
+        now = self.clock.now()
+        self._emit(
+            RiskDenied(ts=now, request=request, breaker=decision.breaker, reason=decision.reason)
+        )
+        self._order_line(request, "denied", decision.reason, why)
+
+    def _order_line(self, request: OrderRequest, status: str, reason: str, why: str) -> None:
+        """A line in the order log for an order that never reached the broker."""
+        self.state.orders.appendleft(
+            OrderRow(
+                time=self.clock.now(),
+                client_order_id=request.client_order_id,
+                side=request.side.value,
+                qty=request.qty,
+                symbol=request.symbol,
+                status=status,
+                reason=reason,
+                intent=request.intent.value,
+                why=why,
+            )
+        )
+
+    async def _route(
+        self, request: OrderRequest, position_qty: float, why: str = ""
+    ) -> Order | None:
+        decided = time.perf_counter()
+        decision = self._decide(request, position_qty)
         if not decision.allowed:
-            self._emit(
-                RiskDenied(
-                    ts=now, request=request, breaker=decision.breaker, reason=decision.reason
-                )
-            )
-            self.state.orders.appendleft(
-                OrderRow(
-                    time=now,
-                    client_order_id=request.client_order_id,
-                    side=request.side.value,
-                    qty=request.qty,
-                    symbol=request.symbol,
-                    status="denied",
-                    reason=decision.reason,
-                    intent=request.intent.value,
-                    why=why,
-                )
-            )
+            self._deny(request, decision, why)
+            return None
+        if self.hold.covers(request.intent):
+            self._hold_order(request, why)
             return None
         return await self._submit(request, decided, why=why)
+
+    # ------------------------------------------------------------------ confirm mode
+    def _hold_order(self, request: OrderRequest, why: str) -> None:
+        """Keep ``request`` until the operator answers or its deadline (engine clock) passes."""
+        now = self.clock.now()
+        held = self.hold.hold(request, why, now)
+        after = "skipped" if not held.is_exit else "sent"
+        seconds = self.hold.timeout.total_seconds()
+        message = (
+            f"{held.describe()} ({request.intent.value}) waits for confirmation: "
+            f"{after} if not answered within {seconds:g} s"
+        )
+        self._emit(Notice(ts=now, level="info", message=message))
+        self.clock.call_at(held.deadline, self._held_due)
+        self.state.touch()
+
+    def _held_due(self) -> None:
+        """The clock's timer: act on whatever deadline has come (off the bar in hand)."""
+        if self._stopping or not self.hold:
+            return
+        task = asyncio.get_running_loop().create_task(self.expire_held())
+        self._hold_tasks.add(task)
+        task.add_done_callback(self._hold_tasks.discard)
+
+    async def expire_held(self) -> None:
+        """Past its deadline an entry is skipped (never sent late) and an exit is sent."""
+        seconds = self.hold.timeout.total_seconds()
+        for held in self.hold.due(self.clock.now()):
+            if held.is_exit:
+                message = (
+                    f"{held.describe()} exit not confirmed within {seconds:g} s: sent anyway "
+                    "(an exit is never dropped)"
+                )
+                self._emit(Notice(ts=self.clock.now(), level="warning", message=message))
+                await self._release(held)
+            else:
+                self._skip_held(
+                    held, f"not confirmed within {seconds:g} s: skipped, never sent late"
+                )
+        self._flush_or_fail()
+        self.state.touch()
+
+    def _skip_held(self, held: HeldOrder, reason: str) -> None:
+        message = f"{held.describe()} {held.request.intent.value} {reason}"
+        self._emit(Notice(ts=self.clock.now(), level="warning", message=message))
+        self._order_line(held.request, "skipped", reason, held.why)
+        self.state.touch()
+
+    async def _release(self, held: HeldOrder) -> Order | None:
+        """Send a held order now, through the gate again: the state may have moved since."""
+        request = held.request
+        position = self.portfolio.positions.get(request.symbol)
+        position_qty = position.qty if position is not None else 0.0
+        if held.is_exit:
+            left = min(request.qty, position_qty - self.book.open_sell_qty(request.symbol))
+            if left <= 1e-9:
+                self._skip_held(held, "not sent: nothing left to sell")
+                return None
+            request = replace(request, qty=left)
+        decision = self._decide(request, position_qty)
+        if not decision.allowed:
+            self._deny(request, decision, held.why)
+            return None
+        return await self._submit(request, time.perf_counter(), why=held.why)
+
+    async def confirm_order(self, client_order_id: str, who: str | None = None) -> Order | None:
+        """The operator's yes: send it now. An entry past its deadline is refused (skipped)."""
+        held = self.hold.get(client_order_id)
+        if held is None:
+            raise EngineCommandError(f"{client_order_id} is not waiting for confirmation")
+        if not held.is_exit and self.clock.now() >= held.deadline:
+            await self.expire_held()
+            raise EngineCommandError(
+                f"too late: {held.describe()} was not confirmed in time and is skipped"
+            )
+        self.hold.take(client_order_id)
+        self._operator("confirm_order", who, f"{held.describe()} {client_order_id}")
+        order = await self._release(held)
+        self._flush_or_fail()
+        self.state.touch()
+        return order
+
+    async def skip_order(self, client_order_id: str, who: str | None = None) -> None:
+        """The operator's no for an entry. An exit is not skipped: it goes at its deadline."""
+        held = self.hold.get(client_order_id)
+        if held is None:
+            raise EngineCommandError(f"{client_order_id} is not waiting for confirmation")
+        if held.is_exit:
+            raise EngineCommandError(
+                "an exit is not skipped: it is sent when its time runs out (y sends it now; "
+                "flatten closes at once)"
+            )
+        self.hold.take(client_order_id)
+        self._operator("skip_order", who, f"{held.describe()} {client_order_id}")
+        self._skip_held(held, f"skipped by {who or self.who}")
+        self._flush_or_fail()
+
+    def set_confirm_mode(self, mode: str, who: str | None = None) -> str:
+        """Which strategy orders wait for the operator from the next one on (journaled)."""
+        if mode not in CONFIRM_MODES:
+            raise EngineCommandError(
+                f"confirm mode must be one of {', '.join(CONFIRM_MODES)}, not {mode!r}"
+            )
+        if self._rearm_each_session:
+            raise EngineCommandError("a backtest has nobody to confirm orders")
+        old = self.hold.mode
+        self.hold.mode = mode
+        self._operator("confirm_mode", who, f"{old} -> {mode}")
+        self.state.touch()
+        return mode
 
     # ------------------------------------------------------------------ commands
     def _operator(self, action: str, who: str | None, detail: str = "") -> None:
@@ -659,7 +799,9 @@ class Engine(OrderFlow):
         return await self._close_all(requests, why=why)
 
     async def _close_all(self, requests: list[OrderRequest], *, why: str) -> list[Order]:
-        """Cancel every open order, then send ``requests`` (the closing orders)."""
+        """Cancel every open order (and drop held ones), then send ``requests``."""
+        for held in self.hold.clear():
+            self._skip_held(held, f"dropped: {why}")
         try:
             cancelled = await self.broker.cancel_all_orders()
         except BrokerError as exc:

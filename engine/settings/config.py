@@ -137,6 +137,33 @@ class RiskConfig:
         return self
 
 
+CONFIRM_MODES = ("off", "entries", "all")
+"""Which strategy orders wait for the operator: none, entries only, entries and exits."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmConfig:
+    """Confirm mode ([console] in the file): the engine holds the orders it covers until the
+    operator answers or ``timeout_seconds`` pass (an entry is then skipped, an exit sent)."""
+
+    orders: str = "off"  # "off" | "entries" | "all"
+    timeout_seconds: float = 30.0
+
+    def validate(self) -> ConfirmConfig:
+        if self.orders not in CONFIRM_MODES:
+            raise ConfigError(
+                f"must be one of {', '.join(repr(m) for m in CONFIRM_MODES)} "
+                f"(got {clip(self.orders)!r}): entries holds each new entry for a y or n, "
+                "all holds exits too",
+                field="console.confirm_orders",
+                example="off",
+            )
+        BY_NAME["console.confirm_timeout_seconds"].check(
+            self.timeout_seconds, ConfirmConfig().timeout_seconds
+        )
+        return self
+
+
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
@@ -144,6 +171,7 @@ class EngineConfig:
     risk: RiskConfig = field(default_factory=RiskConfig)
     starting_cash: float = 100_000.0
     strategy_name: str = "rsisma"
+    confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
 
     def validate(self) -> EngineConfig:
         BY_NAME["account.starting_cash"].check(self.starting_cash, EngineConfig().starting_cash)
@@ -152,6 +180,7 @@ class EngineConfig:
             strategy=self.strategy.validate(),
             execution=self.execution.validate(),
             risk=self.risk.validate(),
+            confirm=self.confirm.validate(),
         )
 
 

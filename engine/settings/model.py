@@ -17,7 +17,7 @@ from types import MappingProxyType
 
 from tapewatch.engine.adapters.alpaca.endpoints import Endpoints
 from tapewatch.engine.model.types import Mode
-from tapewatch.engine.settings.config import EngineConfig, clip
+from tapewatch.engine.settings.config import ConfirmConfig, EngineConfig, clip
 from tapewatch.engine.settings.config import data_dir as default_data_dir
 from tapewatch.engine.settings.config_file import (
     AlpacaSettings,
@@ -49,6 +49,12 @@ class Settings:
     def endpoints(self, mode: Mode) -> Endpoints:
         """Where a paper or live session connects, and with which data feed."""
         return self.alpaca.endpoints(mode)
+
+    @property
+    def confirm(self) -> ConfirmConfig:
+        """Confirm mode ([console] confirm_orders, confirm_timeout_seconds): the engine holds
+        the strategy orders it covers, so it travels with the engine settings."""
+        return self.engine.confirm
 
     def with_engine(self, engine: EngineConfig) -> Settings:
         return replace(self, engine=engine)

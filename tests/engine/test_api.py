@@ -15,6 +15,7 @@ import pytest
 from tapewatch.engine.api.commands import (
     COMMANDS,
     Command,
+    ConfirmOrder,
     Flatten,
     Pause,
     PreviewFlatten,
@@ -22,7 +23,9 @@ from tapewatch.engine.api.commands import (
     ResetBreaker,
     ResolveReconciliation,
     Resume,
+    SetConfirmMode,
     SetDemoSpeed,
+    SkipOrder,
     SkipToSignal,
     Stop,
     SwitchAccount,
@@ -33,6 +36,7 @@ from tapewatch.engine.api.handle import NO_HOST, STOPPED, InProcessHandle
 from tapewatch.engine.api.replies import (
     Accepted,
     AccountSwitched,
+    ConfirmModeSet,
     FlattenPreview,
     FlattenSent,
     Refused,
@@ -332,6 +336,9 @@ def test_commands_and_replies_round_trip_through_json() -> None:
         SetDemoSpeed(who=WHO, speed=120.0),
         SkipToSignal(who=WHO),
         ResolveReconciliation(who=WHO, choice="flatten"),
+        ConfirmOrder(who=WHO, client_order_id="c1"),
+        SkipOrder(who=WHO, client_order_id="c1"),
+        SetConfirmMode(who=WHO, mode="entries"),
         Stop(who=WHO, reason="operator quit"),
     ]
     assert {type(c).__name__ for c in commands} == set(COMMANDS)
@@ -348,6 +355,7 @@ def test_commands_and_replies_round_trip_through_json() -> None:
         Accepted("1 order(s)", FlattenPreview((request,), 1)),
         Accepted("", SpeedChanged(120.0)),
         Accepted("", SwitchPreview(Mode.LIVE, "LIVE account")),
+        Accepted("confirm mode all", ConfirmModeSet("all")),
     ]
     for reply in replies:
         assert reply_from_data(wire(reply_to_data(reply))) == reply  # type: ignore[arg-type]
