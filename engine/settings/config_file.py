@@ -18,7 +18,7 @@ Tables and keys::
     [account]   starting_cash
     [alpaca]    trading_url, data_url, stream_url, trade_stream_url, feed ("iex" or "sip")
     [metrics]   port, host
-    [console]   theme
+    [console]   theme, confirm_orders ("off", "entries" or "all"), confirm_timeout_seconds
     [sweep]     scheduler (a Dask address for tapewatch sweep, e.g. "tcp://host:8786")
     [keys]      console key remapping (checked by console.keymap, kept here as given)
 
@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tapewatch.engine.settings.config import (
+    ConfirmConfig,
     EngineConfig,
     ExecutionConfig,
     RiskConfig,
@@ -85,6 +86,8 @@ _OTHER_EXAMPLES: dict[str, object] = {
     "metrics.host": DEFAULT_METRICS_HOST,
     "sweep.scheduler": "tcp://127.0.0.1:8786",
     "console.theme": "dark",
+    "console.confirm_orders": ConfirmConfig().orders,
+    "console.confirm_timeout_seconds": ConfirmConfig().timeout_seconds,
 }
 _FREE_TABLES = ("keys",)  # checked elsewhere (console.keymap); only "is a table" here
 
@@ -513,8 +516,14 @@ class _Checker:
         """File values over the defaults, checked by engine.config's ``validate()``; its error
         names the field, so it is rendered with the file's spelling and that key's line."""
         flat = {_key(k): v for k, v in values.items() if _is_engine(k)}
+        confirm = ConfirmConfig(
+            orders=str(values.get("console.confirm_orders", ConfirmConfig().orders)),
+            timeout_seconds=float(
+                values.get("console.confirm_timeout_seconds", ConfirmConfig().timeout_seconds)  # type: ignore[arg-type]
+            ),
+        )
         try:
-            return _with(EngineConfig(), flat).validate()
+            return replace(_with(EngineConfig(), flat), confirm=confirm).validate()
         except ConfigError as exc:
             name = exc.field or ""
             line = self._line(*name.split(".", 1)) if "." in name else None

@@ -233,6 +233,18 @@ FIELDS: tuple[Field, ...] = (
     Field("metrics.host", "host", "--metrics-host"),
     Field("sweep.scheduler", "text", help="the Dask scheduler sweeps run on (tcp://host:8786)"),
     Field("console.theme", "text", "--theme"),
+    Field(
+        "console.confirm_orders",
+        "text",
+        help="strategy orders that wait for the operator's y or n: off, entries or all",
+        choices=("off", "entries", "all"),
+    ),
+    Field(
+        "console.confirm_timeout_seconds",
+        "number",
+        range=Range(1, 3_600, unit="seconds"),
+        help="how long a held order waits: an entry is then skipped, an exit sent",
+    ),
 )
 
 BY_NAME: Mapping[str, Field] = MappingProxyType({f.name: f for f in FIELDS})
