@@ -18,6 +18,7 @@ from pathlib import Path
 from tapewatch.engine.adapters.sim.broker import SimBroker
 from tapewatch.engine.adapters.sim.replay import ReplayFeed
 from tapewatch.engine.backtest.stats import BreakerTrip, Report, annualisation, build_report
+from tapewatch.engine.backtest.vector import drive_vector, uncovered
 from tapewatch.engine.core.clock import SimClock
 from tapewatch.engine.core.engine import Engine
 from tapewatch.engine.market.bars import BarArrays, datetime_from_ns, ns_from_datetime
@@ -79,16 +80,25 @@ def run_backtest(
     *,
     progress: Progress | None = None,
     lean: bool = True,
+    vector: bool = True,
 ) -> BacktestResult:
     """Run the strategy over ``bars``. ``lean=False`` takes the full per-bar path on every bar
-    (the reference the lean loop is tested equal to)."""
+    (the reference the fast paths are tested equal to); otherwise the vectorised path runs
+    whenever it covers the run (``vector=False``, ``--engine-loop``, forces the lean loop)."""
     if len(bars) == 0:
         raise ValueError("no bars to backtest: the data range is empty")
-    return asyncio.run(_run(bars, config, progress, lean))
+    return asyncio.run(_run(bars, config, progress, lean, vector))
+
+
+def chosen_path(bars: BarArrays, config: EngineConfig, *, lean: bool, vector: bool) -> str:
+    """Which loop ``run_backtest`` takes: "vector", "lean" or "full"."""
+    if not lean:
+        return "full"
+    return "vector" if vector and uncovered(bars, config) is None else "lean"
 
 
 async def _run(
-    bars: BarArrays, config: EngineConfig, progress: Progress | None, lean: bool
+    bars: BarArrays, config: EngineConfig, progress: Progress | None, lean: bool, vector: bool
 ) -> BacktestResult:
     tf = config.strategy.tf
     first = bars.bar(0)
@@ -96,7 +106,13 @@ async def _run(
     engine, broker, clock = parts.engine, parts.broker, parts.clock
     recorder = _Recorder()
     await engine.start(starting_cash=config.starting_cash)
-    if lean:
+    path = chosen_path(bars, config, lean=lean, vector=vector)
+    if path == "vector":
+        engine.add_sink(_rare_sink(recorder))
+        recorder.exposed = await drive_vector(
+            engine, broker, clock, bars, recorder.equity, progress
+        )
+    elif path == "lean":
         await _drive_lean(engine, broker, clock, bars, recorder, progress)
     else:
         engine.add_sink(recorder)
@@ -121,6 +137,13 @@ async def _run(
     )
     await engine.stop("backtest finished")
     return BacktestResult(report=report, fills=tuple(recorder.fills))
+
+
+def _rare_sink(recorder: _Recorder) -> Callable[[Event], None]:
+    """A sink handing the recorder only fills, trips and denials (the fast paths build the
+    equity curve themselves)."""
+    rare = (OrderFilled, BreakerChanged, RiskDenied)
+    return lambda event: recorder.rare(event) if type(event) in rare else None
 
 
 async def _drive_full(
@@ -168,9 +191,7 @@ async def _drive_lean(
     tf_ns = engine.timeframe.seconds * 1_000_000_000
     stale_ns = int(engine.config.risk.stale_bars * tf_ns)
     equity_append = recorder.equity.append
-    recorder_sink = recorder
-    rare = (OrderFilled, BreakerChanged, RiskDenied)
-    engine.add_sink(lambda event: recorder_sink.rare(event) if type(event) in rare else None)
+    engine.add_sink(_rare_sink(recorder))
     process = engine.process_bar
     on_bar = engine.on_bar
     problem = price_problem

@@ -75,6 +75,12 @@ def _decimal_sum(values: list[float]) -> Decimal:
     return total
 
 
+def exact_mean(window: list[float]) -> float:
+    """The mean of ``window`` computed exactly in decimal (each value as the decimal it prints
+    as), correctly rounded to a float: the SMA's tie rule, exposed for the vectorised backtest."""
+    return float(_EXACT.divide(_decimal_sum(window), Decimal(len(window))))
+
+
 def _exact_sum(values: list[float]) -> tuple[float, float]:
     """The sum as a float plus the (tiny) remainder it rounded away, both from exact ``fsum``.
 
@@ -155,8 +161,7 @@ class SMA:
 
     def _exact_mean(self) -> float:
         """The window's mean computed exactly in decimal, correctly rounded to a float."""
-        total = _decimal_sum(self._buf)
-        return float(_EXACT.divide(total, Decimal(self._period)))
+        return exact_mean(self._buf)
 
     def _settle(self, i: int, s: float, old: float, value: float) -> float | None:
         """The slow path: warm-up, the ring wrapping, a fallen sum, or a signed window."""

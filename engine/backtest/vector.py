@@ -1,0 +1,341 @@
+"""The backtest's vectorised path: numpy finds the bars where something can happen; the engine
+decides only those.
+
+The indicators are computed once over whole arrays, and every bar validity check, day roll,
+data hole, pending order, drawdown crossing and candidate signal is located with numpy. The
+loop in Python visits only those bars; each goes through the engine's own per-bar path
+(``Engine.process_bar``: sizing, fees, slippage, the risk gate, the breakers, the simulated
+broker), so orders, fills and breaker trips are the engine's by construction. Every other bar can
+only append ``cash + qty * close`` to the equity curve, which is done for a whole stretch at once
+with the same float operations the lean loop uses.
+
+Exactness. The vectorised indicators differ from the streaming ones in the last bits, so they
+are used only where the rule's outcome cannot depend on those bits: a value within a band of a
+threshold (RSI against oversold or overbought, close against SMA) is replaced by the streaming
+value itself — the SMA's exact decimal mean (the streaming SMA's tie rule), the RSI from the
+streaming RSI object advanced over the closes so far (paid only in runs that need it). The
+bands are orders of magnitude wider than either computation's error bound. Configurations the
+path does not cover (Wilder's RSI, prices outside the range where the decimal mean is exact)
+are reported by ``uncovered`` and run through the engine loop instead.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from tapewatch.engine.adapters.sim.broker import SimBroker
+from tapewatch.engine.core.clock import SimClock
+from tapewatch.engine.core.engine import Engine
+from tapewatch.engine.market.bars import BarArrays, datetime_from_ns, ns_from_datetime
+from tapewatch.engine.risk.drawdown import DrawdownBreaker
+from tapewatch.engine.settings.config import EngineConfig
+from tapewatch.engine.strategy.indicators import RSI, exact_mean
+from tapewatch.engine.strategy.rsi_sma import FLAT_EPSILON, rule_action
+
+Progress = Callable[[int, int], None]
+
+PRICE_RANGE = (1e-6, 1e12)
+"""Closes inside this range keep a window's decimal sum exact (the SMA's tie rule relies on it)."""
+
+RSI_BAND_PER_PERIOD = 1e-7
+"""RSI points per unit of period within which the vector RSI defers to the streaming one (the
+streaming sums' error is about 2e-13 * period relative: ~1e-9 points at period 14)."""
+
+SMA_BAND = 1e-8
+"""Relative distance of close from the vector SMA within which the exact decimal mean decides
+(ten times the streaming SMA's own tie band)."""
+
+_STALE_EPSILON = timedelta(milliseconds=1)
+_PROGRESS_EVERY = 65_536
+
+
+def uncovered(bars: BarArrays, config: EngineConfig) -> str | None:
+    """Why the vector path cannot run ``config`` over ``bars`` (None when it can)."""
+    if config.strategy.rsi_method != "sma":
+        return f"RSI method {config.strategy.rsi_method!r} has no vectorised form"
+    closes = bars.close[accepted_mask(bars)]
+    low, high = PRICE_RANGE
+    if len(closes) and not (closes.min() >= low and closes.max() <= high):
+        return "closes outside the range where the decimal SMA is exact"
+    return None
+
+
+def accepted_mask(bars: BarArrays) -> np.ndarray:
+    """Bars the engine's door lets through: ``price_problem`` is None and the stamp is newer
+    than every bar used before it (the same checks as ``bar_checks``, on whole arrays)."""
+    o, h, lo, c, v = bars.open, bars.high, bars.low, bars.close, bars.volume
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c)
+        positive = (o > 0) & (h > 0) & (lo > 0) & (c > 0)
+        contained = ~(h < lo) & (lo <= o) & (o <= h) & (lo <= c) & (c <= h)
+        volume_ok = (v >= 0) & np.isfinite(v)
+    fine = finite & positive & contained & volume_ok
+    ts = bars.ts_ns
+    newest = np.maximum.accumulate(np.where(fine, ts, np.iinfo(np.int64).min))
+    before = np.empty_like(newest)
+    before[0] = -(2**62)
+    before[1:] = newest[:-1]
+    return fine & (ts > before)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class Indicators:
+    """Vector RSI and SMA over the accepted closes (NaN during warm-up)."""
+
+    rsi: np.ndarray
+    sma: np.ndarray
+
+
+def vector_indicators(closes: np.ndarray, rsi_period: int, sma_period: int) -> Indicators:
+    """RSI (simple-average form) and SMA of ``closes``, aligned with it: value k uses the
+    closes up to and including k, as the streaming indicators would return at k."""
+    m = len(closes)
+    sma = np.full(m, np.nan)
+    if m >= sma_period:
+        sma[sma_period - 1 :] = sliding_window_view(closes, sma_period).sum(axis=1) / sma_period
+    rsi = np.full(m, np.nan)
+    if m > rsi_period:
+        change = np.diff(closes)
+        gains = sliding_window_view(np.where(change > 0.0, change, 0.0), rsi_period).sum(axis=1)
+        losses = sliding_window_view(np.where(change < 0.0, -change, 0.0), rsi_period).sum(axis=1)
+        total = gains + losses
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rsi[rsi_period:] = np.where(total > 0.0, gains / total * 100.0, 50.0)
+    return Indicators(rsi, sma)
+
+
+class _StreamingRSI:
+    """The streaming RSI advanced lazily over the accepted closes: its exact value at a bar,
+    for the rare bar whose vector RSI sits too near a threshold to decide."""
+
+    def __init__(self, closes: np.ndarray, period: int) -> None:
+        self._closes = closes
+        self._rsi = RSI(period)
+        self._next = 0
+        self._value: float | None = None
+
+    def at(self, k: int) -> float | None:
+        update = self._rsi.update
+        closes = self._closes
+        value = self._value
+        for j in range(self._next, k + 1):
+            value = update(float(closes[j]))
+        self._next = k + 1
+        self._value = value
+        return value
+
+
+class Decider:
+    """Indicator values at accepted bar k whose rule outcome equals the streaming indicators'."""
+
+    def __init__(self, closes: np.ndarray, ind: Indicators, config: EngineConfig) -> None:
+        strat = config.strategy
+        self._closes = closes
+        self._rsi = ind.rsi
+        self._sma = ind.sma
+        self._sma_period = strat.sma_period
+        self._oversold = strat.rsi_oversold
+        self._overbought = strat.rsi_overbought
+        self._rsi_band = RSI_BAND_PER_PERIOD * strat.rsi_period
+        self._streaming = _StreamingRSI(closes, strat.rsi_period)
+        self.deferred = 0  # bars decided by the streaming values (for tests and curiosity)
+
+    def values(self, k: int) -> tuple[float | None, float | None]:
+        r = float(self._rsi[k])
+        rsi: float | None = None
+        if r == r:
+            band = self._rsi_band
+            if abs(r - self._oversold) <= band or abs(r - self._overbought) <= band:
+                self.deferred += 1
+                rsi = self._streaming.at(k)
+            else:
+                rsi = r
+        s = float(self._sma[k])
+        sma: float | None = None
+        if s == s:
+            close = float(self._closes[k])
+            if abs(s - close) <= close * SMA_BAND:
+                self.deferred += 1
+                window = self._closes[k - self._sma_period + 1 : k + 1].tolist()
+                sma = exact_mean(window)
+            else:
+                sma = s
+        return rsi, sma
+
+
+def _next_at(positions: np.ndarray, i: int, default: int) -> int:
+    """The first entry of sorted ``positions`` at or after ``i`` (``default`` when none)."""
+    at = int(np.searchsorted(positions, i))
+    return int(positions[at]) if at < len(positions) else default
+
+
+async def drive_vector(
+    engine: Engine,
+    broker: SimBroker,
+    clock: SimClock,
+    bars: BarArrays,
+    equity_out: array[float],
+    progress: Progress | None,
+) -> int:
+    """Run ``bars`` through ``engine``, visiting only the bars where something can happen;
+    appends every accepted bar's equity to ``equity_out`` and returns the exposed-bar count.
+    The caller has subscribed to the rare events (fills, trips, denials) as for the lean loop."""
+    config = engine.config
+    strat = config.strategy
+    symbol = engine.symbol
+    total = len(bars)
+    ts_all = bars.ts_ns
+    close_all = bars.close
+    accepted = accepted_mask(bars)
+    acc_idx = np.flatnonzero(accepted)
+    closes = close_all[acc_idx]
+    acc_ts = ts_all[acc_idx]
+    kpos = np.cumsum(accepted) - 1  # raw index -> accepted index
+    ind = vector_indicators(closes, strat.rsi_period, strat.sma_period)
+    decider = Decider(closes, ind, config)
+    oversold, overbought = strat.rsi_oversold, strat.rsi_overbought
+    tf_ns = engine.timeframe.seconds * 1_000_000_000
+    stale_ns = int(config.risk.stale_bars * tf_ns)
+
+    # Bars always visited: refused ones (the engine's door reports them) and data holes.
+    prev_close = np.empty(len(acc_ts), dtype=np.int64)
+    if len(acc_ts):
+        prev_close[0] = int(ts_all[0])
+        prev_close[1:] = acc_ts[:-1] + tf_ns
+    holes = acc_idx[(acc_ts - prev_close) > stale_ns]
+    static = np.union1d(np.flatnonzero(~accepted), holes)
+    # Candidate signals, a superset of the rule's: the bands leave every near-threshold bar in.
+    band = RSI_BAND_PER_PERIOD * strat.rsi_period
+    rsi_v, sma_v = ind.rsi, ind.sma
+    with np.errstate(invalid="ignore"):
+        buys = acc_idx[(rsi_v < oversold + band) & (sma_v < closes * (1.0 + SMA_BAND))]
+        sells = acc_idx[rsi_v > overbought - band]
+
+    rule = rule_action
+    breaches = engine.drawdown_breached
+    drawdown = engine.gate.drawdown
+    data_seen = engine.data_seen
+    check_stale = engine.check_stale
+    roll_day = engine.roll_day
+    process = engine.process_bar
+    on_bar = engine.on_bar
+    portfolio = broker.portfolio
+    positions = portfolio.positions
+    pending = broker.pending_symbols
+    ts_list = ts_all.tolist()
+    close_list = close_all.tolist()
+    accepted_list = accepted.tolist()
+    hole_set = set(holes.tolist())
+    last_ts_ns = -(2**62)
+    boundary_ns = -1
+    next_day = 0  # raw index of the first bar at or after the day boundary
+    prev_close_ns = int(ts_all[0])
+    last_equity = portfolio.cash
+    qty = 0.0
+    cash = portfolio.cash
+    exposed = 0
+    reported = 0
+    i = 0
+    while i < total:
+        ts = ts_list[i]
+        if not accepted_list[i]:
+            clock.advance_to(datetime_from_ns(max(ts, last_ts_ns) + tf_ns))
+            await on_bar(bars.bar(i))
+            i += 1
+            continue
+        last_ts_ns = ts
+        close = close_list[i]
+        if i in hole_set or ts >= boundary_ns:
+            data_seen(datetime_from_ns(prev_close_ns))
+            clock.advance_to(datetime_from_ns(prev_close_ns + stale_ns) + _STALE_EPSILON)
+            check_stale()
+            if ts >= boundary_ns:
+                now = datetime_from_ns(ts + tf_ns)
+                clock.advance_to(now)
+                roll_day(datetime_from_ns(ts), now, last_equity)
+                boundary = engine.next_day_boundary
+                boundary_ns = ns_from_datetime(boundary) if boundary is not None else ts + 1
+                k_next = int(np.searchsorted(acc_ts, boundary_ns))
+                next_day = int(acc_idx[k_next]) if k_next < len(acc_idx) else total
+                check_stale()
+        k = int(kpos[i])
+        equity = cash + qty * close
+        indicators = decider.values(k)
+        quiet = symbol not in pending and not (qty and breaches(equity))
+        if quiet and rule(*indicators, close, qty, oversold, overbought) == "hold":
+            equity_out.append(equity)
+            last_equity = equity
+            if qty:
+                exposed += 1
+            prev_close_ns = ts + tf_ns
+            i += 1
+            stop = min(_next_at(static, i, total), next_day, _signal_after(i, qty, buys, sells))
+            watch = drawdown if qty and not drawdown.tripped else None
+            n = _quiet_stretch(close_all[i:stop], cash, qty, watch, equity_out)
+            if n:
+                i += n
+                last_equity = equity_out[-1]
+                last_ts_ns = ts_list[i - 1]
+                prev_close_ns = last_ts_ns + tf_ns
+                if qty:
+                    exposed += n
+            if progress is not None and i - reported >= _PROGRESS_EVERY:
+                reported = i
+                progress(i, total)
+            continue
+        # Eventful: the engine's full bar path, with decided indicator values.
+        clock.advance_to(datetime_from_ns(ts + tf_ns))
+        data_seen(datetime_from_ns(prev_close_ns))
+        await process(bars.bar(i), indicators, schedule_stale_check=False)
+        last_equity = engine.state.equity
+        equity_out.append(last_equity)
+        position = positions.get(symbol)
+        qty = position.qty if position is not None else 0.0
+        cash = portfolio.cash
+        if engine.state.positions:
+            exposed += 1
+        prev_close_ns = ts + tf_ns
+        i += 1
+    if progress is not None:
+        progress(total, total)
+    return exposed
+
+
+def _signal_after(i: int, qty: float, buys: np.ndarray, sells: np.ndarray) -> int:
+    """The next bar from ``i`` on where the rule could act for this position."""
+    if -FLAT_EPSILON < qty < FLAT_EPSILON:
+        return _next_at(buys, i, 1 << 62)
+    if qty > 0:
+        return _next_at(sells, i, 1 << 62)
+    return 1 << 62  # short (never by this strategy): the rule only ever holds
+
+
+def _quiet_stretch(
+    closes: np.ndarray,
+    cash: float,
+    qty: float,
+    drawdown: DrawdownBreaker | None,
+    equity_out: array[float],
+) -> int:
+    """Bars where nothing can happen but a drawdown crossing (``drawdown`` is watched while a
+    position is held): their equity, ``cash + qty * close``, appended at once up to the first
+    bar that breaches. Returns how many bars were appended."""
+    if not len(closes):
+        return 0
+    equity = cash + qty * closes
+    start = drawdown.day_start_equity if drawdown is not None else None
+    if drawdown is not None and start is not None and start > 0:
+        # A generous pre-filter, then the breaker's own arithmetic on each flagged bar.
+        loose = start * (1.0 - drawdown.max_drawdown + 1e-6)
+        for f in np.flatnonzero(equity <= loose).tolist():
+            if drawdown.breaches(float(equity[f])):
+                equity = equity[:f]
+                break
+    equity_out.frombytes(equity.tobytes())
+    return len(equity)

@@ -1,0 +1,228 @@
+"""The vectorised backtest path gives the engine's fills and report, input by input.
+
+``lean=False`` (the full engine path on every bar) is the reference; the lean loop
+(``vector=False``) must agree too. Every awkward input of the one-path corpus, the breaker
+scenarios, exact RSI and SMA ties, and random configurations over randomly damaged history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tapewatch.engine.backtest.runner import chosen_path, run_backtest
+from tapewatch.engine.backtest.vector import Decider, accepted_mask, vector_indicators
+from tapewatch.engine.market.bars import BarArrays
+from tapewatch.engine.market.synthetic import generate
+from tapewatch.engine.settings.config import EngineConfig, ExecutionConfig, RiskConfig
+from tapewatch.engine.strategy.bar_checks import bar_problem
+from tapewatch.engine.strategy.indicators import rsi_series, sma_series
+from tests.engine.test_backtest_breakers import arrays as bars_to_arrays
+from tests.engine.test_backtest_breakers import (
+    config as breaker_config,
+)
+from tests.engine.test_backtest_breakers import (
+    crash_day,
+    next_day,
+)
+from tests.engine.test_one_path_corpus import BASE, BUSY, CASES, arrays, columns, daily
+
+
+def three_ways(bars: BarArrays, config: EngineConfig = BUSY) -> int:
+    """The vector path (asserted to be the one taken), the lean loop and the full engine path
+    give equal fills and reports; returns the number of fills."""
+    assert chosen_path(bars, config, lean=True, vector=True) == "vector"
+    fast = run_backtest(bars, config)
+    lean = run_backtest(bars, config, vector=False)
+    full = run_backtest(bars, config, lean=False)
+    assert fast.fills == full.fills
+    assert fast.report == full.report
+    assert lean.fills == full.fills
+    assert lean.report == full.report
+    return len(fast.fills)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_vector_path_agrees_on_every_awkward_input(name: str) -> None:
+    assert three_ways(arrays(CASES[name](columns(BASE)))) > 0
+
+
+@pytest.mark.parametrize(("hour", "minute"), [(0, 0), (14, 30)])
+def test_the_vector_path_agrees_on_daily_bars(hour: int, minute: int) -> None:
+    config = replace(BUSY, strategy=replace(BUSY.strategy, timeframe="1Day"))
+    assert three_ways(daily(hour, minute), config) > 0
+
+
+@pytest.mark.parametrize("action", ["reduce", "halt", "flatten"])
+def test_the_vector_path_applies_the_drawdown_breaker_as_the_engine(action: str) -> None:
+    bars = bars_to_arrays([*crash_day(), *next_day([100, 99, 98, 97, 96, 95, 96, 97, 98, 99])])
+    config = breaker_config(action)
+    three_ways(bars, config)
+    result = run_backtest(bars, config)
+    assert result.report.breaker_trips  # the scenario does trip the breaker
+    assert {trip.breaker for trip in result.report.breaker_trips} == {"drawdown"}
+
+
+def test_the_default_strategy_over_a_long_run_takes_the_vector_path_and_agrees() -> None:
+    bars = generate("SPY", seed=3, start=date(2020, 1, 2), n_bars=12_000)
+    assert three_ways(bars, EngineConfig().validate()) > 10
+
+
+def test_wilder_rsi_falls_back_to_the_engine_loop() -> None:
+    config = replace(BUSY, strategy=replace(BUSY.strategy, rsi_method="wilder")).validate()
+    assert chosen_path(BASE, config, lean=True, vector=True) == "lean"
+    assert run_backtest(BASE, config).fills == run_backtest(BASE, config, lean=False).fills
+
+
+def test_prices_outside_the_exact_decimal_range_fall_back() -> None:
+    c = columns(BASE)
+    for k in (1, 2, 3, 4):
+        c[k] = c[k] * 1e11
+    assert chosen_path(arrays(c), BUSY, lean=True, vector=True) == "lean"
+
+
+def cents(closes: list[float]) -> BarArrays:
+    """Bars 5 minutes apart in one session, open = previous close, prices in cents."""
+    n = len(closes)
+    ts = BASE.ts_ns[:n].copy()
+    c = np.round(np.array(closes), 2)
+    o = np.concatenate(([c[0]], c[:-1]))
+    return BarArrays("SPY", ts, o, np.maximum(o, c), np.minimum(o, c), c, np.full(n, 1e5))
+
+
+def test_an_rsi_exactly_on_the_threshold_is_decided_as_the_streaming_rsi_does() -> None:
+    # Changes of +0.03 and -0.07 in a 10-change window: gains 0.03*3, losses 0.07*3 plus
+    # zeros -> RSI lands on 30 (up to the last bit) again and again; then a rally sells.
+    steps = [0.03, -0.07, 0.0, 0.03, -0.07, 0.0, 0.03, -0.07, 0.0, 0.0] * 12 + [0.2] * 15
+    closes = list(np.cumsum([100.0, *steps]))
+    config = replace(
+        BUSY,
+        strategy=replace(
+            BUSY.strategy, rsi_period=10, sma_period=3, rsi_oversold=30, rsi_overbought=70
+        ),
+    ).validate()
+    bars = cents(closes)
+    rsi = [r for r in rsi_series(bars.close.tolist(), 10) if r is not None]
+    assert any(abs(r - 30.0) < 1e-9 for r in rsi)  # the tie the input is built for
+    decider = Decider(bars.close, vector_indicators(bars.close, 10, 3), config)
+    decided = [decider.values(k)[0] for k in range(len(bars))][10:]
+    near = [k for k, r in enumerate(rsi) if abs(r - 30.0) < 1e-9]
+    assert decider.deferred >= len(near) > 0
+    assert [decided[k] for k in near] == [rsi[k] for k in near]  # the streaming RSI's own bits
+    three_ways(bars, config)
+
+
+def test_a_close_equal_to_its_sma_never_buys_on_the_vector_path() -> None:
+    # A flat run: close == SMA exactly (in decimal), RSI 50 < 60 oversold -> no buy on a tie.
+    closes = [100.0, 99.0, 98.0, 97.0, 96.0] + [95.1] * 40 + [95.2, 95.1, 95.0] * 5
+    config = replace(
+        BUSY,
+        strategy=replace(
+            BUSY.strategy, rsi_period=5, sma_period=5, rsi_oversold=60, rsi_overbought=80
+        ),
+    ).validate()
+    bars = cents(closes)
+    sma = sma_series(bars.close.tolist(), 5)
+    assert sma[20] == bars.close[20]  # the streaming SMA's exact tie
+    decider = Decider(bars.close, vector_indicators(bars.close, 5, 5), config)
+    rsi, decided = decider.values(20)
+    assert decided == sma[20] and rsi == 50.0
+    assert decider.deferred == 1  # the tie went to the exact decimal mean
+    three_ways(bars, config)
+
+
+def test_vector_indicators_match_the_streaming_ones_closely() -> None:
+    closes = BASE.close
+    ind = vector_indicators(closes, 14, 50)
+    rsi = np.array([np.nan if r is None else r for r in rsi_series(closes.tolist(), 14)])
+    sma = np.array([np.nan if s is None else s for s in sma_series(closes.tolist(), 50)])
+    assert np.array_equal(np.isnan(ind.rsi), np.isnan(rsi))
+    assert np.array_equal(np.isnan(ind.sma), np.isnan(sma))
+    assert np.nanmax(np.abs(ind.rsi - rsi)) < 1e-9
+    assert np.nanmax(np.abs(ind.sma - sma) / sma) < 1e-12
+
+
+def test_the_accepted_mask_is_the_engines_door() -> None:
+    c = CASES["a repeated bar"](CASES["a NaN close"](CASES["close above the high"](columns(BASE))))
+    bars = arrays(c)
+    mask = accepted_mask(bars)
+    last = None
+    for i in range(len(bars)):
+        bar = bars.bar(i)
+        fine = bar_problem(bar, last) is None
+        assert mask[i] == fine
+        if fine:
+            last = bar.ts
+    assert not mask.all()
+
+
+@settings(
+    max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    rsi_period=st.integers(2, 16),
+    sma_period=st.integers(2, 40),
+    oversold=st.sampled_from([20.0, 30.0, 35.5, 40.0, 45.0]),
+    overbought=st.sampled_from([55.0, 60.0, 70.0, 80.0]),
+    position_pct=st.sampled_from([0.02, 0.3, 0.9, 1.0]),
+    slippage_bps=st.sampled_from([0.0, 5.0, 25.0]),
+    per_order=st.sampled_from([0.0, 1.0]),
+    per_share=st.sampled_from([0.0, 0.005]),
+    max_drawdown=st.sampled_from([0.002, 0.01, 0.05]),
+    action=st.sampled_from(["reduce", "halt", "flatten"]),
+    drops=st.lists(st.integers(0, len(BASE) - 1), max_size=30),
+    bad=st.lists(
+        st.tuples(st.integers(0, len(BASE) - 1), st.sampled_from(["hi", "nan", "zero", "vol"])),
+        max_size=8,
+    ),
+    shift_s=st.integers(0, 299),
+)
+def test_random_configs_on_randomly_damaged_history_agree(
+    rsi_period: int,
+    sma_period: int,
+    oversold: float,
+    overbought: float,
+    position_pct: float,
+    slippage_bps: float,
+    per_order: float,
+    per_share: float,
+    max_drawdown: float,
+    action: str,
+    drops: list[int],
+    bad: list[tuple[int, str]],
+    shift_s: int,
+) -> None:
+    c = columns(BASE)
+    for i, kind in bad:
+        if kind == "hi":
+            c[4][i] = c[2][i] * 1.02
+        elif kind == "nan":
+            c[1][i] = float("nan")
+        elif kind == "zero":
+            c[3][i] = 0.0
+        else:
+            c[5][i] = -5.0
+    c = [np.delete(x, sorted(set(drops))) for x in c]
+    c[0] = c[0] + shift_s * 1_000_000_000
+    config = EngineConfig(
+        strategy=replace(
+            BUSY.strategy,
+            rsi_period=rsi_period,
+            sma_period=sma_period,
+            rsi_oversold=oversold,
+            rsi_overbought=overbought,
+            position_pct=position_pct,
+        ),
+        execution=ExecutionConfig(
+            slippage_bps=slippage_bps,
+            commission_per_order=per_order,
+            commission_per_share=per_share,
+        ),
+        risk=RiskConfig(max_drawdown=max_drawdown, drawdown_action=action),
+    ).validate()
+    three_ways(arrays(c), config)
