@@ -247,7 +247,11 @@ def run_backtest_command(args: argparse.Namespace, config: EngineConfig) -> int:
     if args.trades is not None and not args.trades.parent.exists():
         raise ConfigError(f"--trades: folder {args.trades.parent} does not exist")
     progress = _progress_printer()
-    results = [run_backtest(bars, c, progress=progress) for c in configs]  # type: ignore[arg-type]
+    vector = not getattr(args, "engine_loop", False)  # --engine-loop: same results, no numpy path
+    results = [
+        run_backtest(bars, c, progress=progress, vector=vector)  # type: ignore[arg-type]
+        for c in configs
+    ]
     if args.trades is not None:
         write_trades_csv(results[0].fills, args.trades)
     reports = [r.report for r in results]

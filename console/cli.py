@@ -263,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument(
         "--html", type=Path, help="write a self-contained HTML report (charts, trades, months)"
     )
+    bt.add_argument(
+        "--engine-loop",
+        action="store_true",
+        help="run every bar through the engine loop instead of the vectorised path (same results)",
+    )
     _add_strategy_flags(bt)
     _add_data_dir(bt)
 
