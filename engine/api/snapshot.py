@@ -8,7 +8,8 @@ whenever anything in the picture changed; ``state_version`` is the engine state'
 which moves only on trading changes (the panes that draw clocks and timers redraw without it).
 ``SCHEMA`` changes when a field's meaning does, or a field is added (2: the orders' decision
 and realized P&L, the last operator action; 3: confirm mode and the orders waiting for the
-operator).
+operator; 4: the trading REST endpoint's health and when the last bar closed, for the header's
+connection line and the console's banner).
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from tapewatch.engine.core.reconcile import Difference
 from tapewatch.engine.model.events import OperatorAction, SignalEvaluated
 from tapewatch.engine.model.serde import from_data, to_data
 from tapewatch.engine.model.types import Bar, Mode, Position, TradingState
-from tapewatch.engine.observability.health import StreamHealth
+from tapewatch.engine.observability.health import ReportsRestHealth, StreamHealth
 from tapewatch.engine.observability.latency import STAGES, LatencySummary
 from tapewatch.engine.risk.base import BreakerStatus
 
 if TYPE_CHECKING:
     from tapewatch.engine.core.engine import Engine
-SCHEMA = 3
+SCHEMA = 4
 
 
 class Hours(Protocol):
@@ -144,6 +145,14 @@ class Snapshot:
     alerts: tuple[ActiveAlert, ...] = ()
     reconciliation: Reconciliation | None = None  # None: this session has no reconciler
     last_action: OperatorAction | None = None  # the newest operator action but a quit
+    rest: StreamHealth | None = None  # the trading REST endpoint; None: a simulated broker
+    last_bar_at: datetime | None = None  # when the newest bar closed (engine clock)
+
+    def stream(self, name: str) -> StreamHealth | None:
+        """One connection's health by name: "rest", "trades" or "data"; None: not watched."""
+        if name == "rest":
+            return self.rest
+        return next((s.health for s in self.streams if s.name == name), None)
 
     @property
     def day_pnl(self) -> float:
@@ -266,6 +275,8 @@ def snapshot_of(
         alerts=tuple(alerts),
         reconciliation=reconciliation,
         last_action=engine.last_action,
+        rest=engine.broker.rest_health() if isinstance(engine.broker, ReportsRestHealth) else None,
+        last_bar_at=engine.gate.stale.last_bar_at,
     )
 
 

@@ -68,7 +68,7 @@ from tapewatch.engine.model.types import (
     Position,
     floor_qty,
 )
-from tapewatch.engine.observability.health import StreamHealth
+from tapewatch.engine.observability.health import CallHealth, StreamHealth
 from tapewatch.engine.observability.latency import LatencyRecorder
 from tapewatch.engine.settings.config import ConfigError
 
@@ -119,6 +119,10 @@ class AlpacaBroker:
             policy=self.policy,
             sleep=sleep,
             secrets=(key_id, secret),
+        )
+        self._rest_health = CallHealth(self._clock.now)
+        self._rest.on_outcome = lambda error: self._rest_health.record(
+            None if error is None else str(error), None if error is None else error.status
         )
         self.book = AccountBook(account_refresh)
         self._tracker = OrderTracker(self._deliver, self._clock.now, poll_after=poll_after)
@@ -174,6 +178,10 @@ class AlpacaBroker:
     def stream_health(self) -> StreamHealth | None:
         """The trade_updates socket now: ok, connecting, reconnecting or down, and why."""
         return None if self._socket is None else self._socket.health()
+
+    def rest_health(self) -> StreamHealth:
+        """The trading REST endpoint from its calls' outcomes: ok, reconnecting or down."""
+        return self._rest_health.health()
 
     def set_on_reconnect(self, callback: Callable[[], None] | None) -> None:
         """Tell ``callback`` whenever trade_updates reconnects (fills may have been missed)."""

@@ -115,6 +115,8 @@ class RestCaller(Generic[C]):
         self._closed = False
         # Told each successful call's round trip (seconds): the engine's rest_roundtrip stage.
         self.on_roundtrip: Callable[[float], None] | None = None
+        # Told each call's outcome (None, or its error): the broker's REST health.
+        self.on_outcome: Callable[[BrokerError | None], None] | None = None
 
     # -- the worker side ------------------------------------------------------------------
 
@@ -142,14 +144,22 @@ class RestCaller(Generic[C]):
             result = await asyncio.wait_for(future, deadline)
         except TimeoutError as exc:
             self.errors["timeout"] += 1
-            raise RequestTimeout(f"{what} timed out after {deadline:g} s", retryable=True) from exc
+            timeout = RequestTimeout(f"{what} timed out after {deadline:g} s", retryable=True)
+            self._told(timeout)
+            raise timeout from exc
         except Exception as exc:  # every SDK / requests failure, classified once
             error = classify(exc, what, secrets=self._secrets)
             self.errors[_bucket(exc, error)] += 1
+            self._told(error)
             raise error from None
+        self._told(None)
         if self.on_roundtrip is not None:
             self.on_roundtrip(time.perf_counter() - started)
         return result
+
+    def _told(self, error: BrokerError | None) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(error)
 
     async def once(self, what: str, fn: Callable[[C], T]) -> T:
         """Exactly one attempt (an order POST): the caller decides what an error means."""
