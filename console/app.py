@@ -33,6 +33,7 @@ from textual.worker import Worker, WorkerFailed, WorkerState
 from tapewatch.console.accounts import AccountDirectory, AccountUnavailable, NoAccounts
 from tapewatch.console.alerts import AlertBudget, alert_for
 from tapewatch.console.commands import DEMO_METHODS, METHODS, OperatorCommands
+from tapewatch.console.confirm_prompt import PROMPT_ACTIONS, HeldOrderPrompt
 from tapewatch.console.flatten_watch import FlattenWatch
 from tapewatch.console.footer import KeyFooter
 from tapewatch.console.keymap import ACTIONS
@@ -79,6 +80,8 @@ USER_ERRORS = (ConfigError, DataError, JournalError, OSError, AccountUnavailable
 """Start-up failures the user can fix (bad data dir, bad settings, keys Alpaca refused or an
 Alpaca that cannot be reached): one line, exit 2."""
 _OPERATOR_ACTIONS = frozenset(METHODS.values()) - {"keys_help", "cycle_theme"}
+QUIET = ("help", "confirm_mode")
+"""Actions kept out of the footer (the help screen and the palette list them)."""
 
 
 class TapewatchApp(OperatorCommands):
@@ -87,7 +90,7 @@ class TapewatchApp(OperatorCommands):
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
         *(
-            Binding(a.keys, METHODS[a.name], a.description, id=a.name, show=a.name != "help")
+            Binding(a.keys, METHODS[a.name], a.description, id=a.name, show=a.name not in QUIET)
             for a in ACTIONS
         ),
         *(
@@ -95,6 +98,10 @@ class TapewatchApp(OperatorCommands):
             for i, (name, label) in enumerate(PAGES, 1)
         ),
         Binding("ctrl+q", "quit_now", "Quit", show=False, priority=True),
+        # y and n answer the confirm-mode prompt, before any other use of the key (n is the
+        # demo's next signal otherwise); they act only while the prompt shows.
+        Binding("y", "confirm_order", "Send", show=False, priority=True),
+        Binding("n", "skip_order", "Skip", show=False, priority=True),
     ]
 
     def __init__(
@@ -190,6 +197,8 @@ class TapewatchApp(OperatorCommands):
             yield self._tabs
             with self._grid:
                 yield from self._panes
+        self._prompt = HeldOrderPrompt(id="held-order")
+        yield self._prompt
         yield KeyFooter()
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -467,6 +476,7 @@ class TapewatchApp(OperatorCommands):
         for pane in panes:
             if pane.display:
                 pane.redraw(view)
+        self._prompt.redraw(snap)  # its countdown moves with time alone
         if self._flatten_watch is not None:
             outcome = self._flatten_watch.check(snap)
             if outcome is not None:
@@ -493,6 +503,8 @@ class TapewatchApp(OperatorCommands):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "page":
             return bool(self._compact)
+        if action in PROMPT_ACTIONS:  # only while an order waits and no dialog is open
+            return self._prompt.answerable and len(self.screen_stack) == 1
         if action in DEMO_METHODS and self._outside_demo():
             return False  # not in the footer, and the key does nothing, outside the demo
         # While a dialog is open only its own keys (and ctrl+q) act.

@@ -31,21 +31,26 @@ from tapewatch.console.screens.flatten import FlattenChoice, FlattenScreen
 from tapewatch.console.screens.help import HelpScreen
 from tapewatch.console.screens.live import LiveConfirmScreen
 from tapewatch.engine.api.commands import (
+    ConfirmOrder,
     Flatten,
     Pause,
     PreviewFlatten,
     PreviewSwitch,
     ResetBreaker,
     Resume,
+    SetConfirmMode,
     SetDemoSpeed,
+    SkipOrder,
     SkipToSignal,
     Stop,
     SwitchAccount,
 )
 from tapewatch.engine.api.handle import EngineHandle
 from tapewatch.engine.api.replies import (
+    ConfirmModeSet,
     FlattenPreview,
     FlattenSent,
+    HeldOrderSent,
     Refused,
     SpeedChanged,
     SwitchPreview,
@@ -65,6 +70,7 @@ METHODS = {
     "faster": "faster",
     "slower": "slower",
     "next_signal": "next_signal",
+    "confirm_mode": "cycle_confirm_mode",
     "theme": "cycle_theme",
     "help": "keys_help",
     "quit": "quit",
@@ -72,6 +78,13 @@ METHODS = {
 """Keymap action name -> the ``action_*`` method it runs."""
 DEMO_METHODS = frozenset(METHODS[name] for name in DEMO_ONLY)
 """The methods of the demo-only actions (speed, next signal)."""
+CONFIRM_CYCLE = {"off": "entries", "entries": "all", "all": "off"}
+"""The confirm-mode key's cycle."""
+CONFIRM_MEANS = {
+    "off": "strategy orders go straight to the broker",
+    "entries": "each new entry waits for y or n (skipped if nobody answers)",
+    "all": "entries and exits wait for y (an exit is sent when its time runs out)",
+}
 
 
 class OperatorCommands(App[int]):
@@ -324,6 +337,46 @@ class OperatorCommands(App[int]):
         """Not the demo (or not known yet): demo-only keys are neither shown nor active."""
         snap = self._handle.snapshot() if self._handle is not None else None
         return snap is None or snap.mode is not Mode.DEMO
+
+    async def action_cycle_confirm_mode(self) -> None:
+        """Off → entries → all: which strategy orders wait for y or n (journaled, audited)."""
+        ready = self._handle_ready()
+        if ready is None:
+            return
+        handle, snap = ready
+        mode = CONFIRM_CYCLE.get(snap.confirm_mode, "off")
+        reply = await handle.send(SetConfirmMode(who=snap.operator, mode=mode))
+        if isinstance(reply, Refused):
+            self._refused(reply.reason, "Confirm mode: ")
+            return
+        now = reply.payload.mode if isinstance(reply.payload, ConfirmModeSet) else mode
+        self.notify(f"Confirm mode {now}: {CONFIRM_MEANS[now]}")
+        self._redraw(everything=True)
+
+    async def action_confirm_order(self) -> None:
+        """y: send the order the prompt shows now."""
+        await self._answer(send=True)
+
+    async def action_skip_order(self) -> None:
+        """n: skip the entry the prompt shows (an exit is refused: its deadline sends it)."""
+        await self._answer(send=False)
+
+    async def _answer(self, *, send: bool) -> None:
+        ready = self._handle_ready()
+        if ready is None:
+            return
+        handle, snap = ready
+        if not snap.held:
+            self.notify("Nothing waits for confirmation now", severity="warning")
+            return
+        cid = snap.held[0].client_order_id
+        command = ConfirmOrder if send else SkipOrder
+        reply = await handle.send(command(who=snap.operator, client_order_id=cid))
+        if isinstance(reply, Refused):
+            self._refused(reply.reason, "Not done: ")
+        elif isinstance(reply.payload, HeldOrderSent) and reply.payload.order is None:
+            self.notify(reply.detail, severity="warning")  # the gate stopped it on the way
+        self._redraw(everything=True)
 
     def action_cycle_theme(self) -> None:
         names = [t.name for t in self._themes]

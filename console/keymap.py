@@ -45,6 +45,7 @@ ACTIONS: tuple[Action, ...] = (
     Action(
         "next_signal", "n", "Next signal", "Demo: fast-forward to just before the next signal", True
     ),
+    Action("confirm_mode", "c", "Confirm", "Confirm mode off → entries → all: y send, n skip"),
     Action("theme", "t", "Theme", "Cycle the colour theme"),
     Action("help", "question_mark", "Help", "Show every key"),
     Action("quit", "q", "Quit", "Stop the engine cleanly and quit"),
@@ -56,6 +57,7 @@ RESERVED = {
     "ctrl+c": "the quit hint",
     "ctrl+p": "the command palette",
     "escape": "closing dialogs",
+    "y": "sending an order that waits for confirmation",
     "tab": "moving focus",
     "1": "page 1 (small terminals)",
     "2": "page 2 (small terminals)",
