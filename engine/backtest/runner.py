@@ -19,6 +19,7 @@ from tapewatch.engine.adapters.sim.broker import SimBroker
 from tapewatch.engine.adapters.sim.replay import ReplayFeed
 from tapewatch.engine.backtest.stats import BreakerTrip, Report, annualisation, build_report
 from tapewatch.engine.backtest.vector import drive_vector, uncovered
+from tapewatch.engine.backtest.vector_step import BarStep, step_uncovered
 from tapewatch.engine.core.clock import SimClock
 from tapewatch.engine.core.engine import Engine
 from tapewatch.engine.market.bars import BarArrays, datetime_from_ns, ns_from_datetime
@@ -108,10 +109,14 @@ async def _run(
     await engine.start(starting_cash=config.starting_cash)
     path = chosen_path(bars, config, lean=lean, vector=vector)
     if path == "vector":
-        engine.add_sink(_rare_sink(recorder))
+        step = BarStep(engine, broker) if step_uncovered(engine) is None else None
+        if step is None:
+            engine.add_sink(_rare_sink(recorder))
         recorder.exposed = await drive_vector(
-            engine, broker, clock, bars, recorder.equity, progress
+            engine, broker, clock, bars, recorder.equity, progress, step
         )
+        if step is not None:
+            recorder.fills, recorder.trips, recorder.denied = step.fills, step.trips, step.denied
     elif path == "lean":
         await _drive_lean(engine, broker, clock, bars, recorder, progress)
     else:

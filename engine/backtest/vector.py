@@ -30,6 +30,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tapewatch.engine.adapters.sim.broker import SimBroker
+from tapewatch.engine.backtest.vector_step import BarStep
 from tapewatch.engine.core.clock import SimClock
 from tapewatch.engine.core.engine import Engine
 from tapewatch.engine.market.bars import BarArrays, datetime_from_ns, ns_from_datetime
@@ -51,6 +52,7 @@ SMA_BAND = 1e-8
 """Relative distance of close from the vector SMA within which the exact decimal mean decides
 (ten times the streaming SMA's own tie band)."""
 
+_SHIFTED_ADDS_UP_TO = 256
 _STALE_EPSILON = timedelta(milliseconds=1)
 _PROGRESS_EVERY = 65_536
 
@@ -81,7 +83,7 @@ def accepted_mask(bars: BarArrays) -> np.ndarray:
     before = np.empty_like(newest)
     before[0] = -(2**62)
     before[1:] = newest[:-1]
-    return fine & (ts > before)  # type: ignore[no-any-return]
+    return fine & (ts > before)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,16 +100,28 @@ def vector_indicators(closes: np.ndarray, rsi_period: int, sma_period: int) -> I
     m = len(closes)
     sma = np.full(m, np.nan)
     if m >= sma_period:
-        sma[sma_period - 1 :] = sliding_window_view(closes, sma_period).sum(axis=1) / sma_period
+        sma[sma_period - 1 :] = window_sums(closes, sma_period) / sma_period
     rsi = np.full(m, np.nan)
     if m > rsi_period:
         change = np.diff(closes)
-        gains = sliding_window_view(np.where(change > 0.0, change, 0.0), rsi_period).sum(axis=1)
-        losses = sliding_window_view(np.where(change < 0.0, -change, 0.0), rsi_period).sum(axis=1)
+        gains = window_sums(np.where(change > 0.0, change, 0.0), rsi_period)
+        losses = window_sums(np.where(change < 0.0, -change, 0.0), rsi_period)
         total = gains + losses
         with np.errstate(invalid="ignore", divide="ignore"):
             rsi[rsi_period:] = np.where(total > 0.0, gains / total * 100.0, 50.0)
     return Indicators(rsi, sma)
+
+
+def window_sums(values: np.ndarray, period: int) -> np.ndarray:
+    """Sum of every ``period`` consecutive values (non-negative ones: relative error at most
+    about ``period`` ulps). Short windows as shifted whole-array adds, long ones by reduction."""
+    if period > _SHIFTED_ADDS_UP_TO:
+        return sliding_window_view(values, period).sum(axis=1)
+    n = len(values) - period + 1
+    total = values[period - 1 :].copy()
+    for lag in range(1, period):
+        total += values[period - 1 - lag : period - 1 - lag + n]
+    return total
 
 
 class _StreamingRSI:
@@ -182,10 +196,12 @@ async def drive_vector(
     bars: BarArrays,
     equity_out: array[float],
     progress: Progress | None,
+    step: BarStep | None = None,
 ) -> int:
     """Run ``bars`` through ``engine``, visiting only the bars where something can happen;
     appends every accepted bar's equity to ``equity_out`` and returns the exposed-bar count.
-    The caller has subscribed to the rare events (fills, trips, denials) as for the lean loop."""
+    Eventful bars take ``step`` (which records fills, trips and denials itself) or, without
+    one, the engine's own ``process_bar`` (the caller subscribes to those events)."""
     config = engine.config
     strat = config.strategy
     symbol = engine.symbol
@@ -228,9 +244,10 @@ async def drive_vector(
     portfolio = broker.portfolio
     positions = portfolio.positions
     pending = broker.pending_symbols
-    ts_list = ts_all.tolist()
-    close_list = close_all.tolist()
-    accepted_list = accepted.tolist()
+    # The loop visits a few bars in a hundred: numpy scalars, not million-element lists.
+    ts_at = ts_all.item
+    close_at = close_all.item
+    accepted_at = accepted.item
     hole_set = set(holes.tolist())
     last_ts_ns = -(2**62)
     boundary_ns = -1
@@ -243,14 +260,15 @@ async def drive_vector(
     reported = 0
     i = 0
     while i < total:
-        ts = ts_list[i]
-        if not accepted_list[i]:
-            clock.advance_to(datetime_from_ns(max(ts, last_ts_ns) + tf_ns))
-            await on_bar(bars.bar(i))
+        ts = ts_at(i)
+        if not accepted_at(i):
+            if step is None:  # the engine's door reports it (a notice) and drops it
+                clock.advance_to(datetime_from_ns(max(ts, last_ts_ns) + tf_ns))
+                await on_bar(bars.bar(i))
             i += 1
             continue
         last_ts_ns = ts
-        close = close_list[i]
+        close = close_at(i)
         if i in hole_set or ts >= boundary_ns:
             data_seen(datetime_from_ns(prev_close_ns))
             clock.advance_to(datetime_from_ns(prev_close_ns + stale_ns) + _STALE_EPSILON)
@@ -281,7 +299,7 @@ async def drive_vector(
             if n:
                 i += n
                 last_equity = equity_out[-1]
-                last_ts_ns = ts_list[i - 1]
+                last_ts_ns = ts_at(i - 1)
                 prev_close_ns = last_ts_ns + tf_ns
                 if qty:
                     exposed += n
@@ -289,16 +307,20 @@ async def drive_vector(
                 reported = i
                 progress(i, total)
             continue
-        # Eventful: the engine's full bar path, with decided indicator values.
-        clock.advance_to(datetime_from_ns(ts + tf_ns))
+        # Eventful: the engine's bar path, with decided indicator values.
+        now = datetime_from_ns(ts + tf_ns)
+        clock.advance_to(now)
         data_seen(datetime_from_ns(prev_close_ns))
-        await process(bars.bar(i), indicators, schedule_stale_check=False)
-        last_equity = engine.state.equity
+        if step is not None:
+            last_equity, held = await step(bars.bar(i), now, *indicators)
+        else:
+            await process(bars.bar(i), indicators, schedule_stale_check=False)
+            last_equity, held = engine.state.equity, bool(engine.state.positions)
         equity_out.append(last_equity)
         position = positions.get(symbol)
         qty = position.qty if position is not None else 0.0
         cash = portfolio.cash
-        if engine.state.positions:
+        if held:
             exposed += 1
         prev_close_ns = ts + tf_ns
         i += 1

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
+from math import fsum
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tapewatch.engine.backtest import runner
 from tapewatch.engine.backtest.runner import chosen_path, run_backtest
-from tapewatch.engine.backtest.vector import Decider, accepted_mask, vector_indicators
+from tapewatch.engine.backtest.vector import Decider, accepted_mask, vector_indicators, window_sums
+from tapewatch.engine.backtest.vector_step import step_uncovered
 from tapewatch.engine.market.bars import BarArrays
 from tapewatch.engine.market.synthetic import generate
+from tapewatch.engine.root.backtest import build_backtest
 from tapewatch.engine.settings.config import EngineConfig, ExecutionConfig, RiskConfig
 from tapewatch.engine.strategy.bar_checks import bar_problem
 from tapewatch.engine.strategy.indicators import rsi_series, sma_series
@@ -147,6 +151,13 @@ def test_vector_indicators_match_the_streaming_ones_closely() -> None:
     assert np.nanmax(np.abs(ind.sma - sma) / sma) < 1e-12
 
 
+@pytest.mark.parametrize("period", [1, 3, 50, 300])
+def test_window_sums_are_within_a_few_ulps_of_the_exact_sums(period: int) -> None:
+    values = np.random.default_rng(7).lognormal(3.0, 1.0, 2_000)
+    exact = np.array([fsum(values[k : k + period]) for k in range(len(values) - period + 1)])
+    assert np.max(np.abs(window_sums(values, period) - exact) / exact) < period * 2.3e-16
+
+
 def test_the_accepted_mask_is_the_engines_door() -> None:
     c = CASES["a repeated bar"](CASES["a NaN close"](CASES["close above the high"](columns(BASE))))
     bars = arrays(c)
@@ -226,3 +237,18 @@ def test_random_configs_on_randomly_damaged_history_agree(
         risk=RiskConfig(max_drawdown=max_drawdown, drawdown_action=action),
     ).validate()
     three_ways(arrays(c), config)
+
+
+def test_a_backtest_engine_takes_the_light_bar_step() -> None:
+    parts = build_backtest(BUSY, BASE.bar(0).ts)
+    assert step_uncovered(parts.engine) is None
+    parts.engine.allow_fractional = False
+    assert step_uncovered(parts.engine) == "whole-share sizing"
+
+
+@pytest.mark.parametrize("name", ["a 4:1 split", "a repeated bar", "three missing bars"])
+def test_without_the_light_step_the_engines_bar_path_agrees_too(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "step_uncovered", lambda engine: "forced for the test")
+    assert three_ways(arrays(CASES[name](columns(BASE)))) > 0
