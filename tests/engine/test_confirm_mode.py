@@ -270,3 +270,23 @@ async def test_the_snapshot_with_a_held_order_round_trips() -> None:
 
 def engine_handle(engine: Engine) -> InProcessHandle:
     return InProcessHandle(engine, alerts=False)
+
+
+async def test_answers_and_mode_changes_reach_the_audit_trail(tmp_path: Path) -> None:
+    import json
+
+    from tapewatch.engine.observability.audit import AuditLog, AuditTrail
+
+    engine, clock, _ = confirm_engine("entries")
+    path = tmp_path / "audit.jsonl"
+    trail = AuditTrail(AuditLog(path), engine, settle=0.0)
+    engine.add_sink(trail)
+    await engine.start()
+    await until_held(engine, clock, cycle_bars())
+    (held,) = engine.hold.pending
+    await engine.skip_order(held.client_order_id, who=WHO)
+    engine.set_confirm_mode("all", who=WHO)
+    trail.flush()
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    acts = [(r["action"], r["who"]) for r in records if r["action"] != "session_start"]
+    assert acts == [("skip_order", WHO), ("confirm_mode", WHO)]
