@@ -197,6 +197,7 @@ def test_the_tables_are_the_documented_ones() -> None:
         "account": {"starting_cash"},
         "alpaca": {"trading_url", "data_url", "stream_url", "trade_stream_url", "feed"},
         "metrics": {"port", "host"},
+        "sweep": {"scheduler"},
         "console": {"theme", "confirm_orders", "confirm_timeout_seconds"},
     }
 

@@ -35,8 +35,8 @@ def default_workers() -> int:
 @contextlib.contextmanager
 def dask_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
     """A ``distributed.Client``: on ``scheduler`` (``tcp://host:8786``) when given, else on a
-    LocalCluster of ``workers`` single-threaded processes (default: one per core), closed on
-    exit. No dashboard is opened (no port to collide with)."""
+    LocalCluster of ``workers`` single-threaded processes (default: one per core) on loopback,
+    closed on exit. No dashboard is opened (no fixed port to collide with)."""
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
@@ -57,6 +57,9 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         threads_per_worker=1,
         processes=True,
         dashboard_address=None,
+        # no dashboard, and the scheduler's small HTTP server on a free port, not on 8787
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+        host="127.0.0.1",
         silence_logs=logging.ERROR,
     )
     client = Client(cluster)

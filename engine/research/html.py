@@ -65,11 +65,11 @@ def _heat_svg(h: Heat) -> str:
 
 
 def _pct(value: object) -> str:
-    return f"{float(value):.2%}" if isinstance(value, int | float) else "–"  # type: ignore[arg-type]
+    return f"{float(value):.2%}" if isinstance(value, int | float) else "–"
 
 
 def _num(value: object) -> str:
-    return f"{float(value):.2f}" if isinstance(value, int | float) else "–"  # type: ignore[arg-type]
+    return f"{float(value):.2f}" if isinstance(value, int | float) else "–"
 
 
 def _cells_table(rows: Sequence[CellRow], names: Sequence[str]) -> str:
