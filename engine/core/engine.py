@@ -347,8 +347,6 @@ class Engine(OrderFlow):
         """The whole per-bar path. ``indicators`` are (rsi, sma) when the caller (the backtest
         loop) has already fed this bar to the strategy's indicators."""
         started = time.perf_counter()
-        if self.hold:
-            await self.expire_held()  # a deadline passed before this bar: act on it first
         now = self.clock.now()
         self._last_bar_ts = bar.ts
         boundary = self._next_day_boundary
@@ -356,6 +354,8 @@ class Engine(OrderFlow):
             self.roll_day(bar.ts, now, self.state.equity or self.portfolio.cash)
         broker = self.broker
         await broker.on_bar(bar)
+        if self.hold:  # a deadline passed before this bar closed: after its fills, so an
+            await self.expire_held()  # exit sent now fills no earlier than the next open
         account = await broker.get_account()
         equity = account.equity
         state = self.state
@@ -557,12 +557,20 @@ class Engine(OrderFlow):
         self.state.touch()
 
     def _held_due(self) -> None:
-        """The clock's timer: act on whatever deadline has come (off the bar in hand)."""
+        """The clock's timer: act on whatever deadline has come, off the bar path."""
         if self._stopping or not self.hold:
             return
-        task = asyncio.get_running_loop().create_task(self.expire_held())
+        task = asyncio.get_running_loop().create_task(self._expire_when_free())
         self._hold_tasks.add(task)
         task.add_done_callback(self._hold_tasks.discard)
+
+    async def _expire_when_free(self) -> None:
+        """Not in the middle of a bar: its fills come first (the bar expires what is due after
+        them); ask again a moment later in case it had passed that point."""
+        if self._busy:
+            self.clock.call_at(self.clock.now() + _HOLD_RETRY, self._held_due)
+            return
+        await self.expire_held()
 
     async def expire_held(self) -> None:
         """Past its deadline an entry is skipped (never sent late) and an exit is sent."""
@@ -878,3 +886,4 @@ class Engine(OrderFlow):
 
 
 _EPSILON = timedelta(milliseconds=1)
+_HOLD_RETRY = timedelta(milliseconds=50)

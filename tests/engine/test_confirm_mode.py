@@ -290,3 +290,20 @@ async def test_answers_and_mode_changes_reach_the_audit_trail(tmp_path: Path) ->
     records = [json.loads(line) for line in path.read_text().splitlines()]
     acts = [(r["action"], r["who"]) for r in records if r["action"] != "session_start"]
     assert acts == [("skip_order", WHO), ("confirm_mode", WHO)]
+
+
+async def test_an_exit_sent_at_its_deadline_by_the_next_bar_fills_no_earlier_than_sent() -> None:
+    from tapewatch.engine.model.events import OrderFilled
+
+    engine, clock, seen = confirm_engine("all")
+    await engine.start()
+    rest = await until_held(engine, clock, cycle_bars())
+    await engine.confirm_order(engine.hold.pending[0].client_order_id, who=WHO)
+    rest = await until_held(engine, clock, rest)
+    (exit_,) = engine.hold.pending
+    await deliver(engine, clock, rest[:2])  # the replay's way: the clock jumps to each close
+    await settle()
+    (sent,) = [i for i in intents(seen) if i.request.client_order_id == exit_.client_order_id]
+    fills = [e for e in seen if isinstance(e, OrderFilled)]
+    (filled,) = [f for f in fills if f.fill.client_order_id == exit_.client_order_id]
+    assert filled.fill.ts >= sent.ts  # never priced by a bar that opened before it was sent

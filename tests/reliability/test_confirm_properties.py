@@ -104,8 +104,7 @@ async def _run(mode: str, plan: list[Step]) -> tuple[dict[str, HeldOrder], dict[
         if action == "bar":
             bar = next(more)
             next_close = bar.ts + STEP
-            clock.advance_to(next_close)
-            await _turns()
+            clock.advance_to(next_close)  # as the replay feed does: no turn before the bar
             await engine.on_bar(bar)
         elif action in ("wait", "race"):
             later = clock.now() + timedelta(seconds=arg)
