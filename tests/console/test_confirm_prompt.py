@@ -166,3 +166,40 @@ def test_a_long_reason_is_cut_before_the_keys_and_the_countdown() -> None:
     assert cell_len(cut) <= 60 and cut.endswith("y send · n skip · 30s") and "…" in cut
     exit_ = replace(order, request=replace(request, side=Side.SELL, intent=Intent.EXIT))
     assert prompt_line(exit_, T0, 78).plain.endswith("y send now · sends in 30s")
+
+
+async def test_an_exit_cannot_be_skipped_and_goes_at_its_deadline(tmp_path: Path) -> None:
+    # The buy on 10.5 fills at the 10.0 bar's open; two rises then make RSI(2) 100 > 90: a sell.
+    session = make_session(tmp_path, [BUY, 10.0, 10.3, 10.6, 10.5, 10.4])
+    session.engine.hold.mode = "all"
+    app = make_app(session)
+    try:
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            await until(pilot, lambda: session.engine.state.running)
+            prompt = await prompted(pilot, session)
+            await pilot.press("y")
+            await until(pilot, lambda: len(entries(session)) == 1, "the entry sent")
+            await bars_processed(pilot, session, 3)  # the fill, then the two rises
+            await until(pilot, lambda: prompt.display and prompt.held_is_exit, "the exit prompt")
+            text = shown(prompt)
+            assert text.strip().startswith("SELL ") and "y send now · sends in 30s" in text
+            assert "n skip" not in text
+            await pilot.press("n")
+            await until(
+                pilot,
+                lambda: any("exit is not skipped" in n.message for n in app._notifications),
+                "the refusal",
+            )
+            assert not exits(session)
+            await bars_processed(pilot, session, 1)  # past the deadline: the exit goes
+            await until(pilot, lambda: len(exits(session)) == 1, "the exit sent")
+    finally:
+        session.journal.close()
+
+
+def exits(session: Session) -> list[OrderIntended]:
+    return [
+        e
+        for e in session.journal_events("intent")
+        if isinstance(e, OrderIntended) and e.request.intent is Intent.EXIT
+    ]
