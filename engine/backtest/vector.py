@@ -44,6 +44,10 @@ Progress = Callable[[int, int], None]
 PRICE_RANGE = (1e-6, 1e12)
 """Closes inside this range keep a window's decimal sum exact (the SMA's tie rule relies on it)."""
 
+MAX_SMA_PERIOD = 2_000
+"""Longer SMAs fall back: the streaming SMA's running-sum error (about 2e-13 * period,
+relative) must stay well inside its own 1e-9 tie band for the two means to agree on a side."""
+
 RSI_BAND_PER_PERIOD = 1e-7
 """RSI points per unit of period within which the vector RSI defers to the streaming one (the
 streaming sums' error is about 2e-13 * period relative: ~1e-9 points at period 14)."""
@@ -61,6 +65,8 @@ def uncovered(bars: BarArrays, config: EngineConfig) -> str | None:
     """Why the vector path cannot run ``config`` over ``bars`` (None when it can)."""
     if config.strategy.rsi_method != "sma":
         return f"RSI method {config.strategy.rsi_method!r} has no vectorised form"
+    if config.strategy.sma_period > MAX_SMA_PERIOD:
+        return f"an SMA over more than {MAX_SMA_PERIOD} bars"
     closes = bars.close[accepted_mask(bars)]
     low, high = PRICE_RANGE
     if len(closes) and not (closes.min() >= low and closes.max() <= high):

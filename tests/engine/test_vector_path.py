@@ -83,6 +83,11 @@ def test_wilder_rsi_falls_back_to_the_engine_loop() -> None:
     assert run_backtest(BASE, config).fills == run_backtest(BASE, config, lean=False).fills
 
 
+def test_a_very_long_sma_falls_back_to_the_engine_loop() -> None:
+    config = replace(BUSY, strategy=replace(BUSY.strategy, sma_period=2_500)).validate()
+    assert chosen_path(BASE, config, lean=True, vector=True) == "lean"
+
+
 def test_prices_outside_the_exact_decimal_range_fall_back() -> None:
     c = columns(BASE)
     for k in (1, 2, 3, 4):
