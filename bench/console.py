@@ -1,17 +1,28 @@
 """The console's costs, each beside a bare Textual app (one Static) measured in the same run.
 
+Runs are interleaved, tapewatch then bare Textual (A B A B …), ``--repeat`` rounds, and each
+figure is printed as the median of its rounds beside bare Textual's, with every round's value.
+
 - first frame: process start → the first painted frame, for the real ``tapewatch demo`` in a
   pseudo-terminal (120×36), found by watching the output for the first pane title; also when
   the session is on screen (the DEMO badge). The bare app is timed the same way.
-- resident memory (VmRSS from /proc) after 10 s of the idle demo, and of the bare app.
-- CPU (all threads, as a share of one core) and event-loop stalls (lateness of a 10 ms sleep:
-  p99, max) while the demo replays at 600×, and while 1,000 engine events a second also arrive
-  (``engine.bus.publish`` of a Notice plus a state change, from a task in the app's loop), and
-  the engine's bar-close→decision latency p99 meanwhile. Each runs the real ``tapewatch demo
-  --speed 600`` code path in a pseudo-terminal with a measuring auto-pilot attached; the bare
-  app gets the same event stream and updates its Static per event.
+- idle CPU (all threads, as a share of one core) with nothing arriving: ``tapewatch demo
+  --speed 1`` between two bars (the next one is minutes away) and the bare app, with no probe
+  running, so the figure is the console's own timers and redraws.
+- at the demo's maximum speed (×10000): event-loop stalls seen by an independent probe (a task
+  sleeping 10 ms in a loop on the app's loop: how late it wakes, p50/p99/max), and key latency
+  (the Pilot presses ``p``; the time until the panes show the paused state, i.e. the command
+  went through the engine and the screen drew it; the bare app's ``p`` updates its Static),
+  CPU, and the bars per second delivered against the speed shown.
+- the same with 1,000 engine events a second also arriving (``engine.bus.publish`` of a Notice
+  plus a state change, from a task in the app's loop), and the engine's bar-close→decision
+  latency p99 meanwhile; the bare app gets the same event stream, one Static update per event.
+- resident memory (VmRSS from /proc) after 10 s of the idle demo (and a paper session on the
+  local sandbox), from the first round.
 
-Machines here are shared and noisy: read the ratios. The targets are printed, not judged.
+Each tapewatch run is the real ``tapewatch demo`` code path in a pseudo-terminal with a
+measuring auto-pilot attached. Machines here are shared and noisy: read the ratios and the
+spread of the rounds. The targets are printed, not judged.
 
     python bench/console.py [--quick] [--repeat 3] [--seconds 10]
 """
@@ -37,7 +48,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -47,9 +58,11 @@ if sys.path and Path(sys.path[0] or ".").resolve() == HERE:
     sys.path[0] = str(ROOT)
 
 SIZE = (120, 36)  # columns, rows
-SPEED = 600.0
+SPEED = 10000.0  # the demo's maximum
+IDLE_SPEED = 1.0  # one 5-minute bar every 300 s: nothing arrives during an idle window
 RATE = 1000  # injected events per second
 PROBE = 0.010  # the stall probe's sleep
+KEY_EVERY = 0.5  # seconds between two measured key presses
 TAPEWATCH_FRAME = b" Bars "  # a pane title: the layout is painted
 TAPEWATCH_READY = b"DEMO"  # the header badge: the session is on screen
 BARE_TEXT = "bare textual app ready"
@@ -64,7 +77,10 @@ class Bare(App):
 Bare().run()
 """
 TARGETS = {
-    "first_frame": "< 0.6 s (bare Textual ~0.4 s)",
+    "first_frame": "≤ 0.6 s (bare Textual ~0.4 s)",
+    "idle_cpu": "< 1% of a core (bare Textual ~0.2%)",
+    "max_stalls": "p99 ≤ 50 ms at ×10000",
+    "key": "≤ 100 ms at ×10000",
     "rss": "demo < 120 MB; paper session < 150 MB (reference bot idled at 192 MB)",
     "cpu": "≤ 50% of one core at 1,000 events/s",
     "stalls": "p99 ≤ 50 ms, max ≤ 100 ms at 1,000 events/s",
@@ -208,6 +224,9 @@ def measure_start(
 
 
 # ---------------------------------------------------------------------------- load (child side)
+MODES = ("idle", "max", "inject")  # nothing arriving; the demo's max speed; max + 1,000 events/s
+
+
 def _percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))] if ordered else 0.0
@@ -234,38 +253,71 @@ async def _inject(publish: Callable[[int], None], counter: list[int]) -> None:
         await asyncio.sleep(0.001)
 
 
+async def _keys(pilot: Any, answered: Callable[[int], bool], latencies: list[float]) -> None:
+    """Press ``p`` through the Pilot every ``KEY_EVERY`` s; time until ``answered(n)`` holds
+    for the n-th press (polled each millisecond, so the figure is at most 1 ms late)."""
+    n = 0
+    while True:
+        await asyncio.sleep(KEY_EVERY)
+        n += 1
+        started = time.perf_counter()
+        press = asyncio.create_task(pilot.press("p"))
+        while not answered(n):
+            await asyncio.sleep(0.001)
+        latencies.append(time.perf_counter() - started)
+        await press
+
+
 async def _measure(
-    seconds: float, publish: Callable[[int], None] | None, out: Path, extra: Callable[[], dict]
+    seconds: float,
+    mode: str,
+    out: Path,
+    *,
+    pilot: Any,
+    publish: Callable[[int], None],
+    answered: Callable[[int], bool],
+    extra: Callable[[], dict[str, Any]],
 ) -> None:
     lags: list[float] = []
+    keys: list[float] = []
     counter = [0]
-    probe = asyncio.create_task(_probe(lags))
-    injector = asyncio.create_task(_inject(publish, counter)) if publish else None
+    tasks = []
+    if mode != "idle":  # idle: nothing of ours on the loop, only the console's own timers
+        tasks.append(asyncio.create_task(_probe(lags)))
+        tasks.append(asyncio.create_task(_keys(pilot, answered, keys)))
+    if mode == "inject":
+        tasks.append(asyncio.create_task(_inject(publish, counter)))
+    before = extra()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await asyncio.sleep(seconds)
     cpu1, wall1 = time.process_time(), time.perf_counter()
-    for task in (probe, injector):
-        if task is not None:
-            task.cancel()
+    after = extra()
+    for task in tasks:
+        task.cancel()
     wall = wall1 - wall0
     result = {
         "cpu": (cpu1 - cpu0) / wall,
+        "stall_p50": _percentile(lags, 0.5),
         "stall_p99": _percentile(lags, 0.99),
         "stall_max": max(lags, default=0.0),
+        "key_p50": _percentile(keys, 0.5) if keys else None,  # None: no press answered
+        "key_max": max(keys) if keys else None,
+        "keys": len(keys),
         "events_per_s": counter[0] / wall,
         "seconds": wall,
-        **extra(),
+        **after,
+        "bars_per_s": (after.get("bars_seen", 0) - before.get("bars_seen", 0)) / wall,
     }
     out.write_text(json.dumps(result))
 
 
-def child_tapewatch(seconds: float, inject: bool, out: Path) -> int:
-    """``tapewatch demo --speed 600`` exactly as a user starts it, plus a measuring auto-pilot."""
+def child_tapewatch(seconds: float, mode: str, out: Path) -> int:
+    """``tapewatch demo`` exactly as a user starts it, plus a measuring auto-pilot."""
     from textual.pilot import Pilot
 
     from tapewatch.console.app import TapewatchApp
     from tapewatch.console.cli import main
-    from tapewatch.engine.model.events import Notice
+    from tapewatch.engine.model.events import BarClosed, Notice
 
     async def pilot_run(pilot: Pilot[Any]) -> None:
         app = pilot.app
@@ -275,6 +327,16 @@ def child_tapewatch(seconds: float, inject: bool, out: Path) -> int:
         engine = app._session.engine
         await asyncio.sleep(2.0)  # start-up over, the first bars through, gc frozen
         before = engine.state.version
+        bars = [0]
+        subscription = engine.subscribe()
+
+        async def count_bars() -> None:
+            async for event in subscription:
+                if isinstance(event, BarClosed):
+                    bars[0] += 1
+
+        counting = asyncio.create_task(count_bars())
+        paused_at_start = engine.state.paused
 
         def publish(n: int) -> None:
             # The bus itself, as before: the load is rendering, not 1,000 journal commits a second
@@ -282,17 +344,26 @@ def child_tapewatch(seconds: float, inject: bool, out: Path) -> int:
             engine.bus.publish(Notice(ts=engine.clock.now(), level="info", message=f"tick {n}"))
             engine.state.touch()  # each event moves the state: the worst case for redraws
 
-        def extra() -> dict:
+        def answered(n: int) -> bool:
+            """The n-th ``p`` toggled pause, and the panes drew a snapshot showing it."""
+            want = paused_at_start != (n % 2 == 1)
+            drawn = app._snapshot  # the snapshot the panes drew last
+            return drawn is not None and drawn.paused == want
+
+        def extra() -> dict[str, Any]:
             s = engine.latency.summary("bar_to_decision")
             return {
                 "decision_p99": s.p99,
                 "decision_max": s.max,
                 "decisions": s.count,
-                "bars": len(engine.state.bars),
+                "bars_seen": bars[0],
                 "versions": engine.state.version - before,
             }
 
-        await _measure(seconds, publish if inject else None, out, extra)
+        await _measure(
+            seconds, mode, out, pilot=pilot, publish=publish, answered=answered, extra=extra
+        )
+        counting.cancel()
         app.exit()
 
     run = TapewatchApp.run
@@ -301,12 +372,15 @@ def child_tapewatch(seconds: float, inject: bool, out: Path) -> int:
         return run(self, auto_pilot=pilot_run, **kwargs)
 
     TapewatchApp.run = run_with_pilot  # type: ignore[method-assign,assignment]
-    return main(["demo", "--speed", f"{SPEED:g}"])
+    speed = IDLE_SPEED if mode == "idle" else SPEED
+    return main(["demo", "--speed", f"{speed:g}"])
 
 
-def child_bare(seconds: float, inject: bool, out: Path) -> int:
-    """The bare app; under load it takes the same event stream and updates its Static per event."""
+def child_bare(seconds: float, mode: str, out: Path) -> int:
+    """The bare app; under load it takes the same event stream and updates its Static per event;
+    its ``p`` key updates the Static too."""
     from textual.app import App, ComposeResult
+    from textual.binding import BindingType
     from textual.pilot import Pilot
     from textual.widgets import Static
 
@@ -316,14 +390,23 @@ def child_bare(seconds: float, inject: bool, out: Path) -> int:
     STAMP = datetime(2026, 1, 2, tzinfo=UTC)
 
     class Bare(App[None]):
+        BINDINGS: ClassVar[list[BindingType]] = [("p", "press", "Press")]
+        presses = 0
+
         def compose(self) -> ComposeResult:
             yield Static(BARE_TEXT)
+
+        def action_press(self) -> None:
+            self.presses += 1
+            self.query_one(Static).update(f"{BARE_TEXT}: {self.presses} presses")
 
     bus = EventBus()
 
     async def pilot_run(pilot: Pilot[Any]) -> None:
         await asyncio.sleep(2.0)
-        static = pilot.app.query_one(Static)
+        app = pilot.app
+        assert isinstance(app, Bare)
+        static = app.query_one(Static)
         subscription = bus.subscribe()
 
         async def consume() -> None:
@@ -337,19 +420,28 @@ def child_bare(seconds: float, inject: bool, out: Path) -> int:
         def publish(n: int) -> None:
             bus.publish(Notice(ts=STAMP, level="info", message=f"tick {n}"))
 
-        await _measure(seconds, publish if inject else None, out, dict)
+        await _measure(
+            seconds,
+            mode,
+            out,
+            pilot=pilot,
+            publish=publish,
+            answered=lambda n: app.presses >= n,
+            extra=dict,
+        )
         consumer.cancel()
-        pilot.app.exit()
+        app.exit()
 
     Bare().run(auto_pilot=pilot_run)
     return 0
 
 
 # ---------------------------------------------------------------------------- load (parent side)
-def measure_load(kind: str, inject: bool, seconds: float, home: Path) -> dict[str, float]:
-    out = home / f"load-{kind}-{int(inject)}.json"
-    argv = [sys.executable, str(Path(__file__).resolve()), "--child", kind]
-    argv += ["--seconds", str(seconds), "--out", str(out)] + (["--inject"] if inject else [])
+def measure_load(kind: str, mode: str, seconds: float, home: Path) -> dict[str, float]:
+    out = home / f"load-{kind}-{mode}.json"
+    out.unlink(missing_ok=True)
+    argv = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--mode", mode]
+    argv += ["--seconds", str(seconds), "--out", str(out)]
     run = PtyRun.spawn(argv, child_env(home))
     try:
         alive = True
@@ -359,50 +451,56 @@ def measure_load(kind: str, inject: bool, seconds: float, home: Path) -> dict[st
     finally:
         run.finish(grace=10.0)
     if not out.exists():
-        raise RuntimeError(f"the {kind} load run wrote no result; last output {run.tail!r}")
+        raise RuntimeError(f"the {kind} {mode} run wrote no result; last output {run.tail!r}")
     result: dict[str, float] = json.loads(out.read_text())
     return result
 
 
 # ---------------------------------------------------------------------------- report
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
 def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}×" if a is not None and b else "—"
 
 
 def _row(name: str, ours: str, bare: str = "—", ratio: str = "—", target: str = "") -> None:
-    print(f"{name:<34} {ours:>12} {bare:>12} {ratio:>8}   {target}".rstrip())
+    print(f"{name:<36} {ours:>11} {bare:>11} {ratio:>7}   {target}".rstrip())
 
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
-def _load_rows(ours: dict[str, float], ref: dict[str, float], targets: bool) -> None:
-    _row(
-        "  CPU (one core = 100%)",
-        f"{ours['cpu'] * 100:.0f}%",
-        f"{ref['cpu'] * 100:.0f}%",
-        _ratio(ours["cpu"], ref["cpu"]),
-        TARGETS["cpu"] if targets else "",
-    )
-    _row(
-        "  event-loop stall p99",
-        _ms(ours["stall_p99"]),
-        _ms(ref["stall_p99"]),
-        _ratio(ours["stall_p99"], ref["stall_p99"]),
-        TARGETS["stalls"] if targets else "",
-    )
-    _row(
-        "  event-loop stall max",
-        _ms(ours["stall_max"]),
-        _ms(ref["stall_max"]),
-        _ratio(ours["stall_max"], ref["stall_max"]),
-    )
-    _row(
-        f"  bar→decision p99 (n={int(ours['decisions'])})",
-        _ms(ours["decision_p99"]),
-        target=TARGETS["decision"] if targets else "",
-    )
+def _pct(share: float) -> str:
+    return f"{share * 100:.2f}%"
+
+
+def _rounds(values: Sequence[float], fmt: Callable[[float], str]) -> str:
+    return "[" + ", ".join(fmt(v) for v in values) + "]"
+
+
+def _figure(
+    name: str,
+    ours: Sequence[float],
+    ref: Sequence[float] | None,
+    fmt: Callable[[float], str],
+    target: str = "",
+) -> None:
+    """One figure: medians, their ratio, the target; then every round's values under it."""
+    a = _median(ours) if ours else None
+    b = _median(ref) if ref else None
+    _row(name, "—" if a is None else fmt(a), "—" if b is None else fmt(b), _ratio(a, b), target)
+    rounds = f"tapewatch {_rounds(ours, fmt)}"
+    if ref:
+        rounds += f"  bare {_rounds(ref, fmt)}"
+    print(f"    rounds: {rounds}")
+
+
+def _column(runs: Sequence[dict[str, float]], key: str) -> list[float]:
+    """``key`` of each round that has it (a round where no key press was answered has none)."""
+    return [run[key] for run in runs if run.get(key) is not None]
 
 
 def hide_pyarrow(home: Path) -> dict[str, str]:
@@ -440,17 +538,18 @@ def measure_paper(idle: float, home: Path, extra: dict[str, str] | None = None) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one launch, 3 s idle and windows")
-    parser.add_argument("--repeat", type=int, default=3, help="launches for the first frame")
-    parser.add_argument("--seconds", type=float, default=10.0, help="each load window")
+    parser.add_argument("--quick", action="store_true", help="one round, 3 s idle and windows")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (A B A B …)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="each measuring window")
     parser.add_argument("--idle", type=float, default=10.0, help="idle seconds before the RSS")
+    parser.add_argument("--no-paper", action="store_true", help="skip the paper-session RSS")
     parser.add_argument("--child", choices=("tapewatch", "bare"), help=argparse.SUPPRESS)
-    parser.add_argument("--inject", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=MODES, default="max", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child = child_tapewatch if args.child == "tapewatch" else child_bare
-        return child(args.seconds, args.inject, args.out)
+        return child(args.seconds, args.mode, args.out)
     if args.quick:
         args.repeat, args.seconds, args.idle = 1, 3.0, 3.0
 
@@ -458,78 +557,129 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"tapewatch console benchmark · Python {platform.python_version()} · textual "
-        f"{textual.__version__} · {os.cpu_count()} CPUs · pty {SIZE[0]}×{SIZE[1]}"
-        f"{' · --quick' if args.quick else ''}",
+        f"{textual.__version__} · {os.cpu_count()} CPUs · pty {SIZE[0]}×{SIZE[1]} · "
+        f"{args.repeat} interleaved round(s){' · --quick' if args.quick else ''}",
         flush=True,
     )
+    demo = tapewatch_argv("demo")
+    bare_app = [sys.executable, "-c", BARE_APP]
+    ours: list[StartFigures] = []
+    bare: list[StartFigures] = []
+    loads: dict[tuple[str, str], list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="tapewatch-bench-") as tmp:
         home = Path(tmp)
-        demo = tapewatch_argv("demo")
-        ours = measure_start(demo, TAPEWATCH_FRAME, TAPEWATCH_READY, args.repeat, args.idle, home)
+        for i in range(args.repeat):  # A B A B …: drift on a shared machine hits both alike
+            idle = args.idle if i == 0 else 0.0  # the RSS reading: first round only
+            ours.append(measure_start(demo, TAPEWATCH_FRAME, TAPEWATCH_READY, 1, idle, home))
+            bare.append(measure_start(bare_app, BARE_TEXT.encode(), None, 1, idle, home))
+            for mode in MODES:
+                for kind in ("tapewatch", "bare"):
+                    loads.setdefault((kind, mode), []).append(
+                        measure_load(kind, mode, args.seconds, home)
+                    )
+            print(f"round {i + 1} of {args.repeat} measured", flush=True)
         lean = measure_start(
             demo, TAPEWATCH_FRAME, None, 1, args.idle, home, extra_env=hide_pyarrow(home)
         )
-        paper = measure_paper(args.idle, home)
-        paper_lean = measure_paper(args.idle, home, hide_pyarrow(home))
-        bare_app = [sys.executable, "-c", BARE_APP]
-        bare = measure_start(bare_app, BARE_TEXT.encode(), None, args.repeat, args.idle, home)
-        print("start-up measured; the four load runs next", flush=True)
-        replay = measure_load("tapewatch", False, args.seconds, home)
-        bare_idle = measure_load("bare", False, args.seconds, home)
-        loaded = measure_load("tapewatch", True, args.seconds, home)
-        bare_loaded = measure_load("bare", True, args.seconds, home)
+        paper = paper_lean = None
+        if not args.no_paper:
+            paper = measure_paper(args.idle, home)
+            paper_lean = measure_paper(args.idle, home, hide_pyarrow(home))
 
-    first, first_bare = statistics.median(ours.first_frame), statistics.median(bare.first_frame)
+    def seconds(value: float) -> str:
+        return f"{value:.3f} s"
+
     print()
-    _row("", "tapewatch", "bare Textual", "ratio", "target")
-    _row(
-        f"first frame (median of {args.repeat})",
-        f"{first:.3f} s",
-        f"{first_bare:.3f} s",
-        _ratio(first, first_bare),
+    _row("", "tapewatch", "bare", "ratio", "target")
+    _figure(
+        "first frame",
+        [f.first_frame[0] for f in ours],
+        [f.first_frame[0] for f in bare],
+        seconds,
         TARGETS["first_frame"],
     )
-    if ours.ready:
-        _row("  session on screen (DEMO badge)", f"{statistics.median(ours.ready):.3f} s")
+    _figure(
+        "  session on screen (DEMO badge)", [f.ready[0] for f in ours if f.ready], None, seconds
+    )
+    idle_ours, idle_bare = loads[("tapewatch", "idle")], loads[("bare", "idle")]
+    _figure(
+        f"idle CPU, nothing arriving ({args.seconds:g} s)",
+        _column(idle_ours, "cpu"),
+        _column(idle_bare, "cpu"),
+        _pct,
+        TARGETS["idle_cpu"],
+    )
+    top, top_bare = loads[("tapewatch", "max")], loads[("bare", "max")]
+    print(
+        f"\ndemo at ×{SPEED:g} (bare: idle, same probe and keys): "
+        f"{_median(_column(top, 'bars_per_s')):.1f} bars/s delivered "
+        f"of the {SPEED / 300:.1f} the speed promises"
+    )
+    _load_figures(top, top_bare, TARGETS["max_stalls"])
+    loaded, loaded_bare = loads[("tapewatch", "inject")], loads[("bare", "inject")]
+    print(
+        f"\ndemo at ×{SPEED:g} + {_median(_column(loaded, 'events_per_s')):,.0f} events/s "
+        f"(bare: {_median(_column(loaded_bare, 'events_per_s')):,.0f} events/s, one Static "
+        "update per event)"
+    )
+    _load_figures(loaded, loaded_bare, TARGETS["stalls"])
+    _figure(
+        "  bar→decision p99",
+        _column(loaded, "decision_p99"),
+        None,
+        _ms,
+        TARGETS["decision"],
+    )
+    print()
+    first = ours[0]
     _row(
         f"demo RSS after {args.idle:g} s idle",
-        f"{ours.rss_mb:.0f} MB",
-        f"{bare.rss_mb:.0f} MB",
-        _ratio(ours.rss_mb, bare.rss_mb),
+        f"{first.rss_mb:.0f} MB",
+        f"{bare[0].rss_mb:.0f} MB",
+        _ratio(first.rss_mb, bare[0].rss_mb),
         TARGETS["rss"],
     )
-    _row(
-        "  same, pyarrow not installed",
-        f"{lean.rss_mb:.0f} MB",
-        f"{bare.rss_mb:.0f} MB",
-        _ratio(lean.rss_mb, bare.rss_mb),
-    )
-    _row(
-        f"paper session RSS after {args.idle:g} s idle",
-        f"{paper.rss_mb:.0f} MB" if paper.rss_mb else "—",
-        f"{bare.rss_mb:.0f} MB",
-        _ratio(paper.rss_mb, bare.rss_mb),
-        "< 150 MB (alpaca-py + pandas loaded)",
-    )
-    _row(
-        "  same, pyarrow not installed",
-        f"{paper_lean.rss_mb:.0f} MB" if paper_lean.rss_mb else "—",
-        f"{bare.rss_mb:.0f} MB",
-        _ratio(paper_lean.rss_mb, bare.rss_mb),
-        "(a plain install: pyarrow comes only with [parquet]/[test])",
-    )
-    print(f"\nreplay at {SPEED:g}× for {replay['seconds']:.0f} s (bare: idle, same probe)")
-    _load_rows(replay, bare_idle, targets=False)
+    _row("  same, pyarrow not installed", f"{lean.rss_mb:.0f} MB")
+    if paper is not None and paper_lean is not None:
+        _row(
+            f"paper session RSS after {args.idle:g} s idle",
+            f"{paper.rss_mb:.0f} MB" if paper.rss_mb else "—",
+            target="< 150 MB (alpaca-py + pandas loaded)",
+        )
+        _row(
+            "  same, pyarrow not installed",
+            f"{paper_lean.rss_mb:.0f} MB" if paper_lean.rss_mb else "—",
+            target="(a plain install: pyarrow comes only with [parquet]/[test])",
+        )
     print(
-        f"replay at {SPEED:g}× + {loaded['events_per_s']:,.0f} events/s "
-        f"(bare: {bare_loaded['events_per_s']:,.0f} events/s, one Static update per event)"
-    )
-    _load_rows(loaded, bare_loaded, targets=True)
-    print(
-        "\nstall = how late a 10 ms asyncio sleep wakes; CPU counts every thread of the process;"
-        "\nbar→decision covers every bar of the run (from the engine's own latency recorder)."
+        "\nmedians of the rounds; stall = how late a 10 ms asyncio sleep wakes (an independent"
+        "\nprobe, not the console's own timers); key = Pilot press of p until the panes drew the"
+        "\npaused state; CPU counts every thread of the process."
     )
     return 0
+
+
+def _load_figures(
+    ours: Sequence[dict[str, float]], ref: Sequence[dict[str, float]], stall_target: str
+) -> None:
+    _figure("  event-loop stall p50", _column(ours, "stall_p50"), _column(ref, "stall_p50"), _ms)
+    _figure(
+        "  event-loop stall p99",
+        _column(ours, "stall_p99"),
+        _column(ref, "stall_p99"),
+        _ms,
+        stall_target,
+    )
+    _figure("  event-loop stall max", _column(ours, "stall_max"), _column(ref, "stall_max"), _ms)
+    _figure(
+        "  key → screen, median",
+        _column(ours, "key_p50"),
+        _column(ref, "key_p50"),
+        _ms,
+        TARGETS["key"],
+    )
+    _figure("  key → screen, worst", _column(ours, "key_max"), _column(ref, "key_max"), _ms)
+    _figure("  CPU (one core = 100%)", _column(ours, "cpu"), _column(ref, "cpu"), _pct)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 The app paints first and builds the session (numpy, the calendar data, plotext; for paper and
 live also alpaca-py and pandas) in a thread afterwards, then sees it only through an
-``engine.api`` handle. Panes redraw from the handle's snapshot on one ~10 Hz timer, only when
-its version moved; the event stream is read only for toasts. Commands are ``engine.api``
+``engine.api`` handle. Panes redraw from the handle's snapshot in frames (``console.pacing``):
+an engine event asks for one, every change before it rides on it, at most ~10 a second; a 1 Hz
+timer catches what moves with time alone, and only a newer snapshot version is drawn. The event
+stream also feeds the toasts. Commands are ``engine.api``
 commands sent through the handle, each in a worker so a slow broker never freezes the screen.
 """
 
@@ -16,7 +18,6 @@ import logging
 import os
 import signal
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -37,7 +38,8 @@ from tapewatch.console.confirm_prompt import PROMPT_ACTIONS, HeldOrderPrompt
 from tapewatch.console.flatten_watch import FlattenWatch
 from tapewatch.console.footer import KeyFooter
 from tapewatch.console.keymap import ACTIONS
-from tapewatch.console.panes.bars import BarsPane
+from tapewatch.console.pacing import FRAME_INTERVAL, FramePacer, StallProbe, Throttle
+from tapewatch.console.panes.bars import CHART_INTERVAL, BarsPane
 from tapewatch.console.panes.base import Palette, View
 from tapewatch.console.panes.breakers import BreakersPane
 from tapewatch.console.panes.header import HeaderPane
@@ -66,7 +68,8 @@ class Closeable(Protocol):
 log = logging.getLogger("tapewatch.console")
 
 SHUTDOWN_BUDGET = 7.5  # seconds for a quit or a hang-up to finish cleanly (inside 10 s)
-TICK = 0.1  # seconds between state checks: ~10 Hz
+CLOCK = 1.0  # seconds between looks at what moves with time alone (clocks, timers, health)
+TICK = FRAME_INTERVAL  # the shortest time between two frames (scripts wait on it)
 HISTOGRAM_EVERY = 5.0  # seconds between latency histogram refreshes (computed in a thread)
 COMPACT_WIDTH = 100  # below this width or height the panes become pages
 COMPACT_HEIGHT = 30
@@ -155,11 +158,14 @@ class TapewatchApp(OperatorCommands):
         self._subscription: EventStream | None = None
         self._engine_worker: Worker[None] | None = None
         self._drawn = -1  # the snapshot version drawn
+        self._frame_title = ""
         self._seen_version = -1  # the engine state version drawn
         self._reconcile_asks = 0
         self._alerts_shown: dict[str, str] = {}
-        self._last_tick = 0.0
-        self._lags: deque[float] = deque(maxlen=600)
+        self._pacer = FramePacer()
+        self._throttles: dict[Any, Throttle] = {}  # pane -> its redraw limit (Pane.EVERY)
+        self._owed: set[Any] = set()  # throttled panes whose newer picture waits for its turn
+        self._probe = StallProbe()
         self._page = "market"
         self._compact: bool | None = None  # unknown until the first size
         self._quitting = False
@@ -217,8 +223,13 @@ class TapewatchApp(OperatorCommands):
             self.set_keymap(self._user_keymap)
         self.theme_changed_signal.subscribe(self, lambda _theme: self._redraw(everything=True))
         self._apply_size(self.size.width, self.size.height)
-        self._last_tick = time.perf_counter()
-        self.set_interval(TICK, self._tick, name="redraw")
+        for pane in self._panes:
+            every = getattr(pane, "EVERY", 0.0)
+            if every > 0:
+                self._throttles[pane] = Throttle(every)
+        self.set_interval(CLOCK, self._request_frame, name="clock")
+        if self._measured:
+            self.run_worker(self._probe.run(), name="stall-probe", exit_on_error=False)
         if self._startup_notice:
             self.notify(self._startup_notice, timeout=8)
         if self._handle_signals:
@@ -353,7 +364,7 @@ class TapewatchApp(OperatorCommands):
             )
         self._redraw(everything=True)
         self.refresh_bindings()  # the mode is known now: demo-only keys show or stay hidden
-        self._lags.clear()  # the loop-lag window starts once start-up is over
+        self._probe.samples.clear()  # the stall window starts once start-up is over
         if self._freeze_gc:
             gc.collect()
             gc.freeze()  # start-up objects never change: keep full collections short
@@ -365,6 +376,8 @@ class TapewatchApp(OperatorCommands):
 
     async def _watch_events(self, subscription: EventStream) -> None:
         async for event in subscription:
+            self._probe.wake()
+            self._request_frame()  # a burst of events is one frame
             alert = alert_for(event)
             if alert is None or self._quitting:
                 continue
@@ -373,10 +386,15 @@ class TapewatchApp(OperatorCommands):
                 self.notify(message, severity=severity, timeout=6)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ redraw
-    def _tick(self) -> None:
-        started = time.perf_counter()
-        self._lags.append(max(0.0, started - self._last_tick - TICK))
-        self._last_tick = started
+    def _request_frame(self, at_least: float = 0.0) -> None:
+        """Something may have changed: draw it in the next frame (one timer for any number)."""
+        delay = self._pacer.request(at_least)
+        if delay is not None:  # (Textual's timers cannot take a zero delay)
+            self.set_timer(max(delay, 0.001), self._draw_frame, name="frame")
+
+    def _draw_frame(self) -> None:
+        """One frame: a newer snapshot if there is one, and panes still owed a picture."""
+        self._pacer.begin()
         handle = self._handle
         if handle is None:
             return
@@ -384,10 +402,18 @@ class TapewatchApp(OperatorCommands):
         if snap is not None:
             # The engine's state moved: every pane. Only time moved: the clocks and timers.
             self._draw(snap, everything=snap.state_version != self._seen_version)
-        else:
+        elif self._snapshot is not None:
+            view = self._view(self._snapshot)
+            for pane in tuple(self._owed):
+                self._draw_pane(pane, view, force=False)
             bars = self._bars
-            if bars.pending and bars.display and self._snapshot is not None:
-                bars.redraw(self._view(self._snapshot))
+            if bars.pending and bars.display:
+                bars.redraw(view)
+        waits = [self._throttles[p].wait() for p in self._owed]
+        if self._bars.pending:
+            waits.append(CHART_INTERVAL)
+        if waits:
+            self._request_frame(at_least=min(waits))
         if self._snapshot is not None:
             self._refresh_histograms(self._snapshot)
 
@@ -453,9 +479,20 @@ class TapewatchApp(OperatorCommands):
             return
         snap = handle.snapshot()
         if snap is not None:
-            self._draw(snap, everything=everything)
+            self._draw(snap, everything=everything, force=True)
 
-    def _draw(self, snap: Snapshot, *, everything: bool) -> None:
+    def _draw_pane(self, pane: Any, view: View, *, force: bool) -> None:
+        """Draw ``pane`` now, unless its throttle says not yet (then it is owed a frame)."""
+        throttle = self._throttles.get(pane)
+        if throttle is not None:
+            if not force and throttle.wait() > 0:
+                self._owed.add(pane)
+                return
+            throttle.drawn()
+            self._owed.discard(pane)
+        pane.redraw(view)
+
+    def _draw(self, snap: Snapshot, *, everything: bool, force: bool = False) -> None:
         """Everything when the state moved; header and breakers when only time did."""
         self._snapshot = snap
         self._drawn = snap.version
@@ -465,17 +502,18 @@ class TapewatchApp(OperatorCommands):
         frame = self._frame
         live = snap.mode is Mode.LIVE
         frame.set_class(live, "-live")
-        frame.border_title = f"LIVE · REAL MONEY · {snap.account}" if live else ""
-        latency = self._latency
-        if self._lags and self._measured:
-            ordered = sorted(self._lags)
-            latency.loop_lag = (ordered[int(0.99 * (len(ordered) - 1))], ordered[-1])
+        title = f"LIVE · REAL MONEY · {snap.account}" if live else ""
+        if title != self._frame_title:  # setting a title repaints the whole screen, even unchanged
+            self._frame_title = title
+            frame.border_title = title
+        if self._measured:
+            self._latency.loop_lag = self._probe.summary()
         panes: Iterable[Any] = (
             (self._header, *self._panes) if everything else (self._header, self._breakers)
         )
         for pane in panes:
             if pane.display:
-                pane.redraw(view)
+                self._draw_pane(pane, view, force=force)
         self._prompt.redraw(snap)  # its countdown moves with time alone
         if self._flatten_watch is not None:
             outcome = self._flatten_watch.check(snap)

@@ -50,6 +50,8 @@ _FIXED = {
     "—": "-",
     "–": "-",
     "‖": "|",
+    "┈": "-",  # the chart's dotted entry line ("QUADRUPLE" would read as UP in _box)
+    "┊": "|",
     "×": "x",
     "µ": "u",
     "✓": "+",

@@ -1,4 +1,5 @@
-"""Bars pane: candlesticks of the recent closed bars with the SMA, last price and change."""
+"""Bars pane: candlesticks of the recent closed bars with the SMA, last price and change; the
+fills marked on the candles and the open position's average entry price as a dotted line."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from textual.containers import Vertical
 
 from tapewatch.console.format import ET, pct, price
 from tapewatch.console.panes.base import View
-from tapewatch.console.panes.chart import CandleChart
+from tapewatch.console.panes.chart import CandleChart, Mark
 from tapewatch.engine.api.snapshot import Snapshot
 
 
@@ -29,6 +30,29 @@ def day_change(state: Snapshot) -> tuple[float, float] | None:
     return change, 100.0 * change / first.open if first.open else 0.0
 
 
+def fill_marks(state: Snapshot) -> tuple[Mark, ...]:
+    """The chart's fills: each order of this symbol that (partly) filled, at its average price
+    (a cancelled order that filled in part is marked too: those shares did trade).
+
+    An order line's time is when the order was sent, and the chart places it in the bar whose
+    span holds that time: a simulated market order fills at the next bar's open, which is the
+    bar that opens at the moment the order went out; a broker's fill follows within seconds.
+    """
+    return tuple(
+        Mark(row.time, row.side, row.fill_price)
+        for row in reversed(state.orders)
+        if row.fill_price is not None and row.symbol == state.symbol
+    )
+
+
+def average_entry(state: Snapshot) -> float | None:
+    """The open position's average entry price, None when flat."""
+    position = state.position(state.symbol)
+    if position is None or abs(position.qty) <= 1e-12:
+        return None
+    return position.avg_entry_price
+
+
 CHART_INTERVAL = 0.25  # seconds: at most 4 chart rebuilds a second, however fast bars come
 
 
@@ -39,7 +63,7 @@ class BarsPane(Vertical):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="pane")
-        self.border_title = "Bars"
+        self.border_title = self._title = "Bars"
         self.pending = False  # a newer picture is waiting for the rebuild throttle
         self._key: tuple[object, ...] | None = None
         self._built_at = 0.0
@@ -61,18 +85,27 @@ class BarsPane(Vertical):
         sma = next((v for v in reversed(state.sma) if v is not None), None)
         if sma is not None:
             title += f" · [$chart-sma]SMA {price(sma)}[/]"
-        self.border_title = title
+        if title != self._title:  # a title repaints the pane (and the chart) even unchanged
+            self._title = title
+            self.border_title = title
         newest = state.bars[-1] if state.bars else None
-        key = (len(state.bars), newest, p.up, p.down, p.sma, view.mono)
+        marks, entry = fill_marks(state), average_entry(state)
+        key = (len(state.bars), newest, marks, entry, p.up, p.down, p.sma, p.warn, view.mono)
         if key == self._key:
             return
         now = time.monotonic()
-        restyled = self._key is not None and key[:2] == self._key[:2]
+        restyled = self._key is not None and key[:4] == self._key[:4]
         # New bars are throttled; a theme or colour-mode change is drawn at once.
         if not restyled and now - self._built_at < CHART_INTERVAL:
             self.pending = True  # the app calls again on a later tick
             return
         self._key, self._built_at, self.pending = key, now, False
         self.query_one(CandleChart).set_data(
-            state.bars, state.sma, (p.up, p.down, p.sma), mono=view.mono
+            state.bars,
+            state.sma,
+            (p.up, p.down, p.sma),
+            mono=view.mono,
+            marks=marks,
+            entry=entry,
+            mark_styles=(p.up, p.down, p.warn),
         )

@@ -1,8 +1,10 @@
 """What every pane shares: the view it is drawn from, the theme's colours, the base widget.
 
 Panes never subscribe to events and never touch the engine: they draw an immutable
-``engine.api`` snapshot. The app asks its handle for a newer one each tick (about 10 Hz) and
-calls ``redraw`` only when the picture changed, so a burst of events is one repaint. A pane
+``engine.api`` snapshot. The app draws in frames (``console.pacing``): a newer snapshot version,
+at most ~10 a second, so a burst of events is one repaint; a pane with ``EVERY`` set is drawn at
+most that often. A pane's box is sized by the layout, never by its content, so ``update``
+skips Textual's layout pass (a reflow of the whole screen) unless the pane's height is auto. A pane
 keeps the view it drew last and draws it again when its size changes: sparklines and gauges are
 built for a width, and must follow a resize at once rather than at the next bar.
 """
@@ -13,7 +15,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.color import Color as RichColor
 from rich.style import Style
@@ -137,6 +139,7 @@ class Pane(Static):
     """
 
     TITLE = ""
+    EVERY: ClassVar[float] = 0.0  # seconds between redraws at most (0: every frame)
 
     def __init__(self, *, id: str | None = None, classes: str = "pane") -> None:
         super().__init__("starting…", id=id, classes=classes)
@@ -153,6 +156,13 @@ class Pane(Static):
     def redraw(self, view: View) -> None:
         """Draw from the latest state (called at most ~10 times a second)."""
         raise NotImplementedError
+
+    def update(self, content: Any = "", *, layout: bool | None = None) -> None:
+        """New content; a layout pass only when the content can change the pane's size."""
+        if layout is None:
+            height = self.styles.height
+            layout = height is None or height.is_auto
+        super().update(content, layout=layout)
 
     def on_resize(self, event: events.Resize) -> None:
         if self.last_view is not None:

@@ -5,11 +5,18 @@ colours are swapped for the theme's (``chart-up``/``chart-down``/``chart-sma``).
 (NO_COLOR) the candles switch to the OHLC style, whose open/close ticks show direction by shape.
 plotext is imported on first draw (it costs ~0.2 s), never before the first frame. The chart is
 rebuilt whenever the widget's size changes (the size is part of its cache key).
+
+Fills are marked where they happened: ▲ a buy, ▼ a sell, at the fill's price in the bar whose
+time span holds the fill's time (a simulated fill's time is the open it was priced at, so it
+lands on that bar). A dotted line marks the open position's average entry price. Shapes, not
+only colours, tell buy from sell (``TERM=linux`` turns them into ``^`` and ``v``).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +30,8 @@ from tapewatch.engine.api.types import Bar
 # plotext's fixed candle colours (standard 2 = green, 1 = red) and the colour we give the SMA
 # line through a private plotext theme; each is swapped for the tapewatch theme's colour.
 _UP, _DOWN, _SMA = 2, 1, 13
+_BUY, _SELL, _ENTRY = 14, 9, 11  # fill markers and the average entry line
+BUY_MARK, SELL_MARK = "▲", "▼"
 _PLOTEXT_THEME = "tapewatch"
 _Y_LABEL = 8  # room plotext keeps for y tick labels and the frame
 
@@ -61,6 +70,36 @@ def _tick_labels(times: Sequence[datetime], count: int) -> tuple[list[int], list
     return positions, labels
 
 
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A fill to mark: when, which way, at what price."""
+
+    ts: datetime
+    side: str  # "buy" or "sell"
+    price: float
+
+
+def place_marks(bars: Sequence[Bar], marks: Sequence[Mark]) -> list[tuple[int, Mark]]:
+    """(bar index, mark) for each mark inside the bars' time span.
+
+    A mark belongs to the last bar that opened at or before it; one older than the first bar,
+    or later than the newest bar's end (its bar has not closed yet), is left out.
+    """
+    if not bars:
+        return []
+    opens = [b.ts for b in bars]
+    step = opens[-1] - opens[-2] if len(opens) >= 2 else None
+    placed = []
+    for mark in marks:
+        i = bisect_right(opens, mark.ts) - 1
+        if i < 0:
+            continue
+        if i == len(opens) - 1 and (step is None or mark.ts >= opens[-1] + step):
+            continue
+        placed.append((i, mark))
+    return placed
+
+
 class CandleChart(Widget):
     """Recent bars as candles with the SMA line over them."""
 
@@ -73,6 +112,9 @@ class CandleChart(Widget):
         self._bars: list[Bar] = []
         self._sma: list[float | None] = []
         self._styles: tuple[Style, Style, Style] = (Style(), Style(), Style())
+        self._marks: list[Mark] = []
+        self._entry: float | None = None
+        self._mark_styles: tuple[Style, Style, Style] = (Style(), Style(), Style())
         self._mono = False
         self._key: tuple[object, ...] | None = None
         self._cached: Text = Text("starting…")
@@ -84,11 +126,18 @@ class CandleChart(Widget):
         styles: tuple[Style, Style, Style],
         *,
         mono: bool,
+        marks: Sequence[Mark] = (),
+        entry: float | None = None,
+        mark_styles: tuple[Style, Style, Style] | None = None,
     ) -> None:
-        """New bars, SMA values and (up, down, sma) styles; repaints on the next frame."""
+        """New bars, SMA values and (up, down, sma) styles, the fills to mark, the average
+        entry price (None when flat) and (buy, sell, entry) styles; repaints on the next frame."""
         self._bars = list(bars)
         self._sma = list(sma)
         self._styles = styles
+        self._marks = list(marks)
+        self._entry = entry
+        self._mark_styles = mark_styles or (styles[0], styles[1], styles[2])
         self._mono = mono
         self._key = None
         self.refresh()
@@ -136,6 +185,12 @@ class CandleChart(Widget):
             line = fig.signal([x for x, _ in points], [v for _, v in points], marker="braille")
             line.lines()
             fig.draw(line)
+        if self._entry is not None:
+            fig.line(self._entry, pixel=_ENTRY, style="dotted")
+        for x, mark in place_marks(bars, self._marks):
+            buy = mark.side == "buy"
+            glyph = plt.colorize(BUY_MARK if buy else SELL_MARK, _BUY if buy else _SELL)
+            fig.draw(fig.signal([x], [mark.price], marker=glyph))
         positions, labels = _tick_labels([b.ts for b in bars], max(2, width // 14))
         fig.ruler("x").ticks(positions, labels=labels)
         text = Text.from_ansi(fig.build().string(colorless=self._mono), no_wrap=True)
@@ -143,7 +198,8 @@ class CandleChart(Widget):
 
     def _recolour(self, text: Text) -> Text:
         up, down, sma = self._styles
-        mapping = {_UP: up, _DOWN: down, _SMA: sma}
+        buy, sell, entry = self._mark_styles
+        mapping = {_UP: up, _DOWN: down, _SMA: sma, _BUY: buy, _SELL: sell, _ENTRY: entry}
         spans: list[Span] = []
         for s in text.spans:
             style = s.style
