@@ -58,7 +58,10 @@ def make_engine(
     start: datetime = T0,
     mode: Mode = Mode.DEMO,
     in_session: Callable[[datetime], bool] | None = None,
+    attended: bool = True,
 ) -> tuple[Engine, SimBroker, SimClock]:
+    """An engine on a SimClock against the SimBroker. ``attended``: a console is attached
+    (a paper/live engine nobody watches pauses entries after 15 minutes)."""
     config = config or small_config()
     clock = SimClock(start)
     broker = SimBroker(config.starting_cash, config.execution, clock=clock)
@@ -72,6 +75,8 @@ def make_engine(
         who="tester@local",
         **extra,  # type: ignore[arg-type]
     )
+    if attended:
+        engine.set_attached(1)
     return engine, broker, clock
 
 

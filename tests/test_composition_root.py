@@ -24,7 +24,10 @@ from tests.alpaca.conftest import KEY, SECRET
 from tests.alpaca.conftest import make_sandbox as make_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = ["--rsi-period", "2", "--sma-period", "3", "--rsi-oversold", "90", "--rsi-overbought", "95"]
+QUICK = [
+    *["--rsi-period", "2", "--sma-period", "3", "--rsi-oversold", "90", "--rsi-overbought", "95"],
+    *["--unattended-pause-after", "off"],  # unwatched runs in market time: no dead-man pause
+]
 NO_ENDPOINT_ENV = {k: v for k, v in os.environ.items() if not k.startswith("TAPEWATCH_ALPACA_")}
 
 

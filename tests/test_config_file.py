@@ -193,6 +193,7 @@ def test_the_tables_are_the_documented_ones() -> None:
             "entry_timeout_seconds",
             "order_deadline_seconds",
             "drawdown_action",
+            "unattended_pause_after",
         },
         "account": {"starting_cash"},
         "alpaca": {"trading_url", "data_url", "stream_url", "trade_stream_url", "feed"},

@@ -27,7 +27,10 @@ from tests.alpaca.adapter_helpers import sandbox_env
 from tests.alpaca.conftest import KEY, SECRET, sandbox_config
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = ["--rsi-period", "2", "--sma-period", "3", "--rsi-oversold", "90", "--rsi-overbought", "95"]
+QUICK = [
+    *["--rsi-period", "2", "--sma-period", "3", "--rsi-oversold", "90", "--rsi-overbought", "95"],
+    *["--unattended-pause-after", "off"],  # unwatched runs in market time: no dead-man pause
+]
 HOLD = (
     "import sys, time\n"
     "from pathlib import Path\n"

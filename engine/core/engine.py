@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+from tapewatch.engine.core.attendance import Attendance
 from tapewatch.engine.core.broker import Broker, BrokerError
 from tapewatch.engine.core.bus import EventBus, Subscription
 from tapewatch.engine.core.clock import Clock
@@ -119,6 +120,11 @@ class Engine(OrderFlow):
             config.risk, self.timeframe.seconds, in_session, watch_staleness=not history
         )
         self._rearm_each_session = history
+        self._in_session = in_session
+        supervised = mode in (Mode.PAPER, Mode.LIVE)
+        self.attendance = Attendance(
+            config.risk.unattended_seconds if supervised else None, clock.now()
+        )
         # Confirm mode: strategy orders wait for the operator (never in a backtest: nobody
         # is there to answer).
         confirm = config.confirm
@@ -364,6 +370,10 @@ class Engine(OrderFlow):
         gate = self.gate
         close_time = bar.ts + self.timeframe.delta
         gate.on_bar(close_time)
+        unattended = self.attendance.due(now, self._in_session(now))
+        if unattended is not None:
+            self._operator("unattended_pause", "tapewatch", unattended)
+            self._emit_breakers(gate.pause(now, unattended))
         changes = gate.on_equity(equity, now)
         if changes:
             self._emit_breakers(changes)
@@ -668,6 +678,10 @@ class Engine(OrderFlow):
             self.last_action = event
         self._emit(event)
         self._flush()
+
+    def set_attached(self, clients: int) -> None:
+        """The host's count of attached consoles (the dead-man's switch counts from 0)."""
+        self.attendance.attached(clients, self.clock.now())
 
     async def pause(self, who: str | None = None, reason: str = "paused by operator") -> None:
         """No new entries from now on; exits and flatten still go through."""

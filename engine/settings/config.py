@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tapewatch.engine.model.types import Timeframe
+from tapewatch.engine.settings.durations import parse_duration
 from tapewatch.engine.settings.errors import ConfigError
 from tapewatch.engine.settings.fields import BY_NAME, SHOWN_CHARS, clip
 
@@ -115,6 +116,12 @@ class RiskConfig:
     entry_timeout_seconds: float = 120.0  # an entry still unfilled this long is cancelled
     order_deadline_seconds: float = 20.0  # a submit or look-up gives up (outcome unknown) after
     drawdown_action: str = "reduce"  # on a drawdown trip: "reduce" | "halt" | "flatten"
+    unattended_pause_after: str = "15m"  # paper/live: no console this long pauses entries; "off"
+
+    @property
+    def unattended_seconds(self) -> float | None:
+        """``unattended_pause_after`` in seconds; None when "off"."""
+        return parse_duration(self.unattended_pause_after)
 
     def validate(self) -> RiskConfig:
         for name in (
@@ -126,6 +133,15 @@ class RiskConfig:
             "order_deadline_seconds",
         ):
             _check(self, "risk", name)
+        try:
+            parse_duration(self.unattended_pause_after)
+        except ValueError:
+            raise ConfigError(
+                f"must be a duration such as 15m, 90s or 1h, or off "
+                f"(got {clip(self.unattended_pause_after)!r})",
+                field="risk.unattended_pause_after",
+                example="15m",
+            ) from None
         if self.drawdown_action not in DRAWDOWN_ACTIONS:
             raise ConfigError(
                 f"must be one of {', '.join(repr(a) for a in DRAWDOWN_ACTIONS)} "

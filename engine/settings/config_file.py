@@ -14,7 +14,8 @@ Tables and keys::
                 rsi_method, position_pct
     [execution] slippage_bps, commission_per_order, commission_per_share
     [risk]      max_drawdown, stale_bars, rate_limit_per_minute, late_bar_seconds,
-                entry_timeout_seconds, order_deadline_seconds, drawdown_action
+                entry_timeout_seconds, order_deadline_seconds, drawdown_action,
+                unattended_pause_after
     [account]   starting_cash
     [alpaca]    trading_url, data_url, stream_url, trade_stream_url, feed ("iex" or "sip")
     [metrics]   port, host

@@ -211,6 +211,12 @@ FIELDS: tuple[Field, ...] = (
     Field("risk.entry_timeout_seconds", "number", range=_SECONDS),
     Field("risk.order_deadline_seconds", "number", range=_SECONDS),
     Field(
+        "risk.unattended_pause_after",
+        "text",
+        "--unattended-pause-after",
+        help="paper/live: no console attached this long pauses entries (15m, 1h, off)",
+    ),
+    Field(
         "risk.drawdown_action",
         "text",
         "--drawdown-action",

@@ -41,7 +41,10 @@ from tests.alpaca.adapter_helpers import (
 from tests.alpaca.conftest import KEY, SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
-QUICK = ["--rsi-period", "2", "--sma-period", "3", "--rsi-oversold", "90", "--rsi-overbought", "95"]
+QUICK = [
+    *["--rsi-period", "2", "--sma-period", "3", "--rsi-oversold", "90", "--rsi-overbought", "95"],
+    *["--unattended-pause-after", "off"],  # unwatched runs in market time: no dead-man pause
+]
 
 
 def quick_config() -> EngineConfig:

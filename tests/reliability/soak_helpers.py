@@ -65,7 +65,9 @@ def quick_config(symbol: str = "SPY") -> EngineConfig:
         # The sandbox runs market minutes in milliseconds: a bar processed a few real
         # milliseconds after the next minute arrived is already "late" in market time. The
         # late-bar rule has its own tests; here it must not depend on the machine's load.
-        risk=RiskConfig(late_bar_seconds=86_400.0),
+        # Nobody attaches a console to these runs either, and 15 market minutes pass in a
+        # second: the dead-man's switch has its own tests (tests/engine/test_unattended_pause.py).
+        risk=RiskConfig(late_bar_seconds=86_400.0, unattended_pause_after="off"),
     ).validate()
 
 

@@ -32,7 +32,10 @@ from tests.reliability.soak_helpers import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-QUICK = ["--rsi-period", "2", "--sma-period", "3", "--rsi-oversold", "90", "--rsi-overbought", "95"]
+QUICK = [
+    *["--rsi-period", "2", "--sma-period", "3", "--rsi-oversold", "90", "--rsi-overbought", "95"],
+    *["--unattended-pause-after", "off"],  # unwatched runs in market time: no dead-man pause
+]
 CLI = (
     "import sys, argparse\n"
     "from tapewatch.console.cli import _add_strategy_flags\n"

@@ -28,7 +28,10 @@ from tests.reliability.soak_helpers import journal_events, sandbox_config, sandb
 
 ROOT = Path(__file__).resolve().parents[2]
 EXIT_BOUND = 10.0  # the bound (systemd's stop timeout is longer)
-QUICK = ["--rsi-period", "2", "--sma-period", "3", "--rsi-oversold", "90", "--rsi-overbought", "95"]
+QUICK = [
+    *["--rsi-period", "2", "--sma-period", "3", "--rsi-oversold", "90", "--rsi-overbought", "95"],
+    *["--unattended-pause-after", "off"],  # unwatched runs in market time: no dead-man pause
+]
 CLI = (
     "import sys, argparse\n"
     "from tapewatch.console.cli import _add_strategy_flags\n"
