@@ -86,6 +86,31 @@ def test_a_rerun_comes_from_the_store_and_no_cache_computes_again(
     assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
 
 
+def test_the_bars_go_to_the_workers_once_for_the_whole_sweep(
+    client: Any, bars: BarArrays, tmp_path: Path
+) -> None:
+    calls: list[int] = []
+
+    class Counting:
+        """The real client, counting what it scatters."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(client, name)
+
+        def scatter(self, data: Any, **kwargs: Any) -> Any:
+            calls.append(len(data))
+            return client.scatter(data, **kwargs)
+
+    plan = SweepPlan(
+        axes=(parse_grid("rsi-period=7,14"),),
+        walk_forward=parse_walk_forward("train=1000,test=500"),
+    )
+    result = run_sweep(bars, BASE, plan, CellRunner(Counting(), bars, CellStore(tmp_path)))
+    assert result.walk is not None and len(result.walk.windows) == 4
+    assert result.computed == 4 * 2 + 4  # each window's grid and its test run
+    assert calls == [len(bars)]
+
+
 def test_the_key_follows_the_settings_the_data_and_the_window(bars: BarArrays) -> None:
     other = generate("SPY", seed=12, start=date(2024, 1, 2), n_bars=3_000)
     key = cell_key(BASE, data_hash(bars), window=(0, 3_000), curve=False)

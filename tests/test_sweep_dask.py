@@ -216,3 +216,46 @@ def test_a_killed_sweep_resumes_computing_only_the_missing_cells(
     assert resumed["from_store"] == kept
     assert resumed["computed"] == total - kept
     assert len(resumed["cells"]) == total and _stored(cache) == total
+
+
+def test_ctrl_c_keeps_the_finished_cells_and_says_how_to_resume(
+    scheduler: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    argv = [
+        "sweep",
+        "--bars",
+        "60000",
+        "--grid",
+        "rsi-period=5,7,9,11,14,17,21,25",
+        "--grid",
+        "sma-period=20,30,40,50",
+        "--scheduler",
+        scheduler,
+        "--cache-dir",
+        str(cache),
+    ]
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "tapewatch.console.cli", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + WAIT
+        while _stored(cache) < 2 and sweep.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sweep.poll() is None, "the sweep ended before Ctrl+C"
+        sweep.send_signal(signal.SIGINT)
+        _, err = sweep.communicate(timeout=WAIT)
+    finally:
+        _stop(sweep)
+    assert sweep.returncode == 130
+    line = err.decode().strip().splitlines()[-1]
+    assert line == (
+        f"tapewatch sweep: interrupted; finished cells are kept in {cache}; rerun the same "
+        "command to resume"
+    )
+    kept = _stored(cache)
+    assert main([*argv, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["from_store"] == kept >= 2
