@@ -3,10 +3,10 @@ decides only those.
 
 The indicators are computed once over whole arrays, and every bar validity check, day roll,
 data hole, pending order, drawdown crossing and candidate signal is located with numpy. The
-loop in Python visits only those bars; each goes through the engine's own per-bar path
-(``Engine.process_bar``: sizing, fees, slippage, the risk gate, the breakers, the simulated
-broker), so orders, fills and breaker trips are the engine's by construction. Every other bar can
-only append ``cash + qty * close`` to the equity curve, which is done for a whole stretch at once
+loop in Python visits only those bars; each takes the engine's bar path as a backtest needs it
+(``vector_step.BarStep``: the SimBroker, the risk gate, the strategy's sizing and rule) or, for
+an engine the step does not cover, ``Engine.process_bar`` itself. Every other bar can only
+append ``cash + qty * close`` to the equity curve, which is done for a whole stretch at once
 with the same float operations the lean loop uses.
 
 Exactness. The vectorised indicators differ from the streaming ones in the last bits, so they
