@@ -1,6 +1,7 @@
 """The operator dead-man's switch: nobody watching for too long pauses new entries.
 
-A paper or live engine is meant to be supervised. When no console has been attached for
+A paper or live engine is meant to be supervised. Once a host a console can attach to arms
+it (the embedded console; a served ``run --headless``), when no console has been attached for
 ``[risk] unattended_pause_after`` (default 15 minutes; "off" disables), the next check during
 the regular session pauses new entries with the operator-pause breaker — exits, breakers and
 flatten go on — and says why; whoever attaches sees PAUSED and the reason, and one key
@@ -23,6 +24,13 @@ class Attendance:
         self.clients = 0
         self._alone_since: datetime | None = since
         self._fired = False
+
+    def arm(self, after_seconds: float | None, now: datetime) -> None:
+        """Start watching (None: stay off); an absence counts from ``now`` at the earliest."""
+        self.after_seconds = after_seconds
+        if self.clients == 0:
+            self._alone_since = now
+            self._fired = False
 
     def attached(self, clients: int, now: datetime) -> None:
         """The host reports how many consoles are attached now (0 when the last one left)."""

@@ -121,10 +121,7 @@ class Engine(OrderFlow):
         )
         self._rearm_each_session = history
         self._in_session = in_session
-        supervised = mode in (Mode.PAPER, Mode.LIVE)
-        self.attendance = Attendance(
-            config.risk.unattended_seconds if supervised else None, clock.now()
-        )
+        self.attendance = Attendance(None, clock.now())  # armed by a host that can be attached
         # Confirm mode: strategy orders wait for the operator (never in a backtest: nobody
         # is there to answer).
         confirm = config.confirm
@@ -678,6 +675,13 @@ class Engine(OrderFlow):
             self.last_action = event
         self._emit(event)
         self._flush()
+
+    def arm_attendance(self) -> None:
+        """A host a console can attach to (the embedded console, a served headless run) arms
+        the dead-man's switch: a paper or live engine unwatched for ``[risk]
+        unattended_pause_after`` pauses new entries. Simulations are never paused for it."""
+        if self.mode in (Mode.PAPER, Mode.LIVE):
+            self.attendance.arm(self.config.risk.unattended_seconds, self.clock.now())
 
     def set_attached(self, clients: int) -> None:
         """The host's count of attached consoles (the dead-man's switch counts from 0)."""

@@ -61,7 +61,8 @@ def embed(session: ConsoleSession, accounts: BrokerSource) -> Embedded:
     reconciler = session.reconciler if isinstance(session, Reconciling) else None
     host = SessionHost(engine, accounts, reconciler)
     handle = InProcessHandle(engine, host=host, hours=session.calendar)
-    engine.set_attached(1)  # the embedded console watches it (the dead-man's switch counts)
+    engine.set_attached(1)  # the embedded console watches it...
+    engine.arm_attendance()  # ...and after a hang-up the dead-man's switch counts
 
     async def run() -> None:
         await engine.run(session.feed)

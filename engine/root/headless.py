@@ -191,6 +191,7 @@ async def run_headless(
     printing = asyncio.create_task(printer())
     running = asyncio.create_task(engine.run(feed))
     stopper = asyncio.create_task(stop.wait())
+    engine.arm_attendance()  # paper/live: nobody attached for too long pauses new entries
     systemd = systemd_session()  # None outside a systemd unit
     if systemd is not None:
         systemd.start(engine)

@@ -32,6 +32,7 @@ async def test_no_console_for_15_minutes_pauses_entries_and_says_why() -> None:
     events: list[object] = []
     engine.add_sink(events.append)
     await engine.start()
+    engine.arm_attendance()  # as a host a console can attach to does
     await feed_bars(engine, clock, bars_from_closes(ENTRY))  # 45 minutes, nobody attached
     assert engine.gate.operator_pause.tripped
     assert engine.gate.state is TradingState.REDUCING  # exits and breakers go on
@@ -47,6 +48,7 @@ async def test_no_console_for_15_minutes_pauses_entries_and_says_why() -> None:
 async def test_an_attached_console_keeps_it_armed_and_leaving_starts_a_new_count() -> None:
     engine, _broker, clock = make_engine(config(), mode=Mode.PAPER, attended=False)
     await engine.start()
+    engine.arm_attendance()
     engine.set_attached(1)
     bars = bars_from_closes([100.0] * 12)  # an hour
     await feed_bars(engine, clock, bars[:6])
@@ -62,6 +64,7 @@ async def test_an_attached_console_keeps_it_armed_and_leaving_starts_a_new_count
 async def test_simulations_are_never_paused_for_want_of_a_console(mode: Mode) -> None:
     engine, _broker, clock = make_engine(config(), mode=mode, attended=False)
     await engine.start()
+    engine.arm_attendance()
     await feed_bars(engine, clock, bars_from_closes([100.0] * 12))
     assert not engine.gate.operator_pause.tripped
 
@@ -69,6 +72,7 @@ async def test_simulations_are_never_paused_for_want_of_a_console(mode: Mode) ->
 async def test_off_disables_it() -> None:
     engine, _broker, clock = make_engine(config("off"), mode=Mode.PAPER, attended=False)
     await engine.start()
+    engine.arm_attendance()
     await feed_bars(engine, clock, bars_from_closes([100.0] * 12))
     assert not engine.gate.operator_pause.tripped
 
@@ -99,3 +103,10 @@ def test_a_bad_duration_is_one_clear_config_error(text: str) -> None:
         RiskConfig(unattended_pause_after=text).validate()
     message = str(info.value)
     assert "15m" in message and "off" in message and "\n" not in message
+
+
+async def test_an_engine_no_host_armed_is_never_paused_for_it() -> None:
+    engine, _broker, clock = make_engine(config(), mode=Mode.PAPER, attended=False)
+    await engine.start()
+    await feed_bars(engine, clock, bars_from_closes([100.0] * 12))
+    assert not engine.gate.operator_pause.tripped
