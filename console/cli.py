@@ -318,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tapewatch.console.service_cli import add_service_command
 
     add_service_command(sub)
+    from tapewatch.console.status_cli import add_status_command
+
+    add_status_command(sub)
     add_credential_commands(sub)
     add_observability_commands(sub)
     add_metrics_flags(demo)
@@ -569,6 +572,12 @@ def _cmd_observability(args: argparse.Namespace) -> int:
     return OBSERVABILITY[args.command](args)
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from tapewatch.console.status_cli import cmd_status
+
+    return cmd_status(args)
+
+
 def _cmd_service(args: argparse.Namespace) -> int:
     from tapewatch.console.service_cli import cmd_service
 
@@ -589,6 +598,7 @@ COMMANDS = {
     "trades": _cmd_trades,
     "sweep": _cmd_sweep,
     "service": _cmd_service,
+    "status": _cmd_status,
 }
 
 

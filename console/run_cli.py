@@ -1,6 +1,7 @@
 """``tapewatch run --headless [--live]``: trade paper (or live) through Alpaca without a screen.
 
-Decisions go to stdout (one line each), warnings to stderr, everything to the log file. Runs
+Decisions go to stdout (one line each), warnings to stderr, everything to the log file. The
+engine's API is served on ``<data dir>/<mode>/engine.sock`` for the whole run. Runs
 until SIGINT/SIGTERM/SIGHUP, then stops cleanly: no new orders, the bar in hand finished and
 journaled, sockets closed, exit 0. Every failure a user can cause is one line and exit 2: no
 keys, keys of the other mode (Alpaca's 401), a bad endpoint setting, an unusable journal.
@@ -130,10 +131,11 @@ def _holder(mode: Mode) -> str:
 async def _run(settings: Any, mode: Mode, credentials: Any) -> int:
     """Build the session through the composition root (the config file's [alpaca] endpoints
     and feed, and [metrics], apply as in the console), then trade until a stop signal."""
-    from tapewatch.engine.api.errors import BrokerError, JournalError
+    from tapewatch.engine.api.errors import BrokerError, JournalError, TapewatchError
     from tapewatch.engine.api.process import STOP_DEADLINE, ExitDeadline
     from tapewatch.engine.api.sessions import Root, install_stop_signals, run_headless
     from tapewatch.engine.api.settings import ConfigError
+    from tapewatch.engine.api.wire import socket_path
 
     root = Root(settings)
     # Armed by the first stop signal: whatever the broker does, the process ends within 10 s.
@@ -178,16 +180,31 @@ async def _run(settings: Any, mode: Mode, credentials: Any) -> int:
     code = FAILURE
     try:
         code = await run_headless(
-            engine, session.feed, on_signal=lambda name: deadline.arm(f"received {name}")
+            engine,
+            session.feed,
+            on_signal=lambda name: deadline.arm(f"received {name}"),
+            serve_at=socket_path(settings.data_dir, mode),
+            hours=session.hours,
+            on_serving=_serving,
         )
     except JournalError as exc:  # a full disk mid-session: one line, nothing recorded is lost
         code = _error(f"{exc}; trading stopped")
+    except TapewatchError as exc:  # the socket cannot be served: nothing was traded
+        code = _error(str(exc))
     finally:
         instruments.close()
         await _close_session(session)
     # After a signal, threads still in a broker call must not hold the exit (see ``leave``).
     deadline.leave(code)
     return code
+
+
+def _serving(server: Any) -> None:
+    print(
+        f"serving the engine API on {server.path} (see 'tapewatch status'); "
+        "consoles may come and go, the engine keeps trading",
+        flush=True,
+    )
 
 
 CLOSE_BUDGET = 1.5

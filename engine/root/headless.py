@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from tapewatch.engine.api.handle import SessionHost
     from tapewatch.engine.api.snapshot import Hours
     from tapewatch.engine.api.socket_server import EngineServer
+    from tapewatch.engine.root.live import SessionHours
 
 log = logging.getLogger("tapewatch.headless")
 
@@ -155,7 +156,7 @@ async def run_headless(
     stop_budget: float = STOP_BUDGET,
     serve_at: Path | None = None,
     host: SessionHost | None = None,
-    hours: Hours | None = None,
+    hours: Hours | SessionHours | None = None,
     on_serving: Callable[[EngineServer], None] | None = None,
 ) -> int:
     """Run until the feed ends or a stop signal; ``on_signal(name)`` is told of the signal first
@@ -228,10 +229,16 @@ async def run_headless(
 
 
 async def _serve(
-    engine: Engine, path: Path, host: SessionHost | None, hours: Hours | None
+    engine: Engine, path: Path, host: SessionHost | None, hours: Hours | SessionHours | None
 ) -> EngineServer:
-    """The engine's handle served on ``path`` (the caller holds the folder's writer lock)."""
+    """The engine's handle served on ``path`` (the caller holds the folder's writer lock);
+    a paper/live session's hours are read as the embedded console reads them, and attached
+    consoles count for the dead-man's switch as the embedded one does."""
     from tapewatch.engine.api.handle import InProcessHandle
     from tapewatch.engine.api.socket_server import serve
+    from tapewatch.engine.root.console_session import AlpacaHours
+    from tapewatch.engine.root.live import SessionHours
 
-    return await serve(InProcessHandle(engine, host=host, hours=hours), path)
+    calendar = AlpacaHours(hours) if isinstance(hours, SessionHours) else hours
+    handle = InProcessHandle(engine, host=host, hours=calendar)
+    return await serve(handle, path, on_clients=engine.set_attached)
