@@ -21,6 +21,7 @@ are reported by ``uncovered`` and run through the engine loop instead.
 
 from __future__ import annotations
 
+import weakref
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,18 +104,66 @@ class Indicators:
 def vector_indicators(closes: np.ndarray, rsi_period: int, sma_period: int) -> Indicators:
     """RSI (simple-average form) and SMA of ``closes``, aligned with it: value k uses the
     closes up to and including k, as the streaming indicators would return at k."""
-    m = len(closes)
-    sma = np.full(m, np.nan)
-    if m >= sma_period:
-        sma[sma_period - 1 :] = window_sums(closes, sma_period) / sma_period
-    rsi = np.full(m, np.nan)
-    if m > rsi_period:
+    return Indicators(vector_rsi(closes, rsi_period), vector_sma(closes, sma_period))
+
+
+def vector_sma(closes: np.ndarray, period: int) -> np.ndarray:
+    sma = np.full(len(closes), np.nan)
+    if len(closes) >= period:
+        sma[period - 1 :] = window_sums(closes, period) / period
+    return sma
+
+
+def vector_rsi(closes: np.ndarray, period: int) -> np.ndarray:
+    rsi = np.full(len(closes), np.nan)
+    if len(closes) > period:
         change = np.diff(closes)
-        gains = window_sums(np.where(change > 0.0, change, 0.0), rsi_period)
-        losses = window_sums(np.where(change < 0.0, -change, 0.0), rsi_period)
+        gains = window_sums(np.where(change > 0.0, change, 0.0), period)
+        losses = window_sums(np.where(change < 0.0, -change, 0.0), period)
         total = gains + losses
         with np.errstate(invalid="ignore", divide="ignore"):
-            rsi[rsi_period:] = np.where(total > 0.0, gains / total * 100.0, 50.0)
+            rsi[period:] = np.where(total > 0.0, gains / total * 100.0, 50.0)
+    return rsi
+
+
+class _SharedSeries:
+    """Indicator series of one bar set, by period: a sweep's cells over the same data (a
+    worker holds the scattered bars for the whole sweep) compute each series once, and every
+    threshold pair reuses it. Dropped with the bars (a weak reference to their closes); bars
+    are never changed in place once built, so a remembered series cannot go stale."""
+
+    def __init__(self) -> None:
+        self.rsi: dict[int, np.ndarray] = {}
+        self.sma: dict[int, np.ndarray] = {}
+
+
+_SHARED: dict[int, tuple[weakref.ref[np.ndarray], _SharedSeries]] = {}
+
+
+def _forget(key: int) -> Callable[[weakref.ref[np.ndarray]], None]:
+    def forget(_ref: weakref.ref[np.ndarray]) -> None:
+        _SHARED.pop(key, None)
+
+    return forget
+
+
+def shared_indicators(
+    source: np.ndarray, closes: np.ndarray, rsi_period: int, sma_period: int
+) -> Indicators:
+    """``vector_indicators(closes, ...)``, remembered per ``source`` array (the bars' own
+    close column, of which ``closes`` is the accepted part) and per period."""
+    key = id(source)
+    entry = _SHARED.get(key)
+    series = entry[1] if entry is not None and entry[0]() is source else None
+    if series is None:
+        series = _SharedSeries()
+        _SHARED[key] = (weakref.ref(source, _forget(key)), series)
+    rsi = series.rsi.get(rsi_period)
+    if rsi is None:
+        rsi = series.rsi[rsi_period] = vector_rsi(closes, rsi_period)
+    sma = series.sma.get(sma_period)
+    if sma is None:
+        sma = series.sma[sma_period] = vector_sma(closes, sma_period)
     return Indicators(rsi, sma)
 
 
@@ -219,7 +268,7 @@ async def drive_vector(
     closes = close_all[acc_idx]
     acc_ts = ts_all[acc_idx]
     kpos = np.cumsum(accepted) - 1  # raw index -> accepted index
-    ind = vector_indicators(closes, strat.rsi_period, strat.sma_period)
+    ind = shared_indicators(close_all, closes, strat.rsi_period, strat.sma_period)
     decider = Decider(closes, ind, config)
     oversold, overbought = strat.rsi_oversold, strat.rsi_overbought
     tf_ns = engine.timeframe.seconds * 1_000_000_000

@@ -265,3 +265,35 @@ def test_without_the_light_step_the_engines_bar_path_agrees_too(
 ) -> None:
     monkeypatch.setattr(runner, "step_uncovered", lambda engine: "forced for the test")
     assert three_ways(arrays(CASES[name](columns(BASE)))) > 0
+
+
+def test_cells_over_the_same_bars_share_each_indicator_series() -> None:
+    """A sweep's cells on one worker reuse the RSI of a period and the SMA of a period across
+    every threshold pair, and still agree with the engine."""
+    from tapewatch.engine.backtest import vector
+
+    bars = generate("SPY", seed=9, start=date(2024, 1, 2), end=date(2024, 2, 28))
+    computed: list[tuple[str, int]] = []
+    real_rsi, real_sma = vector.vector_rsi, vector.vector_sma
+
+    def rsi(closes: np.ndarray, period: int) -> np.ndarray:
+        computed.append(("rsi", period))
+        return real_rsi(closes, period)
+
+    def sma(closes: np.ndarray, period: int) -> np.ndarray:
+        computed.append(("sma", period))
+        return real_sma(closes, period)
+
+    vector.vector_rsi, vector.vector_sma = rsi, sma  # type: ignore[assignment]
+    try:
+        for oversold, overbought in [(30, 70), (35, 65), (40, 60)]:
+            config = replace(
+                BUSY,
+                strategy=replace(BUSY.strategy, rsi_oversold=oversold, rsi_overbought=overbought),
+            ).validate()
+            fast = run_backtest(bars, config)
+            assert fast.fills == run_backtest(bars, config, lean=False).fills
+    finally:
+        vector.vector_rsi, vector.vector_sma = real_rsi, real_sma
+    assert sorted(set(computed)) == sorted(computed)  # each series once
+    assert len(computed) == 2
