@@ -1,11 +1,16 @@
 """Which engine events deserve a toast, and what it says.
 
-The console reads events only for these notifications; panes redraw from state on a timer.
-A small budget keeps a burst (say a reconnect storm of notices) from burying the screen.
+Every event also goes to the activity pane; a toast is for what a person must see now. So an
+operator action raises one toast, its command's: the trading-state change and the breaker
+reset it causes are in the header and the activity pane, never a second and third toast (the
+header's PAUSED beside a toast saying REDUCING). A breaker's trip is one toast (its state
+change is not another), and the fills of a flatten are the flatten watch's to report. A small
+budget keeps a burst (say a reconnect storm of notices) from burying the screen.
 """
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 from tapewatch.console.format import qty
@@ -25,17 +30,16 @@ from tapewatch.engine.api.types import (
 Severity = str  # "information" | "warning" | "error" (Textual's notify severities)
 
 
-def alert_for(event: Event) -> tuple[str, Severity] | None:
-    """The toast for an event, or None when the panes already say enough."""
+def alert_for(event: Event, quiet: Container[str] = ()) -> tuple[str, Severity] | None:
+    """The toast for an event, or None when the header, panes or another toast say enough.
+
+    ``quiet``: client order ids whose fills are someone else's to report (a flatten's)."""
     if isinstance(event, BreakerChanged):
-        if event.name == "pause":
-            return None  # the operator just did it; the header shows it
-        if event.tripped:
-            return f"Breaker {event.name} tripped → {event.state.value}: {event.reason}", "error"
-        return f"Breaker {event.name} reset", "information"
+        if event.name == "pause" or not event.tripped:
+            return None  # the operator's pause or reset: its command's toast says so
+        return f"Breaker {event.name} tripped → {event.state.value}: {event.reason}", "error"
     if isinstance(event, TradingStateChanged):
-        severity = "information" if event.new.severity < event.old.severity else "warning"
-        return f"Trading {event.old.value} → {event.new.value}", severity
+        return None  # the header shows the state; a trip or a command already said why
     if isinstance(event, RiskDenied):
         r = event.request
         return f"Denied {r.side.value} {qty(r.qty)} {r.symbol}: {event.reason}", "warning"
@@ -50,6 +54,8 @@ def alert_for(event: Event) -> tuple[str, Severity] | None:
         )
     if isinstance(event, OrderFilled):
         f = event.fill
+        if f.client_order_id in quiet:
+            return None
         return f"Filled {f.side.value} {qty(f.qty)} {f.symbol} @ {f.price:,.2f}", "information"
     if isinstance(event, Notice) and event.level in ("warning", "error"):
         return event.message, "warning" if event.level == "warning" else "error"

@@ -19,6 +19,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -27,11 +28,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Grid
 from textual.filter import LineFilter
+from textual.notifications import Notification, Notify, SeverityLevel
 from textual.theme import Theme
 from textual.widgets import Tab, Tabs
 from textual.worker import Worker, WorkerFailed, WorkerState
 
 from tapewatch.console.accounts import AccountDirectory, AccountUnavailable, NoAccounts
+from tapewatch.console.activity import Entry
 from tapewatch.console.alerts import AlertBudget, alert_for
 from tapewatch.console.commands import DEMO_METHODS, METHODS, OperatorCommands
 from tapewatch.console.confirm_prompt import PROMPT_ACTIONS, HeldOrderPrompt
@@ -39,6 +42,8 @@ from tapewatch.console.flatten_watch import FlattenWatch
 from tapewatch.console.footer import KeyFooter
 from tapewatch.console.keymap import ACTIONS
 from tapewatch.console.pacing import FRAME_INTERVAL, FramePacer, StallProbe, Throttle
+from tapewatch.console.panes.activity import ActivityPane
+from tapewatch.console.panes.banner import NOTE_SECONDS, Banner
 from tapewatch.console.panes.bars import CHART_INTERVAL, BarsPane
 from tapewatch.console.panes.base import Palette, View
 from tapewatch.console.panes.breakers import BreakersPane
@@ -73,11 +78,14 @@ TICK = FRAME_INTERVAL  # the shortest time between two frames (scripts wait on i
 HISTOGRAM_EVERY = 5.0  # seconds between latency histogram refreshes (computed in a thread)
 COMPACT_WIDTH = 100  # below this width or height the panes become pages
 COMPACT_HEIGHT = 30
+TALL_HEIGHT = 40  # from this height the activity pane has a row of its own
+MAX_TOASTS = 3  # on screen at once; every one is in the activity pane too
 PAGES = (
     ("market", "1 Market"),
     ("positions", "2 Positions"),
     ("orders", "3 Orders"),
     ("latency", "4 Latency"),
+    ("activity", "5 Activity"),
 )
 USER_ERRORS = (ConfigError, DataError, JournalError, OSError, AccountUnavailable)
 """Start-up failures the user can fix (bad data dir, bad settings, keys Alpaca refused or an
@@ -160,6 +168,8 @@ class TapewatchApp(OperatorCommands):
         self._drawn = -1  # the snapshot version drawn
         self._frame_title = ""
         self._seen_version = -1  # the engine state version drawn
+        self._command_toast: Notification | None = None  # the operator's toast showing now
+        self._replacing: dict[str, Notification] = {}  # a command's toast -> the one it replaces
         self._reconcile_asks = 0
         self._alerts_shown: dict[str, str] = {}
         self._pacer = FramePacer()
@@ -190,6 +200,8 @@ class TapewatchApp(OperatorCommands):
         self._bars = BarsPane(id="bars")
         self._latency = LatencyPane(id="latency")
         self._breakers = BreakersPane(id="breakers")
+        self._banner = Banner(id="banner")
+        self._activity = ActivityPane(id="activity")
         self._panes = (
             self._bars,
             IndicatorsPane(id="indicators"),
@@ -197,9 +209,11 @@ class TapewatchApp(OperatorCommands):
             self._latency,
             OrdersPane(id="orders"),
             self._breakers,
+            self._activity,
         )
         with self._frame:
             yield self._header
+            yield self._banner
             yield self._tabs
             with self._grid:
                 yield from self._panes
@@ -230,8 +244,11 @@ class TapewatchApp(OperatorCommands):
         self.set_interval(CLOCK, self._request_frame, name="clock")
         if self._measured:
             self.run_worker(self._probe.run(), name="stall-probe", exit_on_error=False)
-        if self._startup_notice:
-            self.notify(self._startup_notice, timeout=8)
+        if self._startup_notice:  # one line under the header, never a toast over the panes
+            where = f" · log: {self._log_path}" if self._log_path else ""
+            self._banner.show_note(self._startup_notice + where)
+            self._log_notice(self._startup_notice + where, "information")
+            self.set_timer(NOTE_SECONDS, self._banner.clear_note, name="startup-note")
         if self._handle_signals:
             self._install_stop_signals()
         if self._session is not None:
@@ -306,6 +323,9 @@ class TapewatchApp(OperatorCommands):
 
     def _apply_size(self, width: int, height: int) -> None:
         compact = width < COMPACT_WIDTH or height < COMPACT_HEIGHT
+        tall = not compact and height >= TALL_HEIGHT  # activity in a row; else it swaps (5, 3)
+        self._grid.set_class(tall, "-tall")
+        self._grid.set_class(not compact and not tall, "-mid")
         if compact == self._compact:
             return
         self._compact = compact
@@ -378,12 +398,63 @@ class TapewatchApp(OperatorCommands):
         async for event in subscription:
             self._probe.wake()
             self._request_frame()  # a burst of events is one frame
-            alert = alert_for(event)
+            self._activity.add_event(event)
+            watch = self._flatten_watch
+            alert = alert_for(event, watch.client_order_ids if watch is not None else ())
             if alert is None or self._quitting:
                 continue
             if self._alerts.allow(time.monotonic()):
                 message, severity = alert
-                self.notify(message, severity=severity, timeout=6)  # type: ignore[arg-type]
+                self._toast(message, severity=severity, timeout=6)  # type: ignore[arg-type]
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """A command's or the console's toast: logged in the activity pane, and it takes the
+        place of the previous one still showing, so one operator action is one toast."""
+        self._log_notice(f"{title}: {message}" if title else message, severity)
+        previous = self._command_toast
+        toast = self._toast(message, title=title, severity=severity, timeout=timeout, markup=markup)
+        if previous is not None:
+            self._replacing[toast.identity] = previous  # goes when this one shows
+        self._command_toast = toast
+
+    def _toast(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> Notification:
+        """A toast and nothing else (events are in the activity pane already)."""
+        wait = self.NOTIFICATION_TIMEOUT if timeout is None else timeout
+        toast = Notification(message, title, severity, wait, markup=markup)
+        self.post_message(Notify(toast))
+        return toast
+
+    def on_notify(self, event: Notify) -> None:
+        """At most ``MAX_TOASTS`` at once, the oldest going first: a pile never reaches the
+        header (nor hides the newest past the bottom of the screen)."""
+        previous = self._replacing.pop(event.notification.identity, None)
+        if previous is not None and previous in self._notifications:
+            self._unnotify(previous, refresh=False)
+        others = [n for n in self._notifications if n is not event.notification]
+        for old in others[: max(0, len(others) - (MAX_TOASTS - 1))]:
+            self._unnotify(old, refresh=False)
+        self._refresh_notifications()
+
+    def _log_notice(self, message: str, severity: str) -> None:
+        when = self._snapshot.now if self._snapshot is not None else datetime.now(UTC)
+        tone = {"warning": "warn", "error": "bad"}.get(severity, "plain")
+        self._activity.add(Entry(when, "notice", message, tone))  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ redraw
     def _request_frame(self, at_least: float = 0.0) -> None:
@@ -422,12 +493,14 @@ class TapewatchApp(OperatorCommands):
         active = {a.name: a.message for a in snap.alerts}
         for alert in snap.alerts:
             if alert.name not in self._alerts_shown:
-                self.notify(
+                self._log_notice(f"alert {alert.name}: {alert.message}", "warning")
+                self._toast(
                     alert.message, title=f"alert: {alert.name}", severity="warning", timeout=15
                 )
         for name in self._alerts_shown:
             if name not in active:
-                self.notify(f"{name} cleared", title="alert", timeout=5)
+                self._log_notice(f"alert {name} cleared", "information")
+                self._toast(f"{name} cleared", title="alert", timeout=5)
         self._alerts_shown = active
 
     def _ask_reconciliation(self, snap: Snapshot) -> None:
@@ -508,8 +581,12 @@ class TapewatchApp(OperatorCommands):
             frame.border_title = title
         if self._measured:
             self._latency.loop_lag = self._probe.summary()
+        self._activity.observe(snap)  # connection changes, even while it is not shown
+        self._banner.redraw(view)  # hidden until there is an outage: asked every time
         panes: Iterable[Any] = (
-            (self._header, *self._panes) if everything else (self._header, self._breakers)
+            (self._header, *self._panes)
+            if everything
+            else (self._header, self._breakers, self._activity)
         )
         for pane in panes:
             if pane.display:
@@ -535,12 +612,14 @@ class TapewatchApp(OperatorCommands):
         panes.add_class(f"-page-{name}")
         self._page = name
         self._redraw(everything=True)
-        if name == "orders":
-            self._panes[4].focus()  # so the arrow keys scroll the log at once
+        if name in ("orders", "activity"):  # so the arrow keys scroll the log at once
+            (self._activity if name == "activity" else self._panes[4]).focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "page":
-            return bool(self._compact)
+        if action == "page":  # pages on small screens; 5 and 3 swap activity and orders on mid
+            return bool(self._compact) or (
+                self._grid.has_class("-mid") and parameters[:1] in (("orders",), ("activity",))
+            )
         if action in PROMPT_ACTIONS:  # only while an order waits and no dialog is open
             return self._prompt.answerable and len(self.screen_stack) == 1
         if action in DEMO_METHODS and self._outside_demo():

@@ -74,13 +74,17 @@ def _paper_notice(accounts: AlpacaAccounts) -> str:
     return f"Connecting to the Alpaca paper account at {where}{source}"
 
 
+NOTICE_CELLS = 100
+"""The start-up notice is one line under the header (the app adds the log's path): a keyring's
+long complaint is cut to its first sentence here and kept whole in the log."""
+
+
 def _demo_notice(problem: str | None) -> str:
     if problem:
-        short = problem.split(". Ways forward")[0]  # the full list is in the log
-        return (
-            f"Could not read stored Alpaca keys ({short}): running the offline demo. "
-            "The ways forward are in the log"
-        )
+        first = problem.split(". ")[0].splitlines()[0].strip().rstrip(".")
+        short = first if len(first) <= 60 else first[:59] + "…"
+        line = f"Could not read stored Alpaca keys ({short}): running the offline demo"
+        return line[:NOTICE_CELLS]
     return "No Alpaca credentials stored: running the offline demo"
 
 

@@ -1,9 +1,12 @@
-"""The header: mode badge, account and endpoint, market hours, equity, trading state, clock.
+"""The header: mode badge, account and endpoint, market hours, equity, connections, trading
+state, clock.
 
 The mode is the first thing on screen and LIVE is impossible to miss (the app also gives the
 whole screen a red border and title). The last operator action stays beside the clock (e.g.
 ``flattened + paused 10:55 by alice``), so whoever looks next knows why trading is as it is.
-Every time shown is the engine clock's.
+The connections (trading REST, trade stream, data stream: ok, reconnecting for how long, down)
+and the last bar's age sit beside the trading state, in the banner's words
+(``panes.connections``). Every time shown is the engine clock's.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from rich.text import Text
 
 from tapewatch.console.format import et, money, pct, span
 from tapewatch.console.panes.base import Palette, Pane, View
+from tapewatch.console.panes.connections import connections_ok, health_text
 from tapewatch.engine.api.types import Mode, OperatorAction, TradingState
 
 DONE = {
@@ -87,10 +91,15 @@ class HeaderPane(Pane):
         super().__init__(id=id, classes="")
 
     def redraw(self, view: View) -> None:
-        self.update(self.compose_header(view, short=self.size.width < NARROW))
+        width = self.content_size.width
+        self.update(self.compose_header(view, short=self.size.width < NARROW, width=width))
 
     @staticmethod
-    def compose_header(view: View, *, short: bool = False) -> RenderableType:
+    def compose_header(
+        view: View, *, short: bool = False, width: int | None = None
+    ) -> RenderableType:
+        """Both lines; ``width`` (cells) lets a narrow header choose what to keep on line 1:
+        the mode and the clock always, then a connection in trouble, then the last action."""
         state = view.state
         p = view.palette
         left1 = Text.assemble(
@@ -103,9 +112,10 @@ class HeaderPane(Pane):
             state.endpoint or "—",
         )
         clock = "%m-%d %H:%M:%S ET" if short else "%a %Y-%m-%d %H:%M:%S ET"
-        right1 = Text(et(view.now, clock), style=p.strong)
+        now = Text(et(view.now, clock), style=p.strong)
+        right1 = now
         if state.last_action is not None:
-            right1 = Text.assemble(action_label(state.last_action, view), "  ", right1)
+            right1 = Text.assemble(action_label(state.last_action, view), "  ", now)
         day = state.day_pnl
         day_pct = 100.0 * day / state.day_start_equity if state.day_start_equity else None
         left2 = Text.assemble(
@@ -115,7 +125,16 @@ class HeaderPane(Pane):
             ("  day ", p.muted),
             (f"{money(day, sign=True)} ({pct(day_pct)})", p.up if day >= 0 else p.down),
         )
-        right2 = Text.assemble(trading_label(view, short=short))
+        health = health_text(view, short=short)
+        if short:  # on line 1 the account and endpoint give way to it, not equity
+            room = None if width is None else width - len(badge(state.mode, p)) - 1
+            if room is None or len(health) + 2 + len(right1) <= room:
+                right1 = Text.assemble(health, "  ", right1)
+            elif not connections_ok(view.state):  # trouble outranks the last action
+                right1 = Text.assemble(health, "  ", now)
+        right2 = trading_label(view, short=short)
+        if not short:
+            right2 = Text.assemble(health, "  ", right2)
         if state.in_flight:
             right2.append(f"  {state.in_flight} in flight", style=p.warn)
         if state.mode is Mode.DEMO and state.speed:
