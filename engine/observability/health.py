@@ -73,6 +73,7 @@ class CallHealth:
         self._now = now
         self._down_after = down_after
         self._health = StreamHealth("connecting", now())
+        self.last_at = self._health.since  # when the last call ended (or tracking began)
 
     def record(self, failure: str | None, code: int | None = None) -> None:
         """One call ended: ``failure`` is None on success, else its one-line reason. A 4xx
@@ -80,6 +81,7 @@ class CallHealth:
         if code is not None and code < 500 and code not in REFUSED and code != 429:
             failure = None
         old = self._health
+        self.last_at = self._now()
         if failure is None:
             if not old.ok:
                 self._health = StreamHealth("ok", self._now(), old.reason, old.code)

@@ -27,7 +27,7 @@ from tapewatch.console.panes.base import Palette, View
 from tapewatch.console.panes.connections import GRACE, ago, health_text, outages
 from tapewatch.console.panes.header import HeaderPane
 from tapewatch.console.screens.flatten import FlattenScreen
-from tapewatch.engine.adapters.alpaca.broker import AlpacaBroker
+from tapewatch.engine.adapters.alpaca.broker import REST_PROBE_EVERY, AlpacaBroker
 from tapewatch.engine.adapters.alpaca.endpoints import Endpoints
 from tapewatch.engine.api.snapshot import (
     SCHEMA,
@@ -154,6 +154,32 @@ async def test_the_alpaca_brokers_rest_health_sees_a_dead_endpoint() -> None:
         health = broker.rest_health()
         assert health.state in ("reconnecting", "down") and health.reason
         assert "KEY" not in health.reason and "SECRET" not in health.reason
+    finally:
+        await broker.close()
+
+
+async def test_with_the_trade_stream_failing_rest_is_probed_without_any_call() -> None:
+    dead = "http://127.0.0.1:9"
+    endpoints = Endpoints(Mode.PAPER, dead, dead, "ws://127.0.0.1:9", "ws://127.0.0.1:9")
+    clock = SimClock(T0)
+    broker = AlpacaBroker("KEY", "SECRET", endpoints, clock=clock, poll_after=0.1)
+    try:
+        await broker.start()
+        for _ in range(500):  # the socket's own attempts fail at once on the discard port
+            health = broker.stream_health()
+            if health is not None and health.state in ("reconnecting", "down"):
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # several poll ticks: the engine clock has not moved
+        assert broker.rest_health().state == "connecting"  # nothing asked yet, no probe yet
+        clock.advance_to(T0 + timedelta(seconds=REST_PROBE_EVERY + 1))
+        for _ in range(500):
+            if broker.rest_health().state != "connecting":
+                break
+            await asyncio.sleep(0.01)
+        probed = broker.rest_health()
+        assert probed.state == "reconnecting" and probed.reason and "clock" in probed.reason
+        assert broker.api_request_count() == 1  # one probe, then quiet until the next interval
     finally:
         await broker.close()
 

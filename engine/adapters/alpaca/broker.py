@@ -77,6 +77,9 @@ log = logging.getLogger("tapewatch.alpaca.broker")
 _REJECTING_STATUSES = frozenset({400, 403, 404, 422})
 
 
+REST_PROBE_EVERY = 5.0  # seconds; with the trade stream failing, REST is asked at this pace
+
+
 def _ignore(_event: Event) -> None:
     """Listener used until the engine registers one."""
 
@@ -357,6 +360,22 @@ class AlpacaBroker:
                     await self.get_order_by_client_id(cid)
                 except BrokerError as exc:
                     log.warning("polling order %s: %s", cid, exc)
+            await self._probe_rest()
+
+    async def _probe_rest(self) -> None:
+        """While trade_updates is failing, one cheap call (GET /v2/clock) every
+        ``REST_PROBE_EVERY`` seconds without other REST traffic, so the REST health says
+        whether the endpoint answers now, not what the last call saw minutes ago. Nothing is
+        spent while the stream is healthy."""
+        socket = self._socket
+        if socket is None or socket.health().state not in ("reconnecting", "down"):
+            return
+        if (self._clock.now() - self._rest_health.last_at).total_seconds() < REST_PROBE_EVERY:
+            return
+        try:
+            await self._rest.once("GET /v2/clock", lambda c: c.get_clock())
+        except BrokerError as exc:
+            log.debug("REST probe: %s", exc)
 
     # -- account ------------------------------------------------------------------------------
 
