@@ -26,6 +26,7 @@ from tapewatch.console.panes.banner import Banner
 from tapewatch.console.panes.base import Palette, View
 from tapewatch.console.panes.connections import GRACE, ago, health_text, outages
 from tapewatch.console.panes.header import HeaderPane
+from tapewatch.console.screens.confirm import ConfirmScreen
 from tapewatch.console.screens.flatten import FlattenScreen
 from tapewatch.engine.adapters.alpaca.broker import REST_PROBE_EVERY, AlpacaBroker
 from tapewatch.engine.adapters.alpaca.endpoints import Endpoints
@@ -497,3 +498,28 @@ async def test_activity_is_page_5_small_and_swaps_with_the_orders_at_100x30(
         await pilot.press("1")  # the other page keys stay inert on a mid screen
         await pilot.pause()
         assert "orders" in {w.id for w in app.query(".pane") if w.display}
+
+
+async def test_a_halt_raises_the_banner_and_a_reset_is_one_toast(tmp_path: Path) -> None:
+    session = make_session(tmp_path, [BUY, *SLIDE], max_drawdown=0.01, drawdown_action="halt")
+    app = make_app(session)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await until(pilot, lambda: session.engine.state.running)
+        await open_position(pilot, session)
+        assert session.engine.state.trading_state is TradingState.HALTED
+        banner = app.query_one(Banner)
+        await until(pilot, lambda: "HALTED" in shown(banner), "the HALTED banner")
+        assert banner.shown == ("halted",) and "drawdown" in banner.text
+        app.clear_notifications()
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the reset dialog")
+        await pilot.press("y")
+        await until(pilot, lambda: session.engine.state.trading_state is TradingState.ACTIVE)
+        await until(pilot, lambda: not banner.display, "the banner clears itself")
+        await until(pilot, lambda: bool(_messages(app)), "the reset's toast")
+        await pilot.pause()
+        messages = _messages(app)
+        assert len(messages) == 1 and "drawdown" in messages[0], messages  # not three
+        kinds = [e.text for e in app.query_one(ActivityPane).entries if e.kind == "risk"]
+        assert "breaker drawdown reset" in kinds and "trading HALTED → ACTIVE" in " ".join(kinds)
+    session.journal.close()
