@@ -28,11 +28,11 @@ from typing import Any
 import pytest
 
 from tapewatch.console.cli import main
-from tapewatch.engine.api.commands import Command, Pause, PreviewFlatten, Resume
+from tapewatch.engine.api.commands import Command, Pause, PreviewFlatten, Resume, Stop
 from tapewatch.engine.api.handle import InProcessHandle
-from tapewatch.engine.api.replies import Accepted, Reply
+from tapewatch.engine.api.replies import Accepted, Refused, Reply
 from tapewatch.engine.api.socket_client import SocketHandle, ask_status
-from tapewatch.engine.api.socket_server import EngineServer, ServeError
+from tapewatch.engine.api.socket_server import STATUS_ONLY, EngineServer, ServeError
 from tapewatch.engine.api.types import BarClosed, Event, Fill, Mode, OrderFilled
 from tapewatch.engine.api.wire import (
     PROTOCOL,
@@ -274,6 +274,44 @@ async def test_two_clients_at_once_both_follow_and_both_are_listed(tmp_path: Pat
             await first.close()
             await second.close()
         await until(lambda: not engine.server.clients, "both detached")
+        assert engine.session.engine.attendance.clients == 0  # the switch counts from now
+
+
+async def test_a_stop_sent_over_the_socket_ends_the_run_and_tells_every_client(
+    tmp_path: Path,
+) -> None:
+    async with served(tmp_path) as engine:
+        watcher = await SocketHandle.connect(engine.path)
+        stopper = await SocketHandle.connect(engine.path)
+        stream = watcher.events()
+        reply = await stopper.send(Stop(who="alice", reason="end of day"))
+        assert isinstance(reply, Accepted)
+        assert await asyncio.wait_for(engine.run, WAIT) == 0
+        kinds = [event.kind async for event in stream]  # the stream ends with the engine
+        assert kinds[-1] == "session_stopped"
+        assert watcher.lost == "the engine stopped"
+        after = await watcher.send(Pause(who="alice"))
+        assert isinstance(after, Refused) and "the engine stopped" in after.reason
+        assert not engine.path.exists()
+        await watcher.close()
+        await stopper.close()
+
+
+async def test_a_status_connection_cannot_send_commands(tmp_path: Path) -> None:
+    async with served(tmp_path) as engine:
+        reader, writer = await raw_hello(engine.path, role="status")
+        welcome = await read_message(reader)
+        assert welcome is not None and welcome["type"] == "welcome"
+        writer.write(
+            encode({"type": "command", "id": 7, "command": {"command": "Pause", "who": "x"}})
+        )
+        await writer.drain()
+        answer = await asyncio.wait_for(read_message(reader), WAIT)
+        assert answer is not None and answer["id"] == 7
+        assert answer["reply"] == {"reply": "Refused", "reason": STATUS_ONLY}
+        assert not engine.session.engine.state.paused
+        assert not engine.server.clients  # and it never counted as attached
+        writer.close()
 
 
 # ---------------------------------------------------------------------- a client that vanishes

@@ -234,7 +234,10 @@ class SocketHandle:
             return Refused(str(exc))
         if answer.get("type") != "reply":
             return Refused(str(answer.get("reason", "the engine could not answer")))
-        return reply_from_data(answer["reply"])
+        try:
+            return reply_from_data(answer["reply"])
+        except (ValueError, TypeError, KeyError) as exc:
+            return Refused(f"the engine's reply is not readable here ({exc})")
 
     async def latency_histograms(self, buckets: int) -> dict[str, tuple[int, ...]]:
         try:

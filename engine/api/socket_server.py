@@ -414,7 +414,11 @@ class EngineServer:
             await asyncio.sleep(self._push_every)
             if not self._clients:
                 continue
-            snap = self.handle.snapshot(newer_than=seen)
+            try:
+                snap = self.handle.snapshot(newer_than=seen)
+            except Exception:  # a picture that cannot be drawn now: logged, tried again
+                log.exception("building a snapshot for the attached clients failed")
+                continue
             if snap is None:
                 continue
             seen = snap.version
