@@ -14,10 +14,12 @@ import asyncio
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -37,6 +39,7 @@ from tapewatch.engine.api.types import BarClosed, Event, Fill, Mode, OrderFilled
 from tapewatch.engine.api.wire import (
     PROTOCOL,
     EngineUnavailable,
+    ProtocolError,
     ProtocolMismatch,
     encode,
     read_message,
@@ -496,6 +499,74 @@ async def test_a_stale_socket_is_replaced_but_a_live_one_is_never(tmp_path: Path
         with pytest.raises(ServeError, match="another engine already serves"):
             await second.start()
         assert (await ask_status(engine.path)).details["pid"] == os.getpid()
+
+
+OTHER_USER = """
+import socket, sys
+sock = socket.socket(socket.AF_UNIX)
+try:
+    sock.connect(sys.argv[1])
+except PermissionError:
+    print("refused by the file system")
+else:
+    print("connected")
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/usr/bin/python3").exists(),
+    reason="needs root to become another user, and a python it may run",
+)
+async def test_another_user_cannot_reach_the_socket() -> None:
+    base = Path(tempfile.mkdtemp(prefix="tapewatch-socket-", dir="/tmp"))
+    os.chmod(base, 0o755)  # only the engine's own folder and socket stand in the way
+
+    async def connect_as_nobody(path: Path) -> str:
+        other = await asyncio.create_subprocess_exec(
+            "/usr/bin/python3",
+            "-c",
+            OTHER_USER,
+            str(path),
+            stdout=subprocess.PIPE,
+            cwd="/",
+            preexec_fn=lambda: os.setuid(65534),  # nobody
+        )
+        out, _ = await asyncio.wait_for(other.communicate(), WAIT)
+        return out.decode().strip()
+
+    try:
+        async with served(base) as engine:
+            assert await connect_as_nobody(engine.path) == "refused by the file system"
+            os.chmod(engine.path.parent, 0o755)  # even through an open folder: the socket is 0600
+            assert await connect_as_nobody(engine.path) == "refused by the file system"
+            assert not engine.server.clients
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _reader_of(data: bytes) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader()
+    reader.feed_data(data)
+    reader.feed_eof()
+    return reader
+
+
+async def test_frames_are_length_prefixed_json_and_bad_ones_are_named() -> None:
+    frame = encode({"type": "hello", "note": "π"})
+    assert frame[:4] == len(frame[4:]).to_bytes(4, "big")
+    assert json.loads(frame[4:]) == {"type": "hello", "note": "π"}
+    assert await read_message(_reader_of(frame)) == {"type": "hello", "note": "π"}
+    assert await read_message(_reader_of(b"")) is None  # closed between frames
+    cases = {
+        frame[:-1]: "in the middle of a frame",
+        frame[:2]: "in the middle of a frame",
+        b"\xff\xff\xff\xff": "over the",
+        (5).to_bytes(4, "big") + b"nope!": "not UTF-8 JSON",
+        (2).to_bytes(4, "big") + b"[]": "not an object with a type",
+    }
+    for data, problem in cases.items():
+        with pytest.raises(ProtocolError, match=problem):
+            await read_message(_reader_of(data))
 
 
 # ---------------------------------------------------------------------- versions
