@@ -64,12 +64,17 @@ class BarsPane(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="pane")
         self.border_title = self._title = "Bars"
-        self.pending = False  # a newer picture is waiting for the rebuild throttle
+        self._throttled = False  # a newer picture is waiting for the rebuild throttle
         self._key: tuple[object, ...] | None = None
         self._built_at = 0.0
 
     def compose(self) -> ComposeResult:
         yield CandleChart(id="chart")
+
+    @property
+    def pending(self) -> bool:
+        """A newer picture waits for the rebuild throttle, or the chart is still drawing it."""
+        return self._throttled or self.query_one(CandleChart).building
 
     def redraw(self, view: View) -> None:
         state = view.state
@@ -97,9 +102,9 @@ class BarsPane(Vertical):
         restyled = self._key is not None and key[:4] == self._key[:4]
         # New bars are throttled; a theme or colour-mode change is drawn at once.
         if not restyled and now - self._built_at < CHART_INTERVAL:
-            self.pending = True  # the app calls again on a later tick
+            self._throttled = True  # the app calls again on a later frame
             return
-        self._key, self._built_at, self.pending = key, now, False
+        self._key, self._built_at, self._throttled = key, now, False
         self.query_one(CandleChart).set_data(
             state.bars,
             state.sma,

@@ -4,7 +4,10 @@ plotext builds an ANSI picture; Rich parses it back into styled text and the can
 colours are swapped for the theme's (``chart-up``/``chart-down``/``chart-sma``). Without colour
 (NO_COLOR) the candles switch to the OHLC style, whose open/close ticks show direction by shape.
 plotext is imported on first draw (it costs ~0.2 s), never before the first frame. The chart is
-rebuilt whenever the widget's size changes (the size is part of its cache key).
+rebuilt whenever the widget's size changes (the size is part of its cache key). A rebuild (tens
+of milliseconds of plotext) runs in a thread, on a copy of the data taken on the event loop, and
+the last picture stays on screen until the new one is ready: the loop keeps answering keys and
+the probe meanwhile (plotext gives the GIL back every few milliseconds).
 
 Fills are marked where they happened: ▲ a buy, ▼ a sell, at the fill's price in the bar whose
 time span holds the fill's time (a simulated fill's time is the open it was priced at, so it
@@ -14,6 +17,8 @@ only colours, tell buy from sell (``TERM=linux`` turns them into ``^`` and ``v``
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +42,7 @@ _Y_LABEL = 8  # room plotext keeps for y tick labels and the frame
 
 
 _registered = False
+_BUILD_LOCK = threading.Lock()  # plotext draws on one global figure: one build at a time
 
 
 def _plotext() -> Any:
@@ -79,6 +85,19 @@ class Mark:
     price: float
 
 
+@dataclass(frozen=True, slots=True)
+class ChartData:
+    """What one picture is built from, copied on the event loop for the build thread."""
+
+    bars: tuple[Bar, ...]
+    sma: tuple[float | None, ...]
+    styles: tuple[Style, Style, Style]
+    mark_styles: tuple[Style, Style, Style]
+    marks: tuple[Mark, ...]
+    entry: float | None
+    mono: bool
+
+
 def place_marks(bars: Sequence[Bar], marks: Sequence[Mark]) -> list[tuple[int, Mark]]:
     """(bar index, mark) for each mark inside the bars' time span.
 
@@ -116,8 +135,14 @@ class CandleChart(Widget):
         self._entry: float | None = None
         self._mark_styles: tuple[Style, Style, Style] = (Style(), Style(), Style())
         self._mono = False
-        self._key: tuple[object, ...] | None = None
+        self._key: tuple[object, ...] | None = None  # what the cached picture shows
+        self._building: tuple[object, ...] | None = None  # what the build thread is drawing
         self._cached: Text = Text("starting…")
+
+    @property
+    def building(self) -> bool:
+        """New data not drawn yet, or a build under way (tests and screenshots wait on it)."""
+        return (self._key is None and bool(self._bars)) or self._building is not None
 
     def set_data(
         self,
@@ -152,61 +177,93 @@ class CandleChart(Widget):
         if not self._bars or width < 20 or height < 5:
             return self._cached if not self._bars else Text("(too small for a chart)")
         key = (width, height, id(self._bars), self._styles, self._mono)
-        if key != self._key:
-            self._cached = self._build(width, height)
-            self._key = key
+        if key != self._key and key != self._building:
+            self._building = key
+            n = self.capacity(width)
+            bars = self._bars[-n:]
+            data = ChartData(
+                tuple(bars),
+                tuple(self._sma[-len(bars) :]),
+                self._styles,
+                self._mark_styles,
+                tuple(self._marks),
+                self._entry,
+                self._mono,
+            )
+            self.run_worker(
+                lambda: self._build_in_thread(key, width, height, data),
+                thread=True,
+                group="chart",
+                exit_on_error=False,
+            )
         return self._cached
 
-    def _build(self, width: int, height: int) -> Text:
-        n = self.capacity(width)
-        bars = self._bars[-n:]
-        sma = self._sma[-len(bars) :]
-        plt = _plotext()
-        fig = plt.figure
-        fig.clear()
-        fig.theme(_PLOTEXT_THEME)
-        fig.plot_size(width, height)
-        xs = list(range(len(bars)))
-        fig.draw(
-            fig.candlestick(
-                {
-                    "date": xs,
-                    "open": [b.open for b in bars],
-                    "close": [b.close for b in bars],
-                    "high": [b.high for b in bars],
-                    "low": [b.low for b in bars],
-                },
-                style="ohlc" if self._mono else "candle",
-                tick=1,
-            )
-        )
-        points = [(x, v) for x, v in zip(xs, sma, strict=False) if v is not None]
-        if len(points) >= 2:
-            line = fig.signal([x for x, _ in points], [v for _, v in points], marker="braille")
-            line.lines()
-            fig.draw(line)
-        if self._entry is not None:
-            fig.line(self._entry, pixel=_ENTRY, style="dotted")
-        for x, mark in place_marks(bars, self._marks):
-            buy = mark.side == "buy"
-            glyph = plt.colorize(BUY_MARK if buy else SELL_MARK, _BUY if buy else _SELL)
-            fig.draw(fig.signal([x], [mark.price], marker=glyph))
-        positions, labels = _tick_labels([b.ts for b in bars], max(2, width // 14))
-        fig.ruler("x").ticks(positions, labels=labels)
-        text = Text.from_ansi(fig.build().string(colorless=self._mono), no_wrap=True)
-        return self._recolour(text)
+    def _build_in_thread(
+        self, key: tuple[object, ...], width: int, height: int, data: ChartData
+    ) -> None:
+        with _BUILD_LOCK:
+            text = build_chart(width, height, data)
+        with contextlib.suppress(RuntimeError):  # the app is gone: nothing to show it on
+            self.app.call_from_thread(self._built, key, text)
 
-    def _recolour(self, text: Text) -> Text:
-        up, down, sma = self._styles
-        buy, sell, entry = self._mark_styles
-        mapping = {_UP: up, _DOWN: down, _SMA: sma, _BUY: buy, _SELL: sell, _ENTRY: entry}
-        spans: list[Span] = []
-        for s in text.spans:
-            style = s.style
-            colour = style.color if isinstance(style, Style) else None
-            number = colour.number if colour is not None else None
-            if self._mono or number not in mapping:
-                continue
-            spans.append(Span(s.start, s.end, mapping[number]))
-        text.spans = spans
-        return text
+    def _built(self, key: tuple[object, ...], text: Text) -> None:
+        if key == self._building:
+            self._building = None
+        self._cached, self._key = text, key
+        self.refresh()
+
+
+def build_chart(width: int, height: int, data: ChartData) -> Text:
+    """The picture of ``data`` at ``width``×``height`` (any thread; one at a time)."""
+    bars = list(data.bars)
+    plt = _plotext()
+    fig = plt.figure
+    fig.clear()
+    fig.theme(_PLOTEXT_THEME)
+    fig.plot_size(width, height)
+    xs = list(range(len(bars)))
+    fig.draw(
+        fig.candlestick(
+            {
+                "date": xs,
+                "open": [b.open for b in bars],
+                "close": [b.close for b in bars],
+                "high": [b.high for b in bars],
+                "low": [b.low for b in bars],
+            },
+            style="ohlc" if data.mono else "candle",
+            tick=1,
+        )
+    )
+    points = [(x, v) for x, v in zip(xs, data.sma, strict=False) if v is not None]
+    if len(points) >= 2:
+        line = fig.signal([x for x, _ in points], [v for _, v in points], marker="braille")
+        line.lines()
+        fig.draw(line)
+    if data.entry is not None:
+        fig.line(data.entry, pixel=_ENTRY, style="dotted")
+    for x, mark in place_marks(bars, data.marks):
+        buy = mark.side == "buy"
+        glyph = plt.colorize(BUY_MARK if buy else SELL_MARK, _BUY if buy else _SELL)
+        fig.draw(fig.signal([x], [mark.price], marker=glyph))
+    positions, labels = _tick_labels([b.ts for b in bars], max(2, width // 14))
+    fig.ruler("x").ticks(positions, labels=labels)
+    text = Text.from_ansi(fig.build().string(colorless=data.mono), no_wrap=True)
+    return _recolour(text, data)
+
+
+def _recolour(text: Text, data: ChartData) -> Text:
+    """plotext's fixed colour numbers swapped for the theme's styles (none without colour)."""
+    up, down, sma = data.styles
+    buy, sell, entry = data.mark_styles
+    mapping = {_UP: up, _DOWN: down, _SMA: sma, _BUY: buy, _SELL: sell, _ENTRY: entry}
+    spans: list[Span] = []
+    for s in text.spans:
+        style = s.style
+        colour = style.color if isinstance(style, Style) else None
+        number = colour.number if colour is not None else None
+        if data.mono or number not in mapping:
+            continue
+        spans.append(Span(s.start, s.end, mapping[number]))
+    text.spans = spans
+    return text
