@@ -85,7 +85,7 @@ async def _ask_all(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 def describe(status: dict[str, Any]) -> str:
     """A few lines for a person: who runs, what it trades, in which state, who watches."""
-    paused = ", paused by the operator" if status.get("paused") else ""
+    paused = ", new entries paused" if status.get("paused") else ""
     clients = status.get("clients") or []
     lines = [
         f"{status.get('mode')} engine running: PID {status.get('pid')}, "

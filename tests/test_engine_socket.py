@@ -652,7 +652,7 @@ async def test_status_names_the_running_engine_and_its_clients_without_attaching
             code, out = await status_cli("--data-dir", str(tmp_path))
             assert code == 0, out
             assert f"DEMO engine running: PID {os.getpid()}" in out
-            assert "paused by the operator" in out
+            assert "new entries paused" in out
             assert "1 attached" in out
         finally:
             await handle.close()
