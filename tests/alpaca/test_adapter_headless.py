@@ -59,7 +59,7 @@ def quick_config() -> EngineConfig:
             rsi_overbought=95,
             position_pct=0.05,
         ),
-        risk=RiskConfig(),
+        risk=RiskConfig(unattended_pause_after="off"),  # unwatched, in accelerated market time
     ).validate()
 
 
