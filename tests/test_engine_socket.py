@@ -225,7 +225,11 @@ async def test_pause_and_resume_round_trip_with_replies_and_reach_the_engine(
             assert engine.session.engine.state.paused
             await until(lambda: bool(handle.snapshot().paused), "the paused snapshot")  # type: ignore[union-attr]
             action = engine.session.engine.last_action
-            assert action is not None and action.who == "alice"
+            # The journal names the person attached (user, SSH client, PID), not the command's
+            # own say-so.
+            (client,) = engine.server.clients
+            assert action is not None and action.who == client.who
+            assert f"(attach #{client.id}, pid {os.getpid()})" in action.who
 
             preview = await handle.send(PreviewFlatten(who="alice"))
             assert isinstance(preview, Accepted) and preview.payload is not None
@@ -263,9 +267,9 @@ async def test_two_clients_at_once_both_follow_and_both_are_listed(tmp_path: Pat
             assert len(common) >= 2  # both saw the same bars, each in order
             assert bars[0] == sorted(bars[0]) and bars[1] == sorted(bars[1])
 
-            reply = await second.send(Pause(who="bob"))
+            reply = await first.send(Pause(who="bob"))  # the first attached controls
             assert isinstance(reply, Accepted)
-            await until(lambda: bool(first.snapshot().paused), "the other client's picture")  # type: ignore[union-attr]
+            await until(lambda: bool(second.snapshot().paused), "the other client's picture")  # type: ignore[union-attr]
 
             status = (await ask_status(engine.path)).details
             assert [c["id"] for c in status["clients"]] == [
@@ -284,8 +288,8 @@ async def test_a_stop_sent_over_the_socket_ends_the_run_and_tells_every_client(
     tmp_path: Path,
 ) -> None:
     async with served(tmp_path) as engine:
+        stopper = await SocketHandle.connect(engine.path)  # the first attached controls
         watcher = await SocketHandle.connect(engine.path)
-        stopper = await SocketHandle.connect(engine.path)
         stream = watcher.events()
         reply = await stopper.send(Stop(who="alice", reason="end of day"))
         assert isinstance(reply, Accepted)
@@ -748,7 +752,7 @@ async def test_run_headless_serves_the_sandbox_session_to_clients_and_status(
             await line_with(" FILL ")  # it trades the sandbox while we watch
             reply = await handle.send(Pause(who="carol"))
             assert isinstance(reply, Accepted)
-            await line_with("operator carol: pause")
+            await line_with(f"(attach #1, pid {os.getpid()}): pause")  # who is attached
             code, out = await status_cli("--json", "--data-dir", str(data))
             assert code == 0, out
             (running,) = json.loads(out)["engines"]

@@ -4,8 +4,10 @@ The console drives it exactly as it drives the in-process handle: ``await send(c
 a reply, ``snapshot(newer_than)`` returns the newest picture the engine pushed (kept here, so
 it never waits), ``events()`` is a bounded subscription to the events that follow it. A lost
 connection is not an exception: later commands get a ``Refused`` naming it, event streams end,
-and ``lost`` says why. ``engine_status`` asks a served engine what it is doing without
-attaching (connect, hello, ask, disconnect).
+and ``lost`` says why. A viewer (``control`` false: another console controls, or this one
+attached read-only) refuses every command here with "read-only: ..." and sends nothing;
+``take_control()`` asks for it, and ``on_control`` hears every handover. ``ask_status`` asks
+a served engine what it is doing without attaching (connect, hello, ask, disconnect).
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ import getpass
 import itertools
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tapewatch.engine.api.commands import Command, command_to_data
-from tapewatch.engine.api.replies import Refused, Reply, reply_from_data
+from tapewatch.engine.api.replies import Accepted, Refused, Reply, reply_from_data
 from tapewatch.engine.api.snapshot import SCHEMA, Snapshot, snapshot_from_data
 from tapewatch.engine.api.wire import (
     ATTACH,
@@ -86,9 +88,28 @@ class Welcome:
     protocol: int
     schema: int
     version: str
+    control: bool = False
+    read_only: bool = False
+    controller: str | None = None
 
 
-def _hello(role: str, protocol: int, schema: int) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class ControlChange:
+    """A handover the engine told every attached console of."""
+
+    control: bool  # this console controls now
+    controller: str | None  # who does
+    notice: str  # one line for the screen
+
+
+READ_ONLY_ATTACH = (
+    "read-only: this console attached --read-only; attach without it to send commands"
+)
+
+
+def _hello(
+    role: str, protocol: int, schema: int, *, read_only: bool = False, take_control: bool = False
+) -> dict[str, Any]:
     _p, _s, version = ours()
     try:
         user = getpass.getuser()
@@ -103,11 +124,20 @@ def _hello(role: str, protocol: int, schema: int) -> dict[str, Any]:
         "role": role,
         "user": user,
         "ssh": ssh,
+        "read_only": read_only,
+        "take_control": take_control,
     }
 
 
 async def _open(
-    path: Path, role: str, protocol: int, schema: int, timeout: float
+    path: Path,
+    role: str,
+    protocol: int,
+    schema: int,
+    timeout: float,
+    *,
+    read_only: bool = False,
+    take_control: bool = False,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Welcome]:
     """Connect and say hello; ``EngineUnavailable`` or ``ProtocolMismatch`` with one line."""
     try:
@@ -126,7 +156,8 @@ async def _open(
             f"cannot reach the engine at {path}: {exc.strerror or exc}"
         ) from None
     try:
-        writer.write(encode(_hello(role, protocol, schema)))
+        hello = _hello(role, protocol, schema, read_only=read_only, take_control=take_control)
+        writer.write(encode(hello))
         await writer.drain()
         answer = await asyncio.wait_for(read_message(reader), timeout)
     except TimeoutError:
@@ -155,6 +186,9 @@ async def _open(
         int(answer["protocol"]),
         int(answer["schema"]),
         engine[2],
+        control=bool(answer.get("control")),
+        read_only=bool(answer.get("read_only")),
+        controller=answer.get("controller"),
     )
     return reader, writer, welcome
 
@@ -179,6 +213,9 @@ class SocketHandle:
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self.lost: str | None = None
+        self.control = welcome.control
+        self.controller = welcome.controller
+        self.on_control: Callable[[ControlChange], None] | None = None
         self._reading = asyncio.create_task(self._read(), name="tapewatch-attach-reader")
 
     @classmethod
@@ -189,10 +226,21 @@ class SocketHandle:
         timeout: float = CONNECT_TIMEOUT,
         protocol: int = PROTOCOL,
         schema: int = SCHEMA,
+        read_only: bool = False,
+        take_control: bool = False,
     ) -> SocketHandle:
-        """Attach: hello, then the first snapshot (so ``snapshot()`` has one at once)."""
+        """Attach: hello, then the first snapshot (so ``snapshot()`` has one at once).
+        ``read_only`` never controls; ``take_control`` takes it from whoever has it."""
         path = Path(path)
-        reader, writer, welcome = await _open(path, ATTACH, protocol, schema, timeout)
+        reader, writer, welcome = await _open(
+            path,
+            ATTACH,
+            protocol,
+            schema,
+            timeout,
+            read_only=read_only,
+            take_control=take_control,
+        )
         try:
             first = await asyncio.wait_for(read_message(reader), timeout)
             if first is None or first.get("type") != "snapshot":
@@ -227,7 +275,36 @@ class SocketHandle:
             self._streams.append(stream)
         return stream
 
+    @property
+    def read_only(self) -> str | None:
+        """Why this console may not send commands now ("read-only: ..."); None when it may."""
+        if self.control or self.lost is not None:  # a lost engine answers "not connected"
+            return None
+        if self.welcome.read_only:
+            return READ_ONLY_ATTACH
+        holder = (
+            f"{self.controller} controls this engine" if self.controller else ("nobody controls")
+        )
+        return f"read-only: {holder}; take control (C, or attach --take-control) to send commands"
+
+    async def take_control(self) -> Reply:
+        """Ask the engine for control (journaled there; every console is told)."""
+        if self.welcome.read_only:
+            return Refused(READ_ONLY_ATTACH)
+        try:
+            answer = await self._ask({"type": "take_control"})
+        except EngineUnavailable as exc:
+            return Refused(str(exc))
+        if not answer.get("ok"):
+            return Refused(str(answer.get("reason", "the engine kept control where it was")))
+        self.control = True
+        self.controller = answer.get("controller")
+        return Accepted(f"you control the engine now ({self.controller})")
+
     async def send(self, command: Command) -> Reply:
+        refusal = self.read_only
+        if refusal is not None:  # a viewer sends nothing (the engine would refuse it too)
+            return Refused(refusal)
         try:
             answer = await self._ask({"type": "command", "command": command_to_data(command)})
         except EngineUnavailable as exc:
@@ -251,6 +328,11 @@ class SocketHandle:
         answer = await self._ask({"type": "status"})
         status: dict[str, Any] = answer.get("status") or {}
         return status
+
+    async def wait_lost(self) -> str:
+        """Until the connection ends (the engine went, or ``close``); why it ended."""
+        await asyncio.wait({self._reading})  # never raises: the reader's end is its own
+        return self.lost or "the connection ended"
 
     async def close(self) -> None:
         """Detach: the engine goes on; our streams end."""
@@ -295,6 +377,8 @@ class SocketHandle:
                     self._snapshot = snapshot_from_data(message["snapshot"])
                 elif kind == "event":
                     self._event(message)
+                elif kind == "control" and message.get("id") is None:
+                    self._control(message)
                 elif kind == "bye":
                     reason = str(message.get("reason", reason))
                     break
@@ -306,6 +390,16 @@ class SocketHandle:
             reason = f"the connection broke ({exc})"
         finally:
             self._lose(reason)
+
+    def _control(self, message: dict[str, Any]) -> None:
+        self.control = bool(message.get("control"))
+        self.controller = message.get("controller")
+        change = ControlChange(self.control, self.controller, str(message.get("notice", "")))
+        if self.on_control is not None:
+            try:
+                self.on_control(change)
+            except Exception:  # the listener's trouble, not the connection's
+                log.exception("a control listener failed")
 
     def _event(self, message: dict[str, Any]) -> None:
         try:

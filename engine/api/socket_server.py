@@ -7,6 +7,13 @@ taken before that snapshot, so no event is missed and a slow reader loses the ol
 holding the engine) and a newer snapshot whenever one exists, at most every ``push_every``
 seconds. A status connection only asks questions and is not counted as attached.
 
+One controller, many viewers: the first attached client that did not ask to be read-only
+controls; later ones watch. A viewer's commands are refused (``Refused("read-only: ...")``)
+here as well as in its console; ``take_control`` hands control over (refused to a client that
+attached read-only), is journaled through ``journal`` and told to every attached client as a
+``control`` frame. Every command runs with ``who`` rewritten to the attaching user, the SSH
+client and the peer's PID, so the journal and the audit trail name the person, not the engine.
+
 Commands run as tasks of the server, not of the connection: a client that vanishes
 mid-command leaves the command to finish and the engine trading; only its reply is dropped.
 The socket is 0600 in a 0700 folder, and a peer of another user is refused even so. Only one
@@ -23,7 +30,7 @@ import os
 import socket
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,6 +63,7 @@ DRAIN_TIMEOUT = 10.0  # a client that reads nothing for this long is dropped
 CLOSE_GRACE = 1.0  # seconds on close for the last events and commands in hand
 BYE_TIMEOUT = 0.2  # seconds on close for each client's last frame
 STATUS_ONLY = "a status connection asks questions only: attach to send commands"
+READ_ONLY_HELLO = "this console attached --read-only: it cannot take control"
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
 
 
@@ -80,6 +88,8 @@ class Client:
     pending: Snapshot | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     gone: bool = False
+    read_only: bool = False  # asked for in its hello: never controls
+    control: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -88,7 +98,22 @@ class Client:
             "ssh": self.ssh,
             "pid": self.pid,
             "since": self.since.isoformat(),
+            "control": self.control,
+            "read_only": self.read_only,
         }
+
+    @property
+    def who(self) -> str:
+        """Who the journal and the audit trail name for this client's commands."""
+        where = self.ssh or "local"
+        pid = f", pid {self.pid}" if self.pid is not None else ""
+        return f"{self.user or '?'}@{where} (attach #{self.id}{pid})"
+
+
+def read_only_reason(controller: Client | None) -> str:
+    """The refusal a viewer's command gets: who controls, and how to take over."""
+    holder = f"{controller.who} controls this engine" if controller else "nobody controls"
+    return f"read-only: {holder}; take control (C, or attach --take-control) to send commands"
 
 
 def _peer(writer: asyncio.StreamWriter) -> tuple[int | None, int | None]:
@@ -117,6 +142,7 @@ class EngineServer:
         *,
         info: Callable[[], dict[str, Any]] | None = None,
         on_clients: Callable[[int], None] | None = None,
+        journal: Callable[[str, str, str], None] | None = None,
         push_every: float = PUSH_EVERY,
         protocol: int = PROTOCOL,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -125,6 +151,7 @@ class EngineServer:
         self.path = Path(path)
         self._info = info
         self._on_clients = on_clients
+        self._journal = journal  # (action, who, detail): a handover is an operator action
         self._push_every = push_every
         self._protocol = protocol
         self._wall = wall
@@ -222,6 +249,10 @@ class EngineServer:
     def clients(self) -> list[Client]:
         return [c for c in self._clients.values() if c.role == ATTACH]
 
+    @property
+    def controller(self) -> Client | None:
+        return next((c for c in self.clients if c.control), None)
+
     # ------------------------------------------------------------------ connections
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -277,9 +308,22 @@ class EngineServer:
             pid=pid,
             since=self._wall(),
             writer=writer,
+            read_only=bool(hello.get("read_only")),
         )
         self._next_id += 1
-        welcome = {"type": "welcome", "client": client.id, **self._versions(), "pid": os.getpid()}
+        take = bool(hello.get("take_control")) and role == ATTACH
+        if take and client.read_only:
+            return await self._refused(writer, READ_ONLY_HELLO)
+        previous = self.controller
+        if role == ATTACH and not client.read_only and (take or previous is None):
+            client.control = True
+        welcome = {
+            "type": "welcome",
+            "client": client.id,
+            **self._versions(),
+            "pid": os.getpid(),
+            **self._control_fields(client, client if client.control else previous),
+        }
         if role == ATTACH:
             # Subscribe first, then picture: every event after the snapshot reaches this client.
             stream = self.handle.events()
@@ -294,7 +338,9 @@ class EngineServer:
             client.events = asyncio.create_task(self._events(client, stream))
             client.snapshots = asyncio.create_task(self._snapshots(client, snap.version))
             self._counted()
-            log.info("client %d attached (user %s, pid %s)", client.id, client.user, pid)
+            log.info("client %d attached (%s)", client.id, client.who)
+            if client.control and previous is not None:
+                await self._hand_over(client, previous)
         else:
             await self._write(client, encode(welcome))
             self._clients[client.id] = client
@@ -329,6 +375,8 @@ class EngineServer:
                 )
             elif kind == "latency" and client.role == ATTACH:
                 self._latency(client, ident, message.get("buckets"))
+            elif kind == "take_control" and client.role == ATTACH:
+                await self._take_control(client, ident)
             else:
                 await self._write(
                     client,
@@ -341,17 +389,67 @@ class EngineServer:
         async def run() -> None:
             if client.role != ATTACH:
                 reply: Any = Refused(STATUS_ONLY)
+            elif not client.control:
+                reply = Refused(read_only_reason(self.controller))
             else:
                 try:
                     command = command_from_data(raw if isinstance(raw, dict) else {})
                 except (ValueError, TypeError, KeyError) as exc:
                     reply = Refused(f"this engine cannot read that command: {exc}")
                 else:
-                    reply = await self.handle.send(command)
+                    # The person at the other end is who acts: journaled and audited so.
+                    reply = await self.handle.send(replace(command, who=client.who))
             frame = encode({"type": "reply", "id": ident, "reply": reply_to_data(reply)})
             await self._write(client, frame)
 
         self._spawn(run())
+
+    # ------------------------------------------------------------------ control
+    def _control_fields(self, client: Client, controller: Client | None) -> dict[str, Any]:
+        return {
+            "control": client.control,
+            "read_only": client.read_only,
+            "controller": controller.who if controller is not None else None,
+        }
+
+    async def _take_control(self, client: Client, ident: Any) -> None:
+        """Hand control to ``client`` (journaled, told to everyone); a --read-only one cannot."""
+        if client.read_only:
+            answer = {"type": "control", "id": ident, "ok": False, "reason": READ_ONLY_HELLO}
+            await self._write(client, encode(answer))
+            return
+        previous = self.controller
+        if previous is not client:
+            client.control = True
+            await self._hand_over(client, previous)
+        answer = {
+            "type": "control",
+            "id": ident,
+            "ok": True,
+            **self._control_fields(client, client),
+        }
+        await self._write(client, encode(answer))
+
+    async def _hand_over(self, client: Client, previous: Client | None) -> None:
+        """``client`` controls now: the previous controller watches; journaled; all told."""
+        if previous is not None and previous is not client:
+            previous.control = False
+        before = previous.who if previous is not None else "nobody"
+        detail = f"control handed from {before} to {client.who}"
+        log.info("%s", detail)
+        if self._journal is not None:
+            try:
+                self._journal("take_control", client.who, detail)
+            except Exception:  # the handover stands; the journal's trouble is its own alarm
+                log.exception("journaling the control handover failed")
+        for other in self.clients:
+            notice = {
+                "type": "control",
+                "id": None,
+                "notice": detail,
+                **self._control_fields(other, client),
+            }
+            await self._write(other, encode(notice))
 
     def _latency(self, client: Client, ident: Any, buckets: Any) -> None:
         async def run() -> None:
@@ -440,6 +538,12 @@ class EngineServer:
         if client.gone:
             return
         client.gone = True
+        if client.control:
+            log.info(
+                "client %d, the controller, left: nobody controls until one attaches "
+                "or takes control",
+                client.id,
+            )
         self._clients.pop(client.id, None)
         if client.role == ATTACH:
             self._counted()

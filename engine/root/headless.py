@@ -241,4 +241,5 @@ async def _serve(
 
     calendar = AlpacaHours(hours) if isinstance(hours, SessionHours) else hours
     handle = InProcessHandle(engine, host=host, hours=calendar)
-    return await serve(handle, path, on_clients=engine.set_attached)
+    # A handover of control between attached consoles is an operator action: journaled, audited.
+    return await serve(handle, path, on_clients=engine.set_attached, journal=engine._operator)
