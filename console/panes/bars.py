@@ -65,16 +65,17 @@ class BarsPane(Vertical):
         super().__init__(id=id, classes="pane")
         self.border_title = self._title = "Bars"
         self._throttled = False  # a newer picture is waiting for the rebuild throttle
+        self._chart = CandleChart(id="chart")
         self._key: tuple[object, ...] | None = None
         self._built_at = 0.0
 
     def compose(self) -> ComposeResult:
-        yield CandleChart(id="chart")
+        yield self._chart
 
     @property
     def pending(self) -> bool:
         """A newer picture waits for the rebuild throttle, or the chart is still drawing it."""
-        return self._throttled or self.query_one(CandleChart).building
+        return self._throttled or self._chart.building  # (kept: no query while unmounting)
 
     def redraw(self, view: View) -> None:
         state = view.state
@@ -105,7 +106,7 @@ class BarsPane(Vertical):
             self._throttled = True  # the app calls again on a later frame
             return
         self._key, self._built_at, self._throttled = key, now, False
-        self.query_one(CandleChart).set_data(
+        self._chart.set_data(
             state.bars,
             state.sma,
             (p.up, p.down, p.sma),
