@@ -36,6 +36,7 @@ from textual.worker import Worker, WorkerFailed, WorkerState
 from tapewatch.console.accounts import AccountDirectory, AccountUnavailable, NoAccounts
 from tapewatch.console.activity import Entry
 from tapewatch.console.alerts import AlertBudget, alert_for
+from tapewatch.console.attach import AttachedHandle, Attachment
 from tapewatch.console.commands import DEMO_METHODS, METHODS, OperatorCommands
 from tapewatch.console.confirm_prompt import PROMPT_ACTIONS, HeldOrderPrompt
 from tapewatch.console.flatten_watch import FlattenWatch
@@ -113,6 +114,7 @@ class TapewatchApp(OperatorCommands):
         # demo's next signal otherwise); they act only while the prompt shows.
         Binding("y", "confirm_order", "Send", show=False, priority=True),
         Binding("n", "skip_order", "Skip", show=False, priority=True),
+        Binding("C", "take_control", "Take control", show=False),  # an attached viewer
     ]
 
     def __init__(
@@ -133,16 +135,21 @@ class TapewatchApp(OperatorCommands):
         handle_signals: bool = False,
         observe: Callable[[Any], Closeable] | None = None,
         terminal: Terminal | None = None,
+        attach: Attachment | None = None,
     ) -> None:
         """``session`` is used as is; otherwise ``session_factory`` builds one in a thread.
 
         ``drive=False`` never runs the feed (the caller advances the engine itself: snapshot
         tests); ``measured=False`` hides timings that vary from run to run. ``terminal`` is
         what the screen can show; by default read from the environment on a real terminal.
+        ``attach`` runs the console over a served engine it did not build (``tapewatch attach``):
+        q detaches and the engine keeps trading.
         """
         super().__init__()
-        if session is None and session_factory is None:
-            raise ValueError("give a session or a session_factory")
+        if session is None and session_factory is None and attach is None:
+            raise ValueError("give a session, a session_factory or an attachment")
+        self._attachment = attach  # a served engine's console: nothing is built here
+        self.detached: str | None = None  # "detached; the engine keeps trading", once it has
         self._themes = themes if themes is not None else load_themes()
         self._initial_theme = resolve_theme(theme, self._themes)
         self._user_keymap = dict(keymap or {})
@@ -251,7 +258,9 @@ class TapewatchApp(OperatorCommands):
             self.set_timer(NOTE_SECONDS, self._banner.clear_note, name="startup-note")
         if self._handle_signals:
             self._install_stop_signals()
-        if self._session is not None:
+        if self._attachment is not None:
+            self.run_worker(self._attachment.run(self), name="attach", exit_on_error=True)
+        elif self._session is not None:
             self._attach_session(self._session)
         else:
             # Only after the first frame is on screen: the build thread's imports (numpy,
@@ -455,6 +464,40 @@ class TapewatchApp(OperatorCommands):
         when = self._snapshot.now if self._snapshot is not None else datetime.now(UTC)
         tone = {"warning": "warn", "error": "bad"}.get(severity, "plain")
         self._activity.add(Entry(when, "notice", message, tone))  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ attached (console.attach)
+    def use_handle(self, handle: AttachedHandle, *, again: bool) -> None:
+        """Draw and follow a served engine's handle (again: after a reconnect, whose engine
+        may have restarted and counts its versions afresh)."""
+        self._handle = handle
+        self._drawn = self._seen_version = -1
+        if again:
+            self.notify("Reconnected to the engine: following it again")
+        else:
+            role = "you control it" if handle.control else (handle.read_only or "read-only")
+            self._banner.show_note(f"Attached to a running engine: {role}")
+            self.set_timer(NOTE_SECONDS, self._banner.clear_note, name="attach-note")
+        self._subscription = handle.events()
+        self.run_worker(self._watch_events(self._subscription), name="events", exit_on_error=True)
+        self._redraw(everything=True)
+        self.refresh_bindings()
+
+    def show_link(self, text: str | None) -> None:
+        self._banner.show_link(text)
+
+    def attach_failed(self, line: str, code: int) -> None:
+        self.error_message = f"tapewatch attach: error: {line}"
+        self.exit(code, return_code=code)
+
+    def notify_control(self, change: Any) -> None:
+        """A handover between attached consoles: a notice on every one of them."""
+        mine = "you control the engine now" if change.control else "this console is read-only"
+        self.notify(f"{change.notice}: {mine}", severity="warning", timeout=12)
+        self.refresh_bindings()
+
+    @property
+    def quitting(self) -> bool:
+        return self._quitting
 
     # ------------------------------------------------------------------ redraw
     def _request_frame(self, at_least: float = 0.0) -> None:

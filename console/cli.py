@@ -321,6 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     from tapewatch.console.status_cli import add_status_command
 
     add_status_command(sub)
+    from tapewatch.console.attach_cli import add_attach_command
+    from tapewatch.console.serve_cli import add_serve_command
+
+    add_attach_command(sub)
+    add_serve_command(sub)
     add_credential_commands(sub)
     add_observability_commands(sub)
     add_metrics_flags(demo)
@@ -578,6 +583,18 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return cmd_status(args)
 
 
+def _cmd_attach(args: argparse.Namespace) -> int:
+    from tapewatch.console.attach_cli import cmd_attach
+
+    return cmd_attach(args)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from tapewatch.console.serve_cli import cmd_serve
+
+    return cmd_serve(args)
+
+
 def _cmd_service(args: argparse.Namespace) -> int:
     from tapewatch.console.service_cli import cmd_service
 
@@ -599,6 +616,8 @@ COMMANDS = {
     "sweep": _cmd_sweep,
     "service": _cmd_service,
     "status": _cmd_status,
+    "attach": _cmd_attach,
+    "serve": _cmd_serve,
 }
 
 

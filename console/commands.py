@@ -22,6 +22,7 @@ from textual.theme import Theme
 from textual.worker import Worker
 
 from tapewatch.console.accounts import AccountDirectory
+from tapewatch.console.attach import DETACHED, Attachment
 from tapewatch.console.demo_speed import speed_label, step_speed
 from tapewatch.console.flatten_watch import FlattenWatch
 from tapewatch.console.format import qty
@@ -102,6 +103,8 @@ class OperatorCommands(App[int]):
     _measured: bool
     _quitting: bool
     _flatten_watch: FlattenWatch | None
+    _attachment: Attachment | None  # set for a console attached to a served engine
+    detached: str | None
 
     def _redraw(self, *, everything: bool) -> None:
         raise NotImplementedError
@@ -113,6 +116,10 @@ class OperatorCommands(App[int]):
             self.notify("Still starting: the engine is not running yet", severity="warning")
             return None
         if self._quitting:
+            return None
+        refusal = getattr(handle, "read_only", None)  # an attached viewer's handle says why
+        if isinstance(refusal, str):
+            self.notify(refusal, severity="warning")  # and nothing is sent
             return None
         snap = handle.snapshot()
         assert snap is not None  # without newer_than there is always one
@@ -420,8 +427,27 @@ class OperatorCommands(App[int]):
             self.pop_screen()
         await self.action_quit()
 
+    async def action_take_control(self) -> None:
+        """C on an attached viewer: control passes to this console (journaled, all told)."""
+        attachment = self._attachment
+        handle = attachment.handle if attachment is not None else None
+        if handle is None:
+            self.notify("Take control applies to a console attached with 'tapewatch attach'")
+            return
+        if handle.control:
+            self.notify("This console already controls the engine")
+            return
+        reply = await handle.take_control()
+        if isinstance(reply, Refused):
+            self._refused(reply.reason, "Take control: ")
+            return
+        self.refresh_bindings()
+
     async def action_quit(self) -> None:
         if self._quitting:
+            return
+        if self._attachment is not None:  # attached: q detaches, never stops
+            self._begin_shutdown()
             return
         handle = self._handle
         snap = handle.snapshot() if handle is not None else None
@@ -455,6 +481,13 @@ class OperatorCommands(App[int]):
         commands = [w for w in self.workers if w.group == "command" and w.is_running]
         if commands:
             await self.workers.wait_for_complete(commands)
+        attachment = self._attachment
+        if attachment is not None:  # a served engine: close the socket, send no Stop
+            await attachment.detach()
+            self.detached = DETACHED
+            log.info("%s", DETACHED)
+            self.exit(0)
+            return
         handle = self._handle
         snap = handle.snapshot() if handle is not None else None
         if handle is not None and snap is not None:

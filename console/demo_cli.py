@@ -6,11 +6,14 @@ import argparse
 import asyncio
 import sys
 from dataclasses import replace
+from typing import Any
 
 from tapewatch.engine.api.observability import setup_logging
 from tapewatch.engine.api.sessions import Root, run_headless
-from tapewatch.engine.api.settings import Settings, check_metrics, data_dir
+from tapewatch.engine.api.settings import Settings, TapewatchError, check_metrics, data_dir
 from tapewatch.engine.api.storage import prepare_data_dir
+from tapewatch.engine.api.types import Mode
+from tapewatch.engine.api.wire import socket_path
 
 
 def run_demo_headless(args: argparse.Namespace, settings: Settings) -> int:
@@ -26,10 +29,26 @@ def run_demo_headless(args: argparse.Namespace, settings: Settings) -> int:
     async def main() -> int:
         observers = root.observe(session.engine, headless=True)
         try:
-            return await run_headless(session.engine, session.feed)
+            # Served like run --headless: 'tapewatch attach' can be tried offline.
+            return await run_headless(
+                session.engine,
+                session.feed,
+                serve_at=socket_path(data, Mode.DEMO),
+                on_serving=_serving,
+            )
+        except TapewatchError as exc:  # another demo already serves this data directory
+            sys.stderr.write(f"tapewatch demo: error: {exc}\n")
+            return 2
         finally:
             observers.close()
             if session.journal is not None:
                 session.journal.close()
 
     return asyncio.run(main())
+
+
+def _serving(server: Any) -> None:
+    print(
+        f"serving the demo engine on {server.path}: 'tapewatch attach' opens the console on it",
+        flush=True,
+    )

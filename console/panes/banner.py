@@ -31,6 +31,12 @@ class Banner(Static):
         self.shown: tuple[str, ...] = ()  # the outages it says now ("halted", "broker", "data")
         self.note: str | None = None
         self._alarm: str | None = None
+        self.link: str | None = None  # an attached console's lost socket, while it reconnects
+
+    def show_link(self, text: str | None) -> None:
+        """The attached console lost (``text``) or got back (None) its engine's socket."""
+        self.link = text
+        self._show()
 
     def show_note(self, note: str) -> None:
         self.note = note
@@ -47,9 +53,10 @@ class Banner(Static):
         self._show()
 
     def _show(self) -> None:
-        text = self._alarm or self.note
-        self.set_class(self._alarm is not None, "-alarm")
-        self.set_class(self._alarm is None and text is not None, "-note")
+        alarm = self.link or self._alarm
+        text = alarm or self.note
+        self.set_class(alarm is not None, "-alarm")
+        self.set_class(alarm is None and text is not None, "-note")
         self.display = text is not None
         if text is not None:
             self.update(Text(text, no_wrap=True, overflow="ellipsis"))
@@ -57,4 +64,4 @@ class Banner(Static):
     @property
     def text(self) -> str:
         """What it says now ('' when hidden)."""
-        return (self._alarm or self.note or "") if self.display else ""
+        return (self.link or self._alarm or self.note or "") if self.display else ""
