@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tapewatch.engine.core.confirm import HeldOrder
-from tapewatch.engine.core.reconcile import Difference
+from tapewatch.engine.model.differences import Difference
 from tapewatch.engine.model.events import OperatorAction, SignalEvaluated
 from tapewatch.engine.model.serde import from_data, to_data
 from tapewatch.engine.model.types import Bar, Mode, Position, TradingState

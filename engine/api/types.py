@@ -6,7 +6,7 @@ toasts are the very classes the engine uses, so nothing is translated at the bou
 
 from __future__ import annotations
 
-from tapewatch.engine.core.reconcile import (
+from tapewatch.engine.model.differences import (
     BROKER_ONLY_ORDER,
     JOURNAL_ONLY_ORDER,
     POSITION,

@@ -15,11 +15,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from tapewatch.engine.core.broker import Broker, BrokerError, FreshAccount
 from tapewatch.engine.core.engine import Engine
+from tapewatch.engine.model.differences import (
+    BROKER_ONLY_ORDER,
+    JOURNAL_ONLY_ORDER,
+    POSITION,
+    Difference,
+)
 from tapewatch.engine.model.types import AccountSnapshot, Order, OrderStatus, Position
 
 log = logging.getLogger("tapewatch.reconcile")
@@ -27,37 +32,6 @@ log = logging.getLogger("tapewatch.reconcile")
 WHO = "reconciler"
 DEFAULT_INTERVAL = 300.0  # seconds between periodic checks
 _EPS = 1e-9
-
-POSITION = "position"
-BROKER_ONLY_ORDER = "broker_only_order"
-JOURNAL_ONLY_ORDER = "journal_only_order"
-
-
-def _fmt(qty: float) -> str:
-    return f"{qty:.9f}".rstrip("0").rstrip(".") or "0"
-
-
-@dataclass(frozen=True, slots=True)
-class Difference:
-    """One way the journal and the broker disagree; ``str()`` is the line shown and journaled."""
-
-    kind: str  # POSITION, BROKER_ONLY_ORDER or JOURNAL_ONLY_ORDER
-    symbol: str
-    journal_qty: float = 0.0
-    broker_qty: float = 0.0
-    client_order_id: str = ""
-    side: str = ""
-
-    def __str__(self) -> str:
-        if self.kind == POSITION:
-            return (
-                f"{self.symbol}: the journal has {_fmt(self.journal_qty)}, "
-                f"the broker has {_fmt(self.broker_qty)}"
-            )
-        what = f"{self.client_order_id} ({self.side} {_fmt(self.broker_qty or self.journal_qty)}"
-        if self.kind == BROKER_ONLY_ORDER:
-            return f"open order {what} {self.symbol}) is at the broker but not in the journal"
-        return f"order {what} {self.symbol}) is open in the journal but not at the broker"
 
 
 def compare(
