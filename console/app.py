@@ -36,7 +36,7 @@ from textual.worker import Worker, WorkerFailed, WorkerState
 from tapewatch.console.accounts import AccountDirectory, AccountUnavailable, NoAccounts
 from tapewatch.console.activity import Entry
 from tapewatch.console.alerts import AlertBudget, alert_for
-from tapewatch.console.attach import AttachedHandle, Attachment
+from tapewatch.console.attach import AttachedHandle, Attachment, attached_as
 from tapewatch.console.commands import DEMO_METHODS, METHODS, OperatorCommands
 from tapewatch.console.confirm_prompt import PROMPT_ACTIONS, HeldOrderPrompt
 from tapewatch.console.flatten_watch import FlattenWatch
@@ -474,8 +474,7 @@ class TapewatchApp(OperatorCommands):
         if again:
             self.notify("Reconnected to the engine: following it again")
         else:
-            role = "you control it" if handle.control else (handle.read_only or "read-only")
-            self._banner.show_note(f"Attached to a running engine: {role}")
+            self._banner.show_note(f"Attached to a running engine: {attached_as(handle)}")
             self.set_timer(NOTE_SECONDS, self._banner.clear_note, name="attach-note")
         self._subscription = handle.events()
         self.run_worker(self._watch_events(self._subscription), name="events", exit_on_error=True)

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from tapewatch.engine.api.handle import EngineHandle
 from tapewatch.engine.api.replies import Reply
-from tapewatch.engine.api.socket_client import ControlChange
+from tapewatch.engine.api.socket_client import READ_ONLY_ATTACH, ControlChange
 from tapewatch.engine.api.wire import EngineUnavailable, ProtocolMismatch
 
 log = logging.getLogger("tapewatch.attach")
@@ -64,6 +64,15 @@ class AttachHost(Protocol):
 
     @property
     def quitting(self) -> bool: ...
+
+
+def attached_as(handle: AttachedHandle) -> str:
+    """The start-up note's words: controller, or a viewer and who controls."""
+    if handle.control:
+        return "you control it"
+    if handle.read_only == READ_ONLY_ATTACH:
+        return "a viewer (attached --read-only)"
+    return f"a viewer, {handle.controller or 'nobody'} controls (C takes control)"
 
 
 class Attachment:

@@ -87,7 +87,7 @@ async def test_a_second_console_is_read_only_and_its_keys_send_nothing(tmp_path:
         try:
             async with app.run_test(size=SIZE, notifications=True) as pilot:
                 await until(pilot, lambda: app.drawn_version >= 0, "the first frame")
-                assert "read-only" in app._banner.text
+                assert "a viewer, " in app._banner.text and "attach #1" in app._banner.text
                 await pilot.press("p")
                 await pilot.pause(0.2)
                 assert any(m.startswith("read-only: ") for m in messages(app)), messages(app)
@@ -160,25 +160,28 @@ async def test_a_lost_socket_shows_the_banner_and_a_restarted_engine_is_followed
     tmp_path: Path,
 ) -> None:
     app = attach_app(tmp_path / "demo" / "engine.sock")
-    async with served(tmp_path, seed=11) as engine:
-        async with app.run_test(size=SIZE, notifications=True) as pilot:
-            await until(pilot, lambda: app.drawn_version >= 0, "the first frame")
-            await engine.session.engine.stop("restarting")
-            await asyncio.wait_for(engine.run, WAIT)
-            await until(pilot, lambda: "LOST THE ENGINE" in app._banner.text, "the banner")
-            assert "-alarm" in app._banner.classes
-            assert app._banner.display
-            # A command while lost is a refusal naming it, never a crash.
-            await pilot.press("p")
-            await until(pilot, lambda: any("engine" in m for m in messages(app)), "a refusal")
-            async with served(tmp_path, seed=12) as again:
-                await until(pilot, lambda: app._attachment.reconnects == 1, "the reconnect")  # type: ignore[union-attr]
-                await until(pilot, lambda: "LOST" not in app._banner.text, "the banner clears")
-                assert len(again.server.clients) == 1
-                await until(pilot, lambda: app.drawn_version >= 0, "drawn again")
-                await pilot.press("q")
-                await until(pilot, lambda: not app.is_running, "the detach")
-            engine.run = again.run  # the outer block's end checks the run it knows
+    async with (
+        served(tmp_path, seed=11) as engine,
+        app.run_test(size=SIZE, notifications=True) as pilot,
+    ):
+        await until(pilot, lambda: app.drawn_version >= 0, "the first frame")
+        await engine.session.engine.stop("restarting")
+        await asyncio.wait_for(engine.run, WAIT)
+        await until(pilot, lambda: "LOST THE ENGINE" in app._banner.text, "the banner")
+        assert "-alarm" in app._banner.classes
+        assert app._banner.display
+        # A command while lost is a refusal naming it, never a crash.
+        await pilot.press("p")
+        await until(
+            pilot, lambda: any("not connected to the engine" in m for m in messages(app)), "no"
+        )
+        async with served(tmp_path, seed=12) as again:
+            await until(pilot, lambda: app._attachment.reconnects == 1, "the reconnect")  # type: ignore[union-attr]
+            await until(pilot, lambda: "LOST" not in app._banner.text, "the banner clears")
+            assert len(again.server.clients) == 1
+            await until(pilot, lambda: app.drawn_version >= 0, "drawn again")
+            await pilot.press("q")
+            await until(pilot, lambda: not app.is_running, "the detach")
     assert app.detached == DETACHED
 
 
