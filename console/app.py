@@ -136,6 +136,8 @@ class TapewatchApp(OperatorCommands):
         observe: Callable[[Any], Closeable] | None = None,
         terminal: Terminal | None = None,
         attach: Attachment | None = None,
+        on_hangup: str = "keep-running",
+        serve_in: Path | None = None,
     ) -> None:
         """``session`` is used as is; otherwise ``session_factory`` builds one in a thread.
 
@@ -144,6 +146,8 @@ class TapewatchApp(OperatorCommands):
         what the screen can show; by default read from the environment on a real terminal.
         ``attach`` runs the console over a served engine it did not build (``tapewatch attach``):
         q detaches and the engine keeps trading.
+        ``on_hangup`` is what a hang-up does ([console] on_hangup: keep-running, pause, stop);
+        ``serve_in`` is the data directory whose ``<mode>/engine.sock`` serves the engine API.
         """
         super().__init__()
         if session is None and session_factory is None and attach is None:
@@ -192,6 +196,12 @@ class TapewatchApp(OperatorCommands):
         self._histogram_at = -HISTOGRAM_EVERY
         self.error_message: str | None = None  # one line for the terminal after exit
         self.stop_signal: str | None = None  # the signal (or "terminal lost") that stopped us
+        self._on_hangup = on_hangup
+        self._serve_in = serve_in
+        self.hung_up: str | None = None  # why the terminal went away, once it has
+        self.serving: Path | None = None  # the engine socket, once it is served
+        self._clock: Any = None  # the 1 Hz look's timer (stopped by a hang-up)
+        self._dark = False  # the terminal hung up and the engine trades on: draw nothing
         self.deadline: ExitDeadline | None = None
         if handle_signals:  # a real terminal: survive its hang-up, bound every stop
             self.deadline = ExitDeadline(STOP_DEADLINE)
@@ -248,7 +258,7 @@ class TapewatchApp(OperatorCommands):
             every = getattr(pane, "EVERY", 0.0)
             if every > 0:
                 self._throttles[pane] = Throttle(every)
-        self.set_interval(CLOCK, self._request_frame, name="clock")
+        self._clock = self.set_interval(CLOCK, self._request_frame, name="clock")
         if self._measured:
             self.run_worker(self._probe.run(), name="stall-probe", exit_on_error=False)
         if self._startup_notice:  # one line under the header, never a toast over the panes
@@ -279,7 +289,8 @@ class TapewatchApp(OperatorCommands):
             self.driver_class = HangupSafeDriver
 
     def _install_stop_signals(self) -> None:
-        """SIGTERM, SIGHUP (a dropped SSH link) and SIGINT stop the session cleanly.
+        """SIGTERM and SIGINT stop the session cleanly; SIGHUP (a dropped SSH link) is a
+        hang-up, which stops it only under ``on_hangup = "stop"``.
 
         Plain ``signal.signal`` rather than the loop's handlers: the handler runs in the main
         thread even when the loop is stuck, so the exit deadline is armed whatever happens next.
@@ -288,19 +299,76 @@ class TapewatchApp(OperatorCommands):
 
         def on_signal(signum: int, _frame: object) -> None:
             name = signal.Signals(signum).name
-            if self.deadline is not None:
+            hang_up = signum == signal.SIGHUP
+            if self.deadline is not None and not (hang_up and not self._hangup_stops):
                 self.deadline.arm(f"received {name}")
+            act = self._hang_up if hang_up else self._stop_from_outside
             with contextlib.suppress(RuntimeError):  # a closed loop: the deadline ends us
-                loop.call_soon_threadsafe(self._stop_from_outside, name)
+                loop.call_soon_threadsafe(act, f"received {name}" if hang_up else name)
 
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(sig, on_signal)
 
     def terminal_lost(self) -> None:
-        """The driver found the terminal gone (EIO): stop as for SIGHUP; nothing is drawn."""
-        if self.deadline is not None:
+        """The driver found the terminal gone (EIO): a hang-up, as for SIGHUP."""
+        if self.deadline is not None and self._hangup_stops:
             self.deadline.arm("terminal lost")
-        self._stop_from_outside("terminal lost")
+        self._hang_up("terminal lost")
+
+    @property
+    def _hangup_stops(self) -> bool:
+        """An attached console detaches on a hang-up; an embedded one follows ``on_hangup``."""
+        return self._on_hangup == "stop" or self._attachment is not None
+
+    def _hang_up(self, why: str) -> None:
+        """The terminal went away: an attached console detaches; an embedded one journals the
+        hang-up and follows ``on_hangup``.
+
+        keep-running and pause: nothing more is drawn (no frames, no clock, no event
+        handling), the engine trades on, its socket serves ``tapewatch attach``, and the
+        embedded console stops counting as attached. stop: the usual clean stop."""
+        if self.hung_up is not None or self._quitting:
+            return
+        self.hung_up = why
+        log.info("the terminal hung up (%s): on_hangup = %s", why, self._on_hangup)
+        if self._hangup_stops:
+            if self._embedded is None:  # attached (it detaches), or nothing built to journal in
+                self._stop_from_outside(why)
+            else:
+                self.run_worker(self._journal_hangup(), name="hangup", exit_on_error=False)
+            return
+        self._go_dark()
+        if self._embedded is not None:
+            self.run_worker(self._journal_hangup(), name="hangup", exit_on_error=False)
+
+    def _go_dark(self) -> None:
+        """Stop every redraw: the frames, the 1 Hz clock, the stall probe, the event feed."""
+        drop = getattr(self._driver, "drop_output", None)
+        if drop is not None:
+            drop()
+        if self._clock is not None:
+            self._clock.stop()
+        self._dark = True
+        for worker in self.workers:
+            if worker.name in ("stall-probe", "events"):
+                worker.cancel()
+        if self._subscription is not None:
+            self._subscription.close()
+
+    async def _journal_hangup(self) -> None:
+        """The hang-up as the operator's action (journaled, audited), then its policy."""
+        embedded, why = self._embedded, self.hung_up or "terminal lost"
+        assert embedded is not None
+        snap = embedded.handle.snapshot()
+        who = snap.operator if snap is not None else "operator"
+        try:
+            reply = await embedded.hang_up(self._on_hangup, who, why)
+            log.info("hang-up: %s", reply)
+        except Exception:  # the policy still holds: the engine trades on (or stops below)
+            log.exception("journaling the hang-up failed")
+        finally:
+            if self._on_hangup == "stop":
+                self._stop_from_outside(why)
 
     def _stop_from_outside(self, why: str) -> None:
         if self.stop_signal is None:
@@ -385,8 +453,15 @@ class TapewatchApp(OperatorCommands):
         self._handle = embedded.handle
         if self._observe is not None:
             self._observers = self._observe(session)
+        if self._serve_in is not None:
+            self.run_worker(
+                self._serve(embedded, self._serve_in), name="serve", exit_on_error=False
+            )
         self._subscription = embedded.handle.events()
         self.run_worker(self._watch_events(self._subscription), name="events", exit_on_error=True)
+        if self.hung_up is not None:  # the terminal went while the session was being built
+            self._go_dark()
+            self.run_worker(self._journal_hangup(), name="hangup", exit_on_error=False)
         if self._drive:
             self._engine_worker = self.run_worker(
                 self._run_engine(embedded), name="engine", exit_on_error=True
@@ -398,9 +473,30 @@ class TapewatchApp(OperatorCommands):
             gc.collect()
             gc.freeze()  # start-up objects never change: keep full collections short
 
+    async def _serve(self, embedded: Embedded, data_dir: Path) -> None:
+        """The engine API on ``<data dir>/<mode>/engine.sock``, as ``run --headless`` serves
+        it: ``tapewatch attach`` and ``status`` reach this session, before and after a hang-up.
+        Another engine already serving there is a warning, not the end of this session."""
+        from tapewatch.engine.api.errors import TapewatchError
+        from tapewatch.engine.api.wire import socket_path
+
+        snap = embedded.handle.snapshot()
+        assert snap is not None
+        path = socket_path(data_dir, snap.mode)
+        try:
+            self.serving = await embedded.serve(path)
+        except (TapewatchError, OSError) as exc:
+            log.warning("not serving the engine API: %s", exc)
+            if self.hung_up is None:
+                self.notify(f"Not serving {path}: {exc}", severity="warning", timeout=10)
+        except Exception:  # never the end of the trading: the console runs unserved
+            log.exception("serving the engine API on %s failed", path)
+
     async def _run_engine(self, embedded: Embedded) -> None:
         await embedded.run()
-        if not self._quitting:
+        if self.hung_up is not None:  # nobody can see it: stopped over the socket, or no bars
+            self._stop_from_outside(self.stop_signal or "the engine stopped after a hang-up")
+        elif not self._quitting:
             self.notify("The feed ended: no more bars", severity="warning", timeout=10)
 
     async def _watch_events(self, subscription: EventStream) -> None:
@@ -498,9 +594,15 @@ class TapewatchApp(OperatorCommands):
     def quitting(self) -> bool:
         return self._quitting
 
+    def request_frame(self) -> None:
+        """A newer snapshot arrived over the socket: draw it in the next frame."""
+        self._request_frame()
+
     # ------------------------------------------------------------------ redraw
     def _request_frame(self, at_least: float = 0.0) -> None:
         """Something may have changed: draw it in the next frame (one timer for any number)."""
+        if self._dark:
+            return  # no terminal: nothing is drawn again
         delay = self._pacer.request(at_least)
         if delay is not None:  # (Textual's timers cannot take a zero delay)
             self.set_timer(max(delay, 0.001), self._draw_frame, name="frame")
@@ -609,6 +711,8 @@ class TapewatchApp(OperatorCommands):
 
     def _draw(self, snap: Snapshot, *, everything: bool, force: bool = False) -> None:
         """Everything when the state moved; header and breakers when only time did."""
+        if self._dark:
+            return
         self._snapshot = snap
         self._drawn = snap.version
         if everything:

@@ -7,6 +7,9 @@ dead tty raises EIO and kills it, so its queue fills and the next write (or the 
 never runs again. ``HangupSafeDriver`` resumes only after a real Ctrl+Z suspend, drops output
 once the terminal is gone (the writer thread keeps draining, so nothing blocks), and reports an
 input-side EIO as a hang-up instead of a crash.
+
+What the app does then is its ``[console] on_hangup`` policy (console.app): stop, or keep the
+engine trading with nothing drawn (``drop_output``) while its socket serves ``tapewatch attach``.
 """
 
 from __future__ import annotations
@@ -91,6 +94,12 @@ class HangupSafeDriver(LinuxDriver):
             return
         with contextlib.suppress(RuntimeError):  # a closed loop: the app is leaving anyway
             loop.call_soon_threadsafe(callback)
+
+    def drop_output(self) -> None:
+        """The terminal is gone (a SIGHUP under ``on_hangup`` keep-running or pause): draw
+        nothing more, without telling the app again. The writer keeps draining."""
+        self._told.set()
+        self._output.lost = True
 
     def _sigcont_application(self, *_: Any) -> None:
         # A hang-up sends SIGCONT too: resume only after our own SIGTSTP suspend.

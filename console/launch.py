@@ -10,6 +10,9 @@ environment, else the keyring), and the offline demo when none do. Keys are read
 the app owns the terminal, so no keyring can prompt over the screen. With keys, a failure to
 connect (a 401, Alpaca unreachable) ends the app with one line and exit 2: it never quietly
 falls back to the demo. Live is reached only through the ``m`` switch and its typed LIVE.
+
+The session's engine API is served on the data directory's socket while the console runs, and
+a hang-up follows ``[console] on_hangup`` (console.app): by default the engine trades on.
 """
 
 from __future__ import annotations
@@ -179,6 +182,8 @@ def launch_console(args: argparse.Namespace, demo: bool, config: EngineConfig | 
         startup_notice=notice,
         handle_signals=True,
         observe=observe,  # type: ignore[arg-type]
+        on_hangup=root.settings.on_hangup,  # [console] on_hangup: keep-running by default
+        serve_in=data,  # <data dir>/<mode>/engine.sock: tapewatch attach and status reach it
     )
     if live_factory is not None:
         live_factory.bind(app.call_from_thread)

@@ -199,7 +199,7 @@ def test_the_tables_are_the_documented_ones() -> None:
         "alpaca": {"trading_url", "data_url", "stream_url", "trade_stream_url", "feed"},
         "metrics": {"port", "host"},
         "sweep": {"scheduler"},
-        "console": {"theme", "confirm_orders", "confirm_timeout_seconds"},
+        "console": {"theme", "confirm_orders", "confirm_timeout_seconds", "on_hangup"},
     }
 
 
@@ -269,6 +269,7 @@ ERRORS = [
     ("[metrics]\nport = 70000\n", "metrics.port must be a port number 0-65535", "= 9464", 2),
     ('[metrics]\nhost = ""\n', "metrics.host must not be empty", "127.0.0.1", 2),
     ("[console]\ntheme = 3\n", "console.theme must be a string", 'theme = "dark"', 2),
+    ('[console]\non_hangup = "run"\n', "console.on_hangup", 'on_hangup = "keep-running"', 2),
     ("strategy.rsi_period = 0\n", "strategy.rsi_period", "at least 2", 1),
 ]
 

@@ -114,6 +114,18 @@ class SetConfirmMode(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class HungUp(Command):
+    """The embedded console's terminal went away (``why``: SIGHUP, "terminal lost"), and what
+    the engine does about it (``[console] on_hangup``): journaled and audited as ``who``'s.
+
+    ``keep-running`` changes nothing in the trading; ``pause`` also pauses new entries (exits,
+    breakers and flatten go on); ``stop`` is followed by the usual ``Stop``."""
+
+    policy: str = "keep-running"  # one of HANGUP_POLICIES
+    why: str = "terminal lost"
+
+
+@dataclass(frozen=True, slots=True)
 class Stop(Command):
     """Stop after the bar in hand; nothing is sent on the way out."""
 
@@ -136,6 +148,7 @@ COMMANDS: dict[str, type[Command]] = {
         ConfirmOrder,
         SkipOrder,
         SetConfirmMode,
+        HungUp,
         Stop,
     )
 }

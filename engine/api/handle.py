@@ -19,6 +19,7 @@ from tapewatch.engine.api.commands import (
     Command,
     ConfirmOrder,
     Flatten,
+    HungUp,
     Pause,
     PreviewFlatten,
     PreviewSwitch,
@@ -241,11 +242,30 @@ class InProcessHandle:
             return await self._host.resolve_reconciliation(command.choice, who)
         if isinstance(command, ConfirmOrder | SkipOrder | SetConfirmMode):
             return await self._confirm(command)
+        if isinstance(command, HungUp):
+            return await self._hung_up(command)
         if isinstance(command, Stop):
             self._stopping = True
             await engine.stop(command.reason, who=who)
             return Accepted("stopped")
         return Refused(f"Unknown command {type(command).__name__}")
+
+    async def _hung_up(self, command: HungUp) -> Reply:
+        """Journal (and so audit) the hang-up as the operator's action, then apply its policy."""
+        from tapewatch.engine.settings.fields import HANGUP_POLICIES
+
+        policy = command.policy
+        if policy not in HANGUP_POLICIES:
+            return Refused(f"on_hangup must be one of {', '.join(HANGUP_POLICIES)}, not {policy!r}")
+        engine = self._engine
+        # The engine's own operator-action path: one OperatorAction, journaled and flushed.
+        engine._operator("hangup", command.who, f"{policy}: {command.why}")
+        if policy == "pause":
+            await engine.pause(who=command.who, reason=f"paused on hang-up ({command.why})")
+            return Accepted("terminal gone: new entries paused, the engine trades on")
+        if policy == "stop":
+            return Accepted("terminal gone: stopping")
+        return Accepted("terminal gone: the engine trades on")
 
     async def _confirm(self, command: ConfirmOrder | SkipOrder | SetConfirmMode) -> Reply:
         """Confirm mode's commands: send or skip the held order, or change the mode."""

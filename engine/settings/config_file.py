@@ -19,7 +19,8 @@ Tables and keys::
     [account]   starting_cash
     [alpaca]    trading_url, data_url, stream_url, trade_stream_url, feed ("iex" or "sip")
     [metrics]   port, host
-    [console]   theme, confirm_orders ("off", "entries" or "all"), confirm_timeout_seconds
+    [console]   theme, confirm_orders ("off", "entries" or "all"), confirm_timeout_seconds,
+                on_hangup ("keep-running", "pause" or "stop")
     [sweep]     scheduler (a Dask address for tapewatch sweep, e.g. "tcp://host:8786")
     [keys]      console key remapping (checked by console.keymap, kept here as given)
 
@@ -53,11 +54,13 @@ from tapewatch.engine.settings.config import (
 from tapewatch.engine.settings.errors import ConfigError, Where
 from tapewatch.engine.settings.fields import (
     BY_NAME,
+    DEFAULT_HANGUP,
     ENDPOINT_ENV,
     ENGINE_FIELDS,
     ENGINE_TABLES,
     FEEDS,
     FIELDS,
+    HANGUP_POLICIES,
 )
 from tapewatch.engine.settings.render import toml_value as _toml
 
@@ -89,6 +92,7 @@ _OTHER_EXAMPLES: dict[str, object] = {
     "console.theme": "dark",
     "console.confirm_orders": ConfirmConfig().orders,
     "console.confirm_timeout_seconds": ConfirmConfig().timeout_seconds,
+    "console.on_hangup": DEFAULT_HANGUP,
 }
 _FREE_TABLES = ("keys",)  # checked elsewhere (console.keymap); only "is a table" here
 
@@ -175,6 +179,7 @@ class FileConfig:
     alpaca: AlpacaSettings = field(default_factory=AlpacaSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     theme: str | None = None
+    on_hangup: str = DEFAULT_HANGUP  # [console] on_hangup: keep-running, pause or stop
     sweep_scheduler: str | None = None  # [sweep] scheduler: where tapewatch sweep runs
     keys: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     values: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
@@ -314,6 +319,15 @@ def _parse(text: str, path: Path, env: Mapping[str, str]) -> FileConfig:
     port = get("metrics.port")
     host = get("metrics.host")
     theme = get("console.theme")
+    on_hangup = get("console.on_hangup", DEFAULT_HANGUP)
+    if on_hangup not in HANGUP_POLICIES:
+        raise checker.bad(
+            "console",
+            "on_hangup",
+            f"must be one of {', '.join(repr(p) for p in HANGUP_POLICIES)} (got {_got(on_hangup)}):"
+            " keep-running trades on and serves tapewatch attach, pause also pauses new entries,"
+            " stop stops the engine",
+        )
     keys = data.get("keys", {})
     return FileConfig(
         path=path,
@@ -324,6 +338,7 @@ def _parse(text: str, path: Path, env: Mapping[str, str]) -> FileConfig:
             host=host if isinstance(host, str) else DEFAULT_METRICS_HOST,
         ),
         theme=theme if isinstance(theme, str) else None,
+        on_hangup=str(on_hangup),
         sweep_scheduler=_text(get("sweep.scheduler")),
         keys=MappingProxyType(dict(keys)),
         values=MappingProxyType(values),

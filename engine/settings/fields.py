@@ -117,6 +117,11 @@ ENV_DATA_URL = "TAPEWATCH_ALPACA_DATA_URL"
 ENV_STREAM_URL = "TAPEWATCH_ALPACA_STREAM_URL"
 ENV_TRADE_STREAM_URL = "TAPEWATCH_ALPACA_TRADE_STREAM_URL"
 
+HANGUP_POLICIES = ("keep-running", "pause", "stop")
+"""What the embedded console does when its terminal hangs up ([console] on_hangup): trade on
+and serve the socket for ``tapewatch attach``; the same with new entries paused; stop."""
+DEFAULT_HANGUP = "keep-running"
+
 _PERIOD = Range(2, 10_000, whole=True, unit="bars")
 _SECONDS = Range(0, 86_400, low_open=True, unit="seconds")
 _RSI = Range(0, 100, low_open=True, high_open=True)
@@ -244,6 +249,12 @@ FIELDS: tuple[Field, ...] = (
         "text",
         help="strategy orders that wait for the operator's y or n: off, entries or all",
         choices=("off", "entries", "all"),
+    ),
+    Field(
+        "console.on_hangup",
+        "text",
+        help="when the terminal hangs up (an SSH drop): keep-running, pause (new entries) or stop",
+        choices=HANGUP_POLICIES,
     ),
     Field(
         "console.confirm_timeout_seconds",

@@ -26,7 +26,7 @@ from tapewatch.engine.settings.config_file import (
     load_config_file,
 )
 from tapewatch.engine.settings.errors import ConfigError
-from tapewatch.engine.settings.fields import ENGINE_FIELDS
+from tapewatch.engine.settings.fields import DEFAULT_HANGUP, ENGINE_FIELDS
 
 DEFAULT_SEED = 7
 DEFAULT_SPEED = 60.0
@@ -43,6 +43,7 @@ class Settings:
     seed: int = DEFAULT_SEED  # the synthetic market's (demo)
     speed: float = DEFAULT_SPEED  # the demo's replay pace, × real time
     theme: str | None = None
+    on_hangup: str = DEFAULT_HANGUP  # [console] on_hangup: what a terminal's hang-up does
     keys: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     config_path: Path | None = None  # the file read, if any
 
@@ -138,6 +139,7 @@ def load_settings(
         seed=int(seed) if isinstance(seed, int) else DEFAULT_SEED,
         speed=float(speed) if isinstance(speed, int | float) else DEFAULT_SPEED,
         theme=str(theme) if theme else loaded.theme,
+        on_hangup=loaded.on_hangup,
         keys=loaded.keys,
         config_path=loaded.path,
     )
