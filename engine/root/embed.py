@@ -70,6 +70,7 @@ class Embedded:
             path,
             on_clients=self._remote,
             info=lambda: {"host": "console", "console": self.console_state},
+            journal=self.session.engine._operator,  # a handover is an operator action
         )
         log.info("the embedded console's engine serves its API on %s", path)
         return path

@@ -178,6 +178,20 @@ def _serving(app: TapewatchApp) -> bool:
     return any(w.name == "serve" and not w.is_finished for w in app.workers)
 
 
+async def test_a_handover_between_consoles_attached_to_the_embedded_engine_is_journaled(
+    tmp_path: Path,
+) -> None:
+    app, session = _app(tmp_path, "keep-running")
+    async with app.run_test() as pilot:
+        path = await _served(pilot, app)
+        first = await SocketHandle.connect(path)
+        second = await SocketHandle.connect(path, take_control=True)
+        await until(pilot, lambda: "take_control" in session.operator_actions(), "the handover")
+        assert session.engine.attendance.clients == 3  # the embedded console and both
+        await second.close()
+        await first.close()
+
+
 async def test_a_hangup_command_with_an_unknown_policy_is_refused(tmp_path: Path) -> None:
     app, session = _app(tmp_path, "keep-running")
     async with app.run_test() as pilot:
