@@ -25,6 +25,9 @@ measuring auto-pilot attached. Machines here are shared and noisy: read the rati
 spread of the rounds. The targets are printed, not judged.
 
     python bench/console.py [--quick] [--repeat 3] [--seconds 10]
+
+The attached console (``tapewatch attach`` over the engine's socket) is measured against the
+embedded one, interleaved in the same run, by ``bench/attach.py``: first frame and bar → drawn.
 """
 
 from __future__ import annotations

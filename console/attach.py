@@ -36,6 +36,7 @@ class AttachedHandle(EngineHandle, Protocol):
     control: bool
     controller: str | None
     on_control: Callable[[ControlChange], None] | None
+    on_snapshot: Callable[[], None] | None
 
     @property
     def read_only(self) -> str | None: ...
@@ -61,6 +62,8 @@ class AttachHost(Protocol):
     def attach_failed(self, line: str, code: int) -> None: ...
 
     def notify_control(self, change: ControlChange) -> None: ...
+
+    def request_frame(self) -> None: ...
 
     @property
     def quitting(self) -> bool: ...
@@ -120,6 +123,7 @@ class Attachment:
     def _adopt(self, host: AttachHost, handle: AttachedHandle, *, again: bool) -> None:
         self.handle = handle
         handle.on_control = host.notify_control
+        handle.on_snapshot = host.request_frame
         host.show_link(None)
         host.use_handle(handle, again=again)
 

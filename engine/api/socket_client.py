@@ -216,6 +216,9 @@ class SocketHandle:
         self.control = welcome.control
         self.controller = welcome.controller
         self.on_control: Callable[[ControlChange], None] | None = None
+        # Told when a newer snapshot arrived: the console draws it now, not at its next 1 Hz look
+        # (an event usually comes before the snapshot that holds it).
+        self.on_snapshot: Callable[[], None] | None = None
         self._reading = asyncio.create_task(self._read(), name="tapewatch-attach-reader")
 
     @classmethod
@@ -375,6 +378,8 @@ class SocketHandle:
                 kind = message["type"]
                 if kind == "snapshot":
                     self._snapshot = snapshot_from_data(message["snapshot"])
+                    if self.on_snapshot is not None:
+                        self.on_snapshot()
                 elif kind == "event":
                     self._event(message)
                 elif kind == "control" and message.get("id") is None:
