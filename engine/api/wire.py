@@ -30,7 +30,7 @@ from tapewatch.engine.model.serde import from_data, to_data
 from tapewatch.engine.model.types import Mode
 from tapewatch.engine.settings.errors import TapewatchError
 
-PROTOCOL = 1
+PROTOCOL = 2  # 2: the hello's read_only/take_control, take_control requests, control frames
 SOCKET_NAME = "engine.sock"
 HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024  # a snapshot with a long chart is a few MB; more is not ours
