@@ -35,6 +35,8 @@ from tapewatch.engine.api.types import Event
 
 KEEP = 500  # entries kept; older ones are in the journal and the log file
 FLUSH = 0.1  # seconds from a new entry to its repaint
+SETTLED = frozenset({"filled", "cancelled", "rejected", "expired"})
+AWAIT_PNL = 20  # the newest fills whose order lines are still looked up for their P&L
 
 
 class ActivityPane(VerticalScroll):
@@ -51,6 +53,7 @@ class ActivityPane(VerticalScroll):
         self.entries: deque[Entry] = deque(maxlen=KEEP)
         self.filter = 0  # index into FILTERS
         self._pnl: dict[str, float] = {}  # client order id -> realized P&L, once known
+        self._awaiting: dict[str, None] = {}  # fills' order ids whose P&L may still come
         self._previous: Snapshot | None = None  # for connection changes
         self._dirty = True
         self._flush_due = False
@@ -66,6 +69,10 @@ class ActivityPane(VerticalScroll):
         """Log ``entry``; shown within ``FLUSH`` seconds (a burst is one repaint)."""
         self.entries.append(entry)
         self._dirty = True
+        if entry.client_order_id:
+            self._awaiting[entry.client_order_id] = None
+            while len(self._awaiting) > AWAIT_PNL:
+                del self._awaiting[next(iter(self._awaiting))]
         if not self._flush_due and self.is_mounted:
             self._flush_due = True
             self.set_timer(FLUSH, self._flush)
@@ -88,13 +95,15 @@ class ActivityPane(VerticalScroll):
         for entry in link_changes(self._previous, snap):
             self.add(entry)
         self._previous = snap
-        for entry in self.entries:
-            cid = entry.client_order_id
-            if cid and cid not in self._pnl:
-                line = snap.order(cid)
-                if line is not None and line.realized_pnl is not None:
-                    self._pnl[cid] = line.realized_pnl
-                    self._dirty = True
+        for cid in tuple(self._awaiting):
+            line = snap.order(cid)
+            if line is None:
+                continue
+            if line.realized_pnl is not None and self._pnl.get(cid) != line.realized_pnl:
+                self._pnl[cid] = line.realized_pnl  # a partial fill's grows with the next
+                self._dirty = True
+            if line.status in SETTLED:
+                del self._awaiting[cid]  # its P&L (or none: an opening fill) is final
 
     # ------------------------------------------------------------------ filter
     @property
