@@ -164,9 +164,6 @@ async def run_headless(
     serves the API (with ``host`` and ``hours`` behind its handle); ``on_serving`` is told once
     the socket is up."""
     loop = asyncio.get_running_loop()
-    server = await _serve(engine, serve_at, host, hours) if serve_at is not None else None
-    if server is not None and on_serving is not None:
-        on_serving(server)
     stop = asyncio.Event()
     received: list[str] = []
 
@@ -176,7 +173,16 @@ async def run_headless(
             on_signal(name)
         stop.set()
 
+    # Before anything that awaits: a SIGTERM while the socket comes up must stop cleanly,
+    # not kill the process with the default action.
     restore = install_stop_signals(signalled)
+    try:
+        server = await _serve(engine, serve_at, host, hours) if serve_at is not None else None
+    except BaseException:
+        restore()
+        raise
+    if server is not None and on_serving is not None:
+        on_serving(server)
     subscription = engine.subscribe()
 
     async def printer() -> None:
