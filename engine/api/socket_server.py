@@ -451,6 +451,17 @@ class EngineServer:
             }
             await self._write(other, encode(notice))
 
+    async def _released(self, gone: Client) -> None:
+        """The controller left: every viewer is told nobody controls (C takes control)."""
+        for other in self.clients:
+            notice = {
+                "type": "control",
+                "id": None,
+                "notice": f"{gone.who} detached: nobody controls; C takes control",
+                **self._control_fields(other, self.controller),
+            }
+            await self._write(other, encode(notice))
+
     def _latency(self, client: Client, ident: Any, buckets: Any) -> None:
         async def run() -> None:
             count = buckets if isinstance(buckets, int) and 0 < buckets <= 1000 else 20
@@ -538,13 +549,11 @@ class EngineServer:
         if client.gone:
             return
         client.gone = True
-        if client.control:
-            log.info(
-                "client %d, the controller, left: nobody controls until one attaches "
-                "or takes control",
-                client.id,
-            )
         self._clients.pop(client.id, None)
+        if client.control:
+            log.info("client %d, the controller, left: nobody controls", client.id)
+            if self._server is not None and self.clients:  # the viewers hear of it
+                self._spawn(self._released(client))
         if client.role == ATTACH:
             self._counted()
         current = asyncio.current_task()

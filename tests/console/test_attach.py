@@ -19,7 +19,7 @@ from tapewatch.console.app import TapewatchApp
 from tapewatch.console.attach import DETACHED, Attachment
 from tapewatch.engine.api.commands import Pause, command_to_data
 from tapewatch.engine.api.replies import Refused, reply_from_data
-from tapewatch.engine.api.socket_client import SocketHandle
+from tapewatch.engine.api.socket_client import ControlChange, SocketHandle
 from tapewatch.engine.api.types import OperatorAction
 from tapewatch.engine.api.wire import PROTOCOL, encode, read_message
 from tests.console.conftest import shown, until
@@ -154,6 +154,27 @@ async def test_take_control_hands_over_journaled_and_both_are_told(tmp_path: Pat
             await until(two, lambda: engine.session.engine.state.paused, "the new one's pause")
             assert engine.session.engine.last_action is not None
             assert "attach #2" in engine.session.engine.last_action.who
+
+
+async def test_the_controller_leaving_tells_the_viewers_nobody_controls(tmp_path: Path) -> None:
+    async with served(tmp_path) as engine:
+        controller = await SocketHandle.connect(engine.path)
+        viewer = await SocketHandle.connect(engine.path)
+        heard: list[ControlChange] = []
+        viewer.on_control = heard.append
+        try:
+            assert viewer.controller is not None and "attach #1" in viewer.controller
+            await controller.close()
+            await until_async(lambda: bool(heard), "the viewers told")
+            assert heard[0].controller is None and not heard[0].control
+            assert "attach #1" in heard[0].notice and "nobody controls" in heard[0].notice
+            refused = await viewer.send(Pause(who="x"))
+            assert isinstance(refused, Refused) and "nobody controls" in refused.reason
+            assert not isinstance(await viewer.take_control(), Refused)
+            assert viewer.control and "attach #2" in (viewer.controller or "")
+            assert not isinstance(await viewer.send(Pause(who="x")), Refused)
+        finally:
+            await viewer.close()
 
 
 async def test_a_lost_socket_shows_the_banner_and_a_restarted_engine_is_followed(
