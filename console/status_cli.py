@@ -100,8 +100,9 @@ def describe(status: dict[str, Any]) -> str:
     ]
     for client in clients:
         ssh = f", ssh {client['ssh']}" if client.get("ssh") else ""
+        role = "controls" if client.get("control") else "watches (read-only)"
         lines.append(
             f"           #{client.get('id')} {client.get('user') or '?'} "
-            f"(PID {client.get('pid')}{ssh}) since {client.get('since')}"
+            f"(PID {client.get('pid')}{ssh}) since {client.get('since')}, {role}"
         )
     return "\n".join(lines)

@@ -91,3 +91,19 @@ def test_attach_read_only_and_take_control_exclude_each_other(
         main(["attach", "--read-only", "--take-control"])
     assert exited.value.code == 2
     assert "not allowed with" in capsys.readouterr().err
+
+
+def test_status_says_which_attached_console_controls() -> None:
+    from tapewatch.console.status_cli import describe
+
+    text = describe(
+        {
+            "mode": "DEMO",
+            "clients": [
+                {"id": 1, "user": "ann", "pid": 10, "since": "t", "control": True},
+                {"id": 2, "user": "bob", "pid": 11, "since": "t", "control": False},
+            ],
+        }
+    )
+    assert "#1 ann (PID 10) since t, controls" in text
+    assert "#2 bob (PID 11) since t, watches (read-only)" in text
