@@ -12,17 +12,17 @@ import csv
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from pathlib import Path
 
 from tapewatch.engine.adapters.sim.broker import SimBroker
 from tapewatch.engine.adapters.sim.replay import ReplayFeed
+from tapewatch.engine.backtest.gaps import cross_gap
 from tapewatch.engine.backtest.stats import BreakerTrip, Report, annualisation, build_report
 from tapewatch.engine.backtest.vector import drive_vector, uncovered
 from tapewatch.engine.backtest.vector_step import BarStep, step_uncovered
 from tapewatch.engine.core.clock import SimClock
 from tapewatch.engine.core.engine import Engine
-from tapewatch.engine.market.bars import BarArrays, datetime_from_ns, ns_from_datetime
+from tapewatch.engine.market.bars import BarArrays, datetime_from_ns
 from tapewatch.engine.model.events import (
     BreakerChanged,
     EquitySnapshot,
@@ -201,8 +201,6 @@ async def _drive_lean(
     on_bar = engine.on_bar
     problem = price_problem
     last_ts_ns = -(2**62)
-    roll_day = engine.roll_day
-    check_stale = engine.check_stale
     last_equity = portfolio.cash
     total = len(bars)
     boundary_ns = -1
@@ -230,18 +228,17 @@ async def _drive_lean(
                 continue
             last_ts_ns = ts
             if ts - prev_close_ns > stale_ns or ts >= boundary_ns:
-                # Data was missing (overnight, or a hole): the stale breaker looks at the gap.
-                prev_close = datetime_from_ns(prev_close_ns)
-                data_seen(prev_close)
-                clock.advance_to(datetime_from_ns(prev_close_ns + stale_ns) + _STALE_EPSILON)
-                check_stale()
-                if ts >= boundary_ns:
-                    now = datetime_from_ns(ts + tf_ns)
-                    clock.advance_to(now)
-                    roll_day(datetime_from_ns(ts), now, last_equity)
-                    boundary = engine.next_day_boundary
-                    boundary_ns = ns_from_datetime(boundary) if boundary is not None else ts + 1
-                    check_stale()  # anchors the session's staleness clock, as a timer would
+                # Data was missing (overnight, or a hole): the gap, and perhaps a new day.
+                boundary_ns = cross_gap(
+                    engine,
+                    clock,
+                    prev_close_ns=prev_close_ns,
+                    stale_ns=stale_ns,
+                    ts=ts,
+                    tf_ns=tf_ns,
+                    boundary_ns=boundary_ns,
+                    last_equity=last_equity,
+                )
             equity = cash + qty * close
             if symbol in pending or (qty and breaches(equity)):
                 indicators: tuple[float | None, float | None] | None = None
@@ -275,7 +272,6 @@ async def _drive_lean(
 
 
 _CHUNK = 65_536
-_STALE_EPSILON = timedelta(milliseconds=1)
 
 
 def parse_compare(text: str) -> list[tuple[float, float]]:

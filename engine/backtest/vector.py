@@ -25,16 +25,16 @@ import weakref
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tapewatch.engine.adapters.sim.broker import SimBroker
+from tapewatch.engine.backtest.gaps import cross_gap
 from tapewatch.engine.backtest.vector_step import BarStep
 from tapewatch.engine.core.clock import SimClock
 from tapewatch.engine.core.engine import Engine
-from tapewatch.engine.market.bars import BarArrays, datetime_from_ns, ns_from_datetime
+from tapewatch.engine.market.bars import BarArrays, datetime_from_ns
 from tapewatch.engine.risk.drawdown import DrawdownBreaker
 from tapewatch.engine.settings.config import EngineConfig
 from tapewatch.engine.strategy.indicators import RSI, exact_mean
@@ -58,7 +58,6 @@ SMA_BAND = 1e-8
 (ten times the streaming SMA's own tie band)."""
 
 _SHIFTED_ADDS_UP_TO = 256
-_STALE_EPSILON = timedelta(milliseconds=1)
 _PROGRESS_EVERY = 65_536
 
 
@@ -292,8 +291,6 @@ async def drive_vector(
     breaches = engine.drawdown_breached
     drawdown = engine.gate.drawdown
     data_seen = engine.data_seen
-    check_stale = engine.check_stale
-    roll_day = engine.roll_day
     process = engine.process_bar
     on_bar = engine.on_bar
     portfolio = broker.portfolio
@@ -325,18 +322,20 @@ async def drive_vector(
         last_ts_ns = ts
         close = close_at(i)
         if i in hole_set or ts >= boundary_ns:
-            data_seen(datetime_from_ns(prev_close_ns))
-            clock.advance_to(datetime_from_ns(prev_close_ns + stale_ns) + _STALE_EPSILON)
-            check_stale()
-            if ts >= boundary_ns:
-                now = datetime_from_ns(ts + tf_ns)
-                clock.advance_to(now)
-                roll_day(datetime_from_ns(ts), now, last_equity)
-                boundary = engine.next_day_boundary
-                boundary_ns = ns_from_datetime(boundary) if boundary is not None else ts + 1
+            rolled = ts >= boundary_ns
+            boundary_ns = cross_gap(
+                engine,
+                clock,
+                prev_close_ns=prev_close_ns,
+                stale_ns=stale_ns,
+                ts=ts,
+                tf_ns=tf_ns,
+                boundary_ns=boundary_ns,
+                last_equity=last_equity,
+            )
+            if rolled:
                 k_next = int(np.searchsorted(acc_ts, boundary_ns))
                 next_day = int(acc_idx[k_next]) if k_next < len(acc_idx) else total
-                check_stale()
         k = int(kpos[i])
         equity = cash + qty * close
         indicators = decider.values(k)
