@@ -115,6 +115,7 @@ class TapewatchApp(OperatorCommands):
         Binding("y", "confirm_order", "Send", show=False, priority=True),
         Binding("n", "skip_order", "Skip", show=False, priority=True),
         Binding("C", "take_control", "Take control", show=False),  # an attached viewer
+        Binding("ctrl+x", "stop_engine", "Stop engine", show=False),  # attached, confirmed
     ]
 
     def __init__(

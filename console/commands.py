@@ -79,6 +79,7 @@ METHODS = {
 """Keymap action name -> the ``action_*`` method it runs."""
 DEMO_METHODS = frozenset(METHODS[name] for name in DEMO_ONLY)
 """The methods of the demo-only actions (speed, next signal)."""
+STOPPED_ENGINE = "the engine is stopping (ctrl+x); detached"
 CONFIRM_CYCLE = {"off": "entries", "entries": "all", "all": "off"}
 """The confirm-mode key's cycle."""
 CONFIRM_MEANS = {
@@ -104,6 +105,7 @@ class OperatorCommands(App[int]):
     _quitting: bool
     _flatten_watch: FlattenWatch | None
     _attachment: Attachment | None  # set for a console attached to a served engine
+    _stopped_engine = False  # ctrl+x stopped the served engine before this console detached
     detached: str | None
 
     def _redraw(self, *, everything: bool) -> None:
@@ -443,6 +445,39 @@ class OperatorCommands(App[int]):
             return
         self.refresh_bindings()
 
+    def action_stop_engine(self) -> None:
+        """ctrl+x on the attached controller: stop the served engine itself (confirmed)."""
+        if self._attachment is None:
+            self.notify("q stops this console's engine; ctrl+x is for an attached console")
+            return
+        ready = self._handle_ready()  # a viewer is refused here: read-only
+        if ready is None:
+            return
+        handle, snap = ready
+        exposure = " Positions stay open at the broker." if snap.has_exposure else ""
+        body = Text(
+            "This stops the engine for everyone attached, after the bar in hand: no strategy "
+            f"exits and no breakers watch until it is started again.{exposure} q only detaches."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._command(self._stop_engine(handle, snap.operator), "stop-engine")
+            else:
+                self.notify("The engine keeps trading: nothing sent")
+
+        self.push_screen(
+            ConfirmScreen("Stop the engine?", body, yes="Stop engine", danger=True), answered
+        )
+
+    async def _stop_engine(self, handle: EngineHandle, who: str) -> None:
+        reply = await handle.send(Stop(who=who, reason="stopped from an attached console"))
+        if isinstance(reply, Refused):
+            self._refused(reply.reason, "Stop engine: ")
+            return
+        self._stopped_engine = True
+        self._begin_shutdown()  # nothing to follow: detach (the stop finishes without us)
+
     async def action_quit(self) -> None:
         if self._quitting:
             return
@@ -484,7 +519,7 @@ class OperatorCommands(App[int]):
         attachment = self._attachment
         if attachment is not None:  # a served engine: close the socket, send no Stop
             await attachment.detach()
-            self.detached = DETACHED
+            self.detached = STOPPED_ENGINE if self._stopped_engine else DETACHED
             log.info("%s", DETACHED)
             self.exit(0)
             return

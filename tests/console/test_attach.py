@@ -17,6 +17,7 @@ from typing import Any
 
 from tapewatch.console.app import TapewatchApp
 from tapewatch.console.attach import DETACHED, Attachment
+from tapewatch.console.commands import STOPPED_ENGINE
 from tapewatch.engine.api.commands import Pause, command_to_data
 from tapewatch.engine.api.replies import Refused, reply_from_data
 from tapewatch.engine.api.socket_client import ControlChange, SocketHandle
@@ -92,9 +93,11 @@ async def test_a_second_console_is_read_only_and_its_keys_send_nothing(tmp_path:
                 await pilot.pause(0.2)
                 assert any(m.startswith("read-only: ") for m in messages(app)), messages(app)
                 assert not engine.session.engine.state.paused  # nothing reached the engine
-                await pilot.press("f")
-                await pilot.pause(0.1)
-                assert len(app.screen_stack) == 1  # no flatten dialog either
+                for key in ("f", "ctrl+x"):  # no flatten dialog, no stop dialog either
+                    await pilot.press(key)
+                    await pilot.pause(0.1)
+                    assert len(app.screen_stack) == 1, key
+                assert not engine.run.done()
         finally:
             await controller.close()
 
@@ -175,6 +178,24 @@ async def test_the_controller_leaving_tells_the_viewers_nobody_controls(tmp_path
             assert not isinstance(await viewer.send(Pause(who="x")), Refused)
         finally:
             await viewer.close()
+
+
+async def test_ctrl_x_stops_the_served_engine_only_when_confirmed(tmp_path: Path) -> None:
+    async with served(tmp_path) as engine:
+        app = attach_app(engine.path)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await until(pilot, lambda: app.drawn_version >= 0, "the first frame")
+            await pilot.press("ctrl+x")
+            await until(pilot, lambda: len(app.screen_stack) == 2, "the confirmation")
+            await pilot.press("n")
+            await until(pilot, lambda: len(app.screen_stack) == 1, "dismissed")
+            assert not engine.run.done()
+            await pilot.press("ctrl+x")
+            await until(pilot, lambda: len(app.screen_stack) == 2, "asked again")
+            await pilot.press("y")
+            await until(pilot, lambda: not app.is_running, "the detach after the stop")
+        assert app.detached == STOPPED_ENGINE
+        assert await asyncio.wait_for(engine.run, WAIT) == 0  # the engine ended its run
 
 
 async def test_a_lost_socket_shows_the_banner_and_a_restarted_engine_is_followed(
