@@ -35,8 +35,9 @@ def run_demo_headless(args: argparse.Namespace, settings: Settings) -> int:
                 session.feed,
                 serve_at=socket_path(data, Mode.DEMO),
                 on_serving=_serving,
+                serve_optional=True,  # a second demo on this data directory runs unserved
             )
-        except TapewatchError as exc:  # another demo already serves this data directory
+        except TapewatchError as exc:
             sys.stderr.write(f"tapewatch demo: error: {exc}\n")
             return 2
         finally:

@@ -44,5 +44,19 @@ def require(service: Service) -> dict[str, str]:
     """Each of ``service``'s programs by full path; skips the calling test when one is absent."""
     missing = service.missing()
     if missing:
-        pytest.skip(service.skip_reason(missing))
+        _skip(service.skip_reason(missing))
     return {program: str(shutil.which(program)) for program in service.programs}
+
+
+def require_root() -> None:
+    """Root, for a test that must become another user (the engine socket's permissions are
+    the kernel's to enforce); skips with how to run it otherwise. CI runs as root."""
+    import os
+
+    if os.geteuid() != 0:
+        _skip("needs root to become another user: run the suite as root (CI does)")
+
+
+def _skip(reason: str) -> None:
+    """The one skip in the suite (tests/test_services.py holds every other test to it)."""
+    pytest.skip(reason)

@@ -20,15 +20,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from tapewatch.engine.api.types import Mode
 from tapewatch.engine.api.wire import socket_path
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT = 30.0  # seconds any one condition may take before the test fails
-
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux pty")
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

@@ -48,6 +48,7 @@ from tapewatch.engine.api.wire import (
 from tapewatch.engine.root.demo import DemoOptions, DemoSession, build_demo
 from tapewatch.engine.root.headless import run_headless
 from tapewatch.engine.settings.config import EngineConfig, StrategyConfig
+from tests.services import require_root
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = StrategyConfig(rsi_period=2, sma_period=3, rsi_oversold=90.0, rsi_overbought=95.0)
@@ -517,11 +518,8 @@ else:
 """
 
 
-@pytest.mark.skipif(
-    os.geteuid() != 0 or not Path("/usr/bin/python3").exists(),
-    reason="needs root to become another user, and a python it may run",
-)
 async def test_another_user_cannot_reach_the_socket() -> None:
+    require_root()
     base = Path(tempfile.mkdtemp(prefix="tapewatch-socket-", dir="/tmp"))
     os.chmod(base, 0o755)  # only the engine's own folder and socket stand in the way
 

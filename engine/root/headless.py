@@ -40,6 +40,7 @@ from tapewatch.engine.model.events import (
     TradingStateChanged,
 )
 from tapewatch.engine.observability.sdnotify import systemd_session
+from tapewatch.engine.settings.errors import TapewatchError
 
 if TYPE_CHECKING:
     from tapewatch.engine.api.handle import SessionHost
@@ -158,11 +159,13 @@ async def run_headless(
     host: SessionHost | None = None,
     hours: Hours | SessionHours | None = None,
     on_serving: Callable[[EngineServer], None] | None = None,
+    serve_optional: bool = False,
 ) -> int:
     """Run until the feed ends or a stop signal; ``on_signal(name)`` is told of the signal first
     (the CLI arms its exit deadline there). Every wait after the stop is bounded. ``serve_at``
     serves the API (with ``host`` and ``hours`` behind its handle); ``on_serving`` is told once
-    the socket is up."""
+    the socket is up. With ``serve_optional`` a socket another engine serves is a warning and
+    the run goes on unserved (the demo: each run has its own journal)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     received: list[str] = []
@@ -178,6 +181,13 @@ async def run_headless(
     restore = install_stop_signals(signalled)
     try:
         server = await _serve(engine, serve_at, host, hours) if serve_at is not None else None
+    except TapewatchError as exc:
+        if not serve_optional:  # run --headless: one engine per data directory
+            restore()
+            raise
+        # A demo beside another demo: each has its own journal; only one can be attached to.
+        sys.stderr.write(f"tapewatch: not serving this run: {exc}\n")
+        server = None
     except BaseException:
         restore()
         raise

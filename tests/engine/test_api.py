@@ -17,6 +17,7 @@ from tapewatch.engine.api.commands import (
     Command,
     ConfirmOrder,
     Flatten,
+    HungUp,
     Pause,
     PreviewFlatten,
     PreviewSwitch,
@@ -339,6 +340,7 @@ def test_commands_and_replies_round_trip_through_json() -> None:
         ConfirmOrder(who=WHO, client_order_id="c1"),
         SkipOrder(who=WHO, client_order_id="c1"),
         SetConfirmMode(who=WHO, mode="entries"),
+        HungUp(who=WHO, policy="pause", why="received SIGHUP"),
         Stop(who=WHO, reason="operator quit"),
     ]
     assert {type(c).__name__ for c in commands} == set(COMMANDS)
