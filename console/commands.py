@@ -231,7 +231,8 @@ class OperatorCommands(App[int]):
                 MessageScreen(
                     "No live credentials",
                     "Live trading needs live Alpaca keys, and none are stored.\n\n"
-                    "Store them first, then press m again. Paper trading continues meanwhile.",
+                    "Store them with 'tapewatch login --live' (in another terminal), then "
+                    "press m again. Paper trading continues meanwhile.",
                     warning=True,
                 )
             )

@@ -302,7 +302,11 @@ class InProcessHandle:
 
         account = self._host.describe_account(mode) if self._host is not None else None
         if account is None:
-            return Refused(f"No {mode.value.lower()} credentials are stored")
+            flag = " --live" if mode is Mode.LIVE else ""
+            return Refused(
+                f"No {mode.value.lower()} credentials are stored: add them with "
+                f"'tapewatch login{flag}'"
+            )
         return Accepted(account, SwitchPreview(mode, account))
 
     def _speed(self, speed: float) -> Reply:

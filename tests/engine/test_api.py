@@ -185,7 +185,7 @@ async def test_switching_needs_a_host_and_goes_through_it(session: Session) -> N
     bare = await started(session)
     assert await bare.send(SwitchAccount(who=WHO, mode=Mode.LIVE)) == Refused(NO_HOST)
     assert await bare.send(PreviewSwitch(who=WHO, mode=Mode.LIVE)) == Refused(
-        "No live credentials are stored"
+        "No live credentials are stored: add them with 'tapewatch login --live'"
     )
     host = FakeHost()
     handle = InProcessHandle(session.engine, host=host, alerts=False)
