@@ -395,3 +395,17 @@ def test_ascii_translation_keeps_every_column() -> None:
 def test_16_colour_roles_keep_their_hue(hex_colour: str, ansi: int | None) -> None:
     colour = ansi_colour(Color.parse(hex_colour))
     assert (colour.number if colour is not None else None) == ansi
+
+
+async def test_the_live_frame_costs_no_pane_a_line_at_100x30(scene: DemoSession) -> None:
+    """LIVE draws a red frame (title on top, both sides, no bottom edge): at 100x30 every pane
+    still shows all its lines."""
+    app, session = showcase(scene)
+    async with app.run_test(size=MEDIUM) as pilot:
+        await settle(pilot, session)
+        app.query_one("#frame").set_class(True, "-live")  # as a switch to LIVE does
+        await pilot.pause()
+        await pilot.pause()
+        for name in ("indicators", "positions", "latency", "breakers"):
+            pane = app.query_one(f"#{name}")
+            assert _clipped(pane, app) == 0, (name, pane.content_size)
