@@ -319,3 +319,18 @@ def test_bad_flags_are_one_line_and_exit_2(
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert words in err and "\n" not in err, err
+
+
+def test_a_stored_cell_is_stamped_by_the_injected_clock(tmp_path: Path) -> None:
+    import sqlite3
+    from datetime import UTC, datetime
+
+    from tapewatch.engine.core.clock import SimClock
+
+    when = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    store = CellStore(tmp_path, clock=SimClock(when))
+    store.put("k", {"rsi_period": 14}, {"sharpe": 1.0})
+    store.close()
+    with sqlite3.connect(tmp_path / "cells.sqlite3") as db:
+        (created,) = db.execute("SELECT created FROM cells WHERE key = 'k'").fetchone()
+    assert created == when.timestamp()

@@ -16,13 +16,13 @@ import hashlib
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from tapewatch.engine.core.clock import Clock, LiveClock
 from tapewatch.engine.market.bars import BarArrays
 from tapewatch.engine.settings.config import EngineConfig
 from tapewatch.engine.storage.datadir import private_dir, touch_private
@@ -77,7 +77,9 @@ def cell_key(config: EngineConfig, data: str, *, window: tuple[int, int], curve:
 class CellStore:
     """The SQLite store: ``get`` a finished cell by key, ``put`` one as soon as it finishes."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, clock: Clock | None = None) -> None:
+        """``clock`` stamps each cell's ``created`` (the wall clock unless a test injects one)."""
+        self._clock: Clock = clock or LiveClock()
         self.folder = private_dir(Path(folder))
         self.path = touch_private(self.folder / FILE_NAME)
         self._db = sqlite3.connect(self.path, timeout=30.0)
@@ -111,7 +113,7 @@ class CellStore:
                 json.dumps(dict(report), sort_keys=True),
                 blob,
                 code_version(),
-                time.time(),
+                self._clock.now().timestamp(),
             ),
         )
         self._db.commit()
