@@ -18,7 +18,7 @@ import getpass
 import itertools
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from tapewatch.engine.api.wire import (
     read_message,
     socket_path,
 )
-from tapewatch.engine.model.events import Event
+from tapewatch.engine.core.bus import Subscription
 
 log = logging.getLogger("tapewatch.attach")
 
@@ -50,33 +50,9 @@ CONNECT_TIMEOUT = 5.0
 STREAM_SIZE = 4096  # events a slow reader may fall behind before the oldest are dropped
 
 
-class SocketEvents:
-    """One subscription: the events that arrive after it was made, until the socket closes."""
-
-    def __init__(self, handle: SocketHandle, maxsize: int = STREAM_SIZE) -> None:
-        self._handle = handle
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
-        self.dropped = 0
-
-    def offer(self, event: Event | None) -> None:
-        if self._queue.full():
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self._queue.get_nowait()
-                self.dropped += 1
-        self._queue.put_nowait(event)
-
-    def close(self) -> None:
-        self._handle._unsubscribe(self)
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Event]:
-        while True:
-            event = await self._queue.get()
-            if event is None:
-                return
-            yield event
+SocketEvents = Subscription
+"""One subscription: the events that arrive after it was made, until the socket closes (the
+engine bus's own bounded, drop-oldest subscription, fed from the socket)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +247,7 @@ class SocketHandle:
         return snap
 
     def events(self) -> SocketEvents:
-        stream = SocketEvents(self)
+        stream = SocketEvents(self, STREAM_SIZE)
         if self.lost is not None:
             stream.offer(None)
         else:
@@ -364,7 +340,7 @@ class SocketHandle:
         finally:
             self._waiting.pop(ident, None)
 
-    def _unsubscribe(self, stream: SocketEvents) -> None:
+    def unsubscribe(self, stream: SocketEvents) -> None:
         if stream in self._streams:
             self._streams.remove(stream)
 

@@ -9,21 +9,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 from tapewatch.engine.model.events import Event
 
 Sink = Callable[[Event], None]
 
 
-class Subscription:
-    """An async iterator of events with a bounded buffer that drops the oldest on overflow."""
+class Source(Protocol):
+    """What hands out subscriptions: the engine's bus, or a client of the engine's socket."""
 
-    def __init__(self, bus: EventBus, maxsize: int) -> None:
-        self._bus = bus
+    def unsubscribe(self, sub: Subscription) -> None: ...
+
+
+class Subscription:
+    """An async iterator of events with a bounded buffer that drops the oldest on overflow;
+    ``offer(None)`` ends it (its source closed)."""
+
+    def __init__(self, source: Source, maxsize: int) -> None:
+        self._source = source
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
         self.dropped = 0
 
-    def _offer(self, event: Event | None) -> None:
+    def offer(self, event: Event | None) -> None:
         if self._queue.full():
             try:
                 self._queue.get_nowait()
@@ -43,7 +51,7 @@ class Subscription:
         return self._queue.qsize()
 
     def close(self) -> None:
-        self._bus.unsubscribe(self)
+        self._source.unsubscribe(self)
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._iterate()
@@ -77,9 +85,9 @@ class EventBus:
         for sink in self._sinks:
             sink(event)
         for sub in self._subscriptions:
-            sub._offer(event)
+            sub.offer(event)
 
     def close(self) -> None:
         for sub in list(self._subscriptions):
-            sub._offer(None)
+            sub.offer(None)
         self._subscriptions.clear()
