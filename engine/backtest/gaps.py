@@ -1,9 +1,9 @@
 """What both backtest loops do where data went missing: overnight, or a hole in history.
 
-The stale-data breaker is shown the gap (in a backtest it does not trip on history, but the
-engine still records when data was last seen), and at a new New York day the engine rolls its
-day (the drawdown breaker's base, and the re-arming of a tripped breaker). One function, so
-the lean loop and the vector path cannot drift apart.
+The stale-data breaker is shown the gap where the engine watches for staleness (a backtest
+does not: a hole in history is not a silent feed, so there is nothing to record), and at a
+new New York day the engine rolls its day (the drawdown breaker's base, and the re-arming of
+a tripped breaker). One function, so the lean loop and the vector path cannot drift apart.
 """
 
 from __future__ import annotations
@@ -30,14 +30,17 @@ def cross_gap(
 ) -> int:
     """Before the bar opening at ``ts``: the gap since ``prev_close_ns``, and the day roll
     when ``ts`` is past ``boundary_ns``. Returns the day boundary from then on."""
-    engine.data_seen(datetime_from_ns(prev_close_ns))
-    clock.advance_to(datetime_from_ns(prev_close_ns + stale_ns) + STALE_EPSILON)
-    engine.check_stale()
+    watching = engine.gate.watch_staleness  # history keeps no stale watch: nothing to record
+    if watching:
+        engine.data_seen(datetime_from_ns(prev_close_ns))
+        clock.advance_to(datetime_from_ns(prev_close_ns + stale_ns) + STALE_EPSILON)
+        engine.check_stale()
     if ts < boundary_ns:
         return boundary_ns
     now = datetime_from_ns(ts + tf_ns)
     clock.advance_to(now)
     engine.roll_day(datetime_from_ns(ts), now, last_equity)
     boundary = engine.next_day_boundary
-    engine.check_stale()  # anchors the session's staleness clock, as a timer would
+    if watching:
+        engine.check_stale()  # anchors the session's staleness clock, as a timer would
     return ns_from_datetime(boundary) if boundary is not None else ts + 1

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import csv
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tapewatch.engine.adapters.sim.broker import SimBroker
 from tapewatch.engine.adapters.sim.replay import ReplayFeed
 from tapewatch.engine.backtest.gaps import cross_gap
+from tapewatch.engine.backtest.memo import derived
 from tapewatch.engine.backtest.stats import BreakerTrip, Report, annualisation, build_report
 from tapewatch.engine.backtest.vector import drive_vector, uncovered
 from tapewatch.engine.backtest.vector_step import BarStep, step_uncovered
@@ -88,7 +89,16 @@ def run_backtest(
     whenever it covers the run (``vector=False``, ``--engine-loop``, forces the lean loop)."""
     if len(bars) == 0:
         raise ValueError("no bars to backtest: the data range is empty")
-    return asyncio.run(_run(bars, config, progress, lean, vector))
+    out: list[BacktestResult] = []
+    asyncio.run(_into(out, _run(bars, config, progress, lean, vector)))
+    return out[0]
+
+
+async def _into(out: list[BacktestResult], run: Coroutine[None, None, BacktestResult]) -> None:
+    """Hand the result over outside the task: on the way out ``asyncio.run`` restores the
+    SIGINT handler, and Python's signal module reprs that handler, which holds the task and
+    so its result (a whole backtest's fills, tens of milliseconds at a million bars)."""
+    out.append(await run)
 
 
 def chosen_path(bars: BarArrays, config: EngineConfig, *, lean: bool, vector: bool) -> str:
@@ -128,7 +138,7 @@ async def _run(
         symbol=config.strategy.symbol,
         timeframe=tf.label,
         timeframe_seconds=tf.seconds,
-        annualised=annualisation(bars.ts_ns, tf.seconds),
+        annualised=_annualised(bars, tf.seconds),
         start=first.ts,
         end=last.ts + tf.delta,
         start_equity=config.starting_cash,
@@ -142,6 +152,17 @@ async def _run(
     )
     await engine.stop("backtest finished")
     return BacktestResult(report=report, fills=tuple(recorder.fills))
+
+
+def _annualised(bars: BarArrays, timeframe_seconds: int) -> tuple[str, float]:
+    """``annualisation`` of the bars' stamps, once per bar set (a sweep's cells share it)."""
+    memo = derived(bars)
+    found: tuple[str, float] | None = memo.get(("annualisation", timeframe_seconds))
+    if found is None:
+        found = memo["annualisation", timeframe_seconds] = annualisation(
+            bars.ts_ns, timeframe_seconds
+        )
+    return found
 
 
 def _rare_sink(recorder: _Recorder) -> Callable[[Event], None]:

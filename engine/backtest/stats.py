@@ -146,18 +146,20 @@ def annualisation(ts_ns: np.ndarray, timeframe_seconds: int) -> tuple[str, float
     # New York is 4 or 5 hours behind UTC; 4.5 h keeps every regular or extended-hours bar
     # (04:00-20:00 New York) on its New York date, whichever offset is in force.
     shift = int(4.5 * 3600) * 1_000_000_000 if timeframe_seconds < 86_400 else 0
-    shifted = stamps - shift
-    weekday = (shifted // _NS_PER_DAY + 3) % 7  # 1970-01-01 was a Thursday: Monday = 0
+    days = (stamps - shift) // _NS_PER_DAY
+    # Every day present is the first one or where the day changes: weekdays of those only.
+    present = np.concatenate((days[:1], days[1:][days[1:] != days[:-1]]))
+    weekday = (present + 3) % 7  # 1970-01-01 was a Thursday: Monday = 0
     if bool(np.any(weekday >= 5)):
         return ROUND_THE_CLOCK, 365.25 * 86_400 / timeframe_seconds
     first_day = _epoch_date(int(stamps[0]))
     last_day = _epoch_date(int(stamps[-1]))
     years = last_day.year - first_day.year + 1
-    sessions = MarketCalendar().sessions(
+    sessions = MarketCalendar().session_count(
         first_day.replace(month=1, day=1), last_day.replace(month=12, day=31)
     )
     per_session = math.ceil(SESSION_SECONDS / timeframe_seconds)
-    return SESSION_BOUND, per_session * len(sessions) / years
+    return SESSION_BOUND, per_session * sessions / years
 
 
 def _epoch_date(ns: int) -> date:

@@ -7,7 +7,11 @@ loop in Python visits only those bars; each takes the engine's bar path as a bac
 (``vector_step.BarStep``: the SimBroker, the risk gate, the strategy's sizing and rule) or, for
 an engine the step does not cover, ``Engine.process_bar`` itself. Every other bar can only
 append ``cash + qty * close`` to the equity curve, which is done for a whole stretch at once
-with the same float operations the lean loop uses.
+with the same float operations the lean loop uses. History keeps no stale-data watch, so a
+hole in the data changes nothing there, and while the run is flat with no breaker tripped a day
+roll waits for the next bar visited (one roll then leaves the engine as a roll a day would).
+Everything derived from the bars alone (the accepted bars, each indicator series, the bars
+always visited) is computed once per bar set (``memo``) and shared by a sweep's cells.
 
 Exactness. The vectorised indicators differ from the streaming ones in the last bits, so they
 are used only where the rule's outcome cannot depend on those bits: a value within a band of a
@@ -21,7 +25,6 @@ are reported by ``uncovered`` and run through the engine loop instead.
 
 from __future__ import annotations
 
-import weakref
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,11 +34,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from tapewatch.engine.adapters.sim.broker import SimBroker
 from tapewatch.engine.backtest.gaps import cross_gap
+from tapewatch.engine.backtest.memo import derived
 from tapewatch.engine.backtest.vector_step import BarStep
 from tapewatch.engine.core.clock import SimClock
 from tapewatch.engine.core.engine import Engine
 from tapewatch.engine.market.bars import BarArrays, datetime_from_ns
+from tapewatch.engine.model.types import TradingState
 from tapewatch.engine.risk.drawdown import DrawdownBreaker
+from tapewatch.engine.risk.gate import RiskGate
 from tapewatch.engine.settings.config import EngineConfig
 from tapewatch.engine.strategy.indicators import RSI, exact_mean
 from tapewatch.engine.strategy.rsi_sma import FLAT_EPSILON, rule_action
@@ -67,7 +73,7 @@ def uncovered(bars: BarArrays, config: EngineConfig) -> str | None:
         return f"RSI method {config.strategy.rsi_method!r} has no vectorised form"
     if config.strategy.sma_period > MAX_SMA_PERIOD:
         return f"an SMA over more than {MAX_SMA_PERIOD} bars"
-    closes = bars.close[accepted_mask(bars)]
+    closes = accepted_bars(bars).closes
     low, high = PRICE_RANGE
     if len(closes) and not (closes.min() >= low and closes.max() <= high):
         return "closes outside the range where the decimal SMA is exact"
@@ -117,52 +123,53 @@ def vector_rsi(closes: np.ndarray, period: int) -> np.ndarray:
     rsi = np.full(len(closes), np.nan)
     if len(closes) > period:
         change = np.diff(closes)
-        gains = window_sums(np.where(change > 0.0, change, 0.0), period)
-        losses = window_sums(np.where(change < 0.0, -change, 0.0), period)
+        up = np.maximum(change, 0.0)
+        gains = window_sums(up, period)
+        losses = window_sums(up - change, period)  # the falls, exactly: 0 - change or 0
         total = gains + losses
         with np.errstate(invalid="ignore", divide="ignore"):
-            rsi[period:] = np.where(total > 0.0, gains / total * 100.0, 50.0)
+            np.divide(gains, total, out=gains)  # in place: a million-bar run's temporaries
+        gains *= 100.0
+        gains[total <= 0.0] = 50.0
+        rsi[period:] = gains
     return rsi
 
 
-class _SharedSeries:
-    """Indicator series of one bar set, by period: a sweep's cells over the same data (a
-    worker holds the scattered bars for the whole sweep) compute each series once, and every
-    threshold pair reuses it. Dropped with the bars (a weak reference to their closes); bars
-    are never changed in place once built, so a remembered series cannot go stale."""
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The bars the engine's door lets through, as positions and their closes and stamps."""
 
-    def __init__(self) -> None:
-        self.rsi: dict[int, np.ndarray] = {}
-        self.sma: dict[int, np.ndarray] = {}
-
-
-_SHARED: dict[int, tuple[weakref.ref[np.ndarray], _SharedSeries]] = {}
+    mask: np.ndarray
+    index: np.ndarray  # raw positions of the accepted bars
+    closes: np.ndarray
+    ts_ns: np.ndarray
+    position: np.ndarray  # raw position -> accepted position (of the last accepted at or before)
 
 
-def _forget(key: int) -> Callable[[weakref.ref[np.ndarray]], None]:
-    def forget(_ref: weakref.ref[np.ndarray]) -> None:
-        _SHARED.pop(key, None)
+def accepted_bars(bars: BarArrays) -> Accepted:
+    """``accepted_mask`` and what the vector path derives from it, once per bar set."""
+    memo = derived(bars)
+    found: Accepted | None = memo.get("accepted")
+    if found is None:
+        mask = accepted_mask(bars)
+        index = np.flatnonzero(mask)
+        found = memo["accepted"] = Accepted(
+            mask, index, bars.close[index], bars.ts_ns[index], np.cumsum(mask) - 1
+        )
+    return found
 
-    return forget
 
-
-def shared_indicators(
-    source: np.ndarray, closes: np.ndarray, rsi_period: int, sma_period: int
-) -> Indicators:
-    """``vector_indicators(closes, ...)``, remembered per ``source`` array (the bars' own
-    close column, of which ``closes`` is the accepted part) and per period."""
-    key = id(source)
-    entry = _SHARED.get(key)
-    series = entry[1] if entry is not None and entry[0]() is source else None
-    if series is None:
-        series = _SharedSeries()
-        _SHARED[key] = (weakref.ref(source, _forget(key)), series)
-    rsi = series.rsi.get(rsi_period)
+def shared_indicators(bars: BarArrays, rsi_period: int, sma_period: int) -> Indicators:
+    """``vector_indicators`` over the accepted closes of ``bars``, each series computed once
+    per bar set and period (every threshold pair of a sweep reuses it)."""
+    memo = derived(bars)
+    closes = accepted_bars(bars).closes
+    rsi = memo.get(("rsi", rsi_period))
     if rsi is None:
-        rsi = series.rsi[rsi_period] = vector_rsi(closes, rsi_period)
-    sma = series.sma.get(sma_period)
+        rsi = memo["rsi", rsi_period] = vector_rsi(closes, rsi_period)
+    sma = memo.get(("sma", sma_period))
     if sma is None:
-        sma = series.sma[sma_period] = vector_sma(closes, sma_period)
+        sma = memo["sma", sma_period] = vector_sma(closes, sma_period)
     return Indicators(rsi, sma)
 
 
@@ -239,7 +246,7 @@ class Decider:
 
 def _next_at(positions: np.ndarray, i: int, default: int) -> int:
     """The first entry of sorted ``positions`` at or after ``i`` (``default`` when none)."""
-    at = int(np.searchsorted(positions, i))
+    at = positions.searchsorted(i)
     return int(positions[at]) if at < len(positions) else default
 
 
@@ -262,24 +269,19 @@ async def drive_vector(
     total = len(bars)
     ts_all = bars.ts_ns
     close_all = bars.close
-    accepted = accepted_mask(bars)
-    acc_idx = np.flatnonzero(accepted)
-    closes = close_all[acc_idx]
-    acc_ts = ts_all[acc_idx]
-    kpos = np.cumsum(accepted) - 1  # raw index -> accepted index
-    ind = shared_indicators(close_all, closes, strat.rsi_period, strat.sma_period)
+    door = accepted_bars(bars)
+    accepted, acc_idx, closes, acc_ts = door.mask, door.index, door.closes, door.ts_ns
+    kpos = door.position
+    ind = shared_indicators(bars, strat.rsi_period, strat.sma_period)
     decider = Decider(closes, ind, config)
     oversold, overbought = strat.rsi_oversold, strat.rsi_overbought
     tf_ns = engine.timeframe.seconds * 1_000_000_000
     stale_ns = int(config.risk.stale_bars * tf_ns)
 
-    # Bars always visited: refused ones (the engine's door reports them) and data holes.
-    prev_close = np.empty(len(acc_ts), dtype=np.int64)
-    if len(acc_ts):
-        prev_close[0] = int(ts_all[0])
-        prev_close[1:] = acc_ts[:-1] + tf_ns
-    holes = acc_idx[(acc_ts - prev_close) > stale_ns]
-    static = np.union1d(np.flatnonzero(~accepted), holes)
+    # History with a BarStep keeps no stale-data watch, so a hole in the data changes nothing
+    # and a flat, untripped day roll can wait for the next bar visited (see ``_lazy_days``).
+    lazy_days = step is not None and not engine.gate.watch_staleness
+    static, holes = _static_bars(bars, door, tf_ns, stale_ns, holes_matter=not lazy_days)
     # Candidate signals, a superset of the rule's: the bands leave every near-threshold bar in.
     band = RSI_BAND_PER_PERIOD * strat.rsi_period
     rsi_v, sma_v = ind.rsi, ind.sma
@@ -301,6 +303,8 @@ async def drive_vector(
     close_at = close_all.item
     accepted_at = accepted.item
     hole_set = set(holes.tolist())
+    has_static = len(static) > 0
+    gate = engine.gate
     last_ts_ns = -(2**62)
     boundary_ns = -1
     next_day = 0  # raw index of the first bar at or after the day boundary
@@ -347,7 +351,10 @@ async def drive_vector(
                 exposed += 1
             prev_close_ns = ts + tf_ns
             i += 1
-            stop = min(_next_at(static, i, total), next_day, _signal_after(i, qty, buys, sells))
+            day_stop = total if lazy_days and _day_can_wait(qty, gate) else next_day
+            stop = min(day_stop, _signal_after(i, qty, buys, sells))
+            if has_static:
+                stop = min(stop, _next_at(static, i, total))
             watch = drawdown if qty and not drawdown.tripped else None
             n = _quiet_stretch(close_all[i:stop], cash, qty, watch, equity_out)
             if n:
@@ -364,7 +371,8 @@ async def drive_vector(
         # Eventful: the engine's bar path, with decided indicator values.
         now = datetime_from_ns(ts + tf_ns)
         clock.advance_to(now)
-        data_seen(datetime_from_ns(prev_close_ns))
+        if not lazy_days:
+            data_seen(datetime_from_ns(prev_close_ns))
         if step is not None:
             last_equity, held = await step(bars.bar(i), now, *indicators)
         else:
@@ -378,9 +386,49 @@ async def drive_vector(
             exposed += 1
         prev_close_ns = ts + tf_ns
         i += 1
+    if lazy_days and last_ts_ns >= boundary_ns:  # the last day's roll, which waited
+        cross_gap(
+            engine,
+            clock,
+            prev_close_ns=prev_close_ns,
+            stale_ns=stale_ns,
+            ts=last_ts_ns,
+            tf_ns=tf_ns,
+            boundary_ns=boundary_ns,
+            last_equity=last_equity,
+        )
     if progress is not None:
         progress(total, total)
     return exposed
+
+
+def _static_bars(
+    bars: BarArrays, door: Accepted, tf_ns: int, stale_ns: int, *, holes_matter: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bars always visited (refused ones, which the engine's door reports, and data holes
+    where they matter), and the holes among them; once per bar set and bar length."""
+    memo = derived(bars)
+    key = ("static", tf_ns, stale_ns, holes_matter)
+    found: tuple[np.ndarray, np.ndarray] | None = memo.get(key)
+    if found is None:
+        refused = np.flatnonzero(~door.mask)
+        holes = np.empty(0, dtype=np.int64)
+        if holes_matter and len(door.ts_ns):
+            acc_ts = door.ts_ns
+            prev_close = np.empty(len(acc_ts), dtype=np.int64)
+            prev_close[0] = int(bars.ts_ns[0])
+            prev_close[1:] = acc_ts[:-1] + tf_ns
+            holes = door.index[(acc_ts - prev_close) > stale_ns]
+        found = memo[key] = (np.union1d(refused, holes), holes)
+    return found
+
+
+def _day_can_wait(qty: float, gate: RiskGate) -> bool:
+    """Whether the next day rolls can be left to the next bar visited: flat (so the equity,
+    the drawdown base a roll would take, stays the cash) with no breaker tripped (so no roll
+    re-arms one). Rolling once for the latest day then leaves the engine exactly as rolling
+    every day would: each roll only sets the day and its starting equity."""
+    return qty == 0.0 and gate.state is TradingState.ACTIVE
 
 
 def _signal_after(i: int, qty: float, buys: np.ndarray, sells: np.ndarray) -> int:

@@ -86,7 +86,7 @@ class BarStep:
         portfolio = broker.portfolio
         equity = portfolio.equity
         exposed = bool(portfolio.positions)
-        gate.on_bar(bar.ts + self._engine.timeframe.delta)
+        gate.on_bar(now)  # the bar's close
         changes = gate.on_equity(equity, now)
         if changes:
             self.record(changes)

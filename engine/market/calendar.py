@@ -145,6 +145,18 @@ class MarketCalendar:
         i1 = int(np.searchsorted(sched.days, hi, side="right"))
         return [self._session(sched, i) for i in range(i0, i1)]
 
+    def session_count(self, start: date, end: date) -> int:
+        """``len(self.sessions(start, end))`` without building the sessions."""
+        _check_range(start)
+        _check_range(end)
+        if end < start:
+            return 0
+        lo, hi = _epoch_day(start), _epoch_day(end)
+        sched = _schedule_covering(lo, hi)
+        i0 = int(np.searchsorted(sched.days, lo, side="left"))
+        i1 = int(np.searchsorted(sched.days, hi, side="right"))
+        return i1 - i0
+
     def sessions_from(self, start: date, count: int) -> list[Session]:
         """The next ``count`` sessions on or after ``start``."""
         if count < 0:

@@ -84,6 +84,20 @@ def test_sessions_from_counts_forward_over_holidays() -> None:
     assert CAL.sessions_from(date(2024, 7, 5), 0) == []
 
 
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (date(1975, 1, 1), date(2026, 12, 31)),
+        (date(2024, 7, 4), date(2024, 7, 4)),  # a holiday alone
+        (date(2024, 7, 5), date(2024, 7, 9)),
+        (date(2024, 3, 9), date(2024, 3, 10)),  # a weekend
+        (date(2024, 7, 9), date(2024, 7, 5)),  # end before start
+    ],
+)
+def test_session_count_is_the_number_of_sessions(start: date, end: date) -> None:
+    assert CAL.session_count(start, end) == len(CAL.sessions(start, end))
+
+
 def test_weekend_is_closed_and_points_to_monday() -> None:
     saturday = utc(2024, 3, 9, 16, 0)
     assert not CAL.is_open(saturday)

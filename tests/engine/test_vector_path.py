@@ -297,3 +297,68 @@ def test_cells_over_the_same_bars_share_each_indicator_series() -> None:
         vector.vector_rsi, vector.vector_sma = real_rsi, real_sma
     assert sorted(set(computed)) == sorted(computed)  # each series once
     assert len(computed) == 2
+
+
+def test_cells_on_fresh_views_of_the_same_bars_share_each_series() -> None:
+    """A worker gives each cell its window as a new view of the scattered bars: views of the
+    same memory reuse the series, another window computes its own."""
+    from tapewatch.engine.backtest import memo, vector
+    from tapewatch.engine.research.cells import CellTask, evaluate
+
+    memo.forget()
+    bars = generate("SPY", seed=9, start=date(2024, 1, 2), end=date(2024, 2, 28))
+    computed: list[tuple[str, int]] = []
+    real_rsi = vector.vector_rsi
+
+    def rsi(closes: np.ndarray, period: int) -> np.ndarray:
+        computed.append(("rsi", len(closes)))
+        return real_rsi(closes, period)
+
+    vector.vector_rsi = rsi  # type: ignore[assignment]
+    try:
+        reports = []
+        for oversold in (30.0, 35.0):
+            config = replace(BUSY, strategy=replace(BUSY.strategy, rsi_oversold=oversold))
+            whole = CellTask(f"whole-{oversold}", config.validate(), 0, len(bars))
+            reports.append(evaluate(bars, whole).report)
+            assert reports[-1] == json_clean(run_backtest(bars, config.validate()))
+        half = CellTask("half", BUSY, 0, len(bars) // 2)
+        evaluate(bars, half)
+    finally:
+        vector.vector_rsi = real_rsi
+    assert reports[0] != reports[1]
+    assert computed == [("rsi", len(bars)), ("rsi", len(bars) // 2)]
+
+
+def json_clean(result: object) -> dict[str, object]:
+    import json
+
+    return json.loads(json.dumps(result.report.as_dict()))  # type: ignore[attr-defined, no-any-return]
+
+
+def test_flat_days_roll_once_when_the_next_bar_is_visited(monkeypatch: pytest.MonkeyPatch) -> None:
+    """History keeps no stale watch, so while flat with nothing tripped the vector path lets
+    the day rolls wait: a run that never trades rolls once or twice, not once a day (the lean
+    loop's count), and agrees with the engine all the same."""
+    from tapewatch.engine.core.engine import Engine
+
+    bars = generate("SPY", seed=4, start=date(2024, 1, 2), end=date(2024, 3, 28))
+    never = replace(
+        BUSY, strategy=replace(BUSY.strategy, rsi_period=30, rsi_oversold=1.0)
+    ).validate()
+    rolls: list[str] = []
+    real = Engine.roll_day
+
+    def counting(self: Engine, bar_ts: object, now: object, equity: float) -> None:
+        rolls.append("roll")
+        real(self, bar_ts, now, equity)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Engine, "roll_day", counting)
+    fast = run_backtest(bars, never)
+    vector_rolls = len(rolls)
+    rolls.clear()
+    lean = run_backtest(bars, never, vector=False)
+    assert fast.report == lean.report
+    assert fast.fills == lean.fills == ()
+    assert len(rolls) >= 55  # one a trading day
+    assert vector_rolls <= 2

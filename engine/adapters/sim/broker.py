@@ -314,7 +314,19 @@ class SimBroker:
             fee=fee,
             ts=priced_at,
         )
-        filled = replace(order, status=OrderStatus.FILLED, filled_qty=qty, filled_avg_price=price)
+        filled = Order(  # spelled out, not dataclasses.replace: a backtest's hottest object
+            order_id=order.order_id,
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            qty=order.qty,
+            status=OrderStatus.FILLED,
+            filled_qty=qty,
+            filled_avg_price=price,
+            submitted_at=order.submitted_at,
+            reason=order.reason,
+            filled_at=order.filled_at,
+        )
         apply_fill(self._state, fill)
         self._orders[order.order_id] = filled
         self._listener(OrderFilled(ts=now, fill=fill, order=filled))
