@@ -1,14 +1,34 @@
-"""Sweep throughput: a 3x3x3 grid (RSI period x oversold x overbought) over the same bars,
-three ways, interleaved, with medians and ratios from the same run.
+"""Sweep and single-backtest throughput against vectorbt, and the sweep's own peak memory.
+
+A 3x3x3 grid (RSI period x oversold x overbought) over the same seeded synthetic bars, three
+ways, interleaved (A B C A B C ...), medians and ratios from the same run:
 
 - tapewatch: ``engine.research`` on a LocalCluster of 2 single-threaded workers, no store
-  (every cell computed), the bars scattered once; cluster start-up shown apart.
-- vectorbt 1.2.0: one broadcast parameter grid (27 signal columns, one ``from_signals``); the
-  first call's numba compile is shown apart and included in "cold".
+  (every cell computed), the bars scattered once per sweep; cluster start-up shown apart.
+- vectorbt 1.2.0: one broadcast parameter grid (27 signal columns, one ``from_signals``).
 - ``tapewatch backtest`` once per cell: 27 processes reading the same Parquet file.
 
-Cells/s and bar-cells/s (bars x cells per second) for each, and the sweep's peak memory (the
-driving process plus both workers, each one's peak RSS). Needs the dev extras.
+Then one 1M-bar backtest of the default cell (RSI 14 simple averages, SMA 50, entries
+RSI < 30 and close > SMA, exits RSI > 70, 2% of equity, 100,000 cash): tapewatch's fast path
+(``run_backtest``, its derived-work memo forgotten before every run, so no run reuses another's
+indicators) against vectorbt's ``Portfolio.from_signals`` with ``total_return()``, both warm
+(one discarded run each first), bars/s and the ratio, interleaved with the sweeps.
+
+vectorbt runs in its own long-lived child process, and tapewatch's single backtests in a
+second one, so this process's peak is only the sweep's driver. Each child regenerates the same
+bars itself (``generate`` is deterministic for a seed) and answers a line protocol on stdin and
+stdout: "grid" or "single" -> the seconds it took, "peak" -> its peak RSS (VmHWM). Timing
+starts after the imports and with the close series (tz-naive DatetimeIndex) already built, as
+tapewatch's side starts from built bars. The vectorbt child's FIRST "grid" is the cold one: its
+numba compile is reported as cold minus the warm median and counted in "cold". vectorbt 1.2.0
+compiles its kernels with ``njit(cache=True)``, so an on-disk cache from an earlier run would
+make "cold" warm: the child's ``NUMBA_CACHE_DIR`` points at a fresh temp dir (numba's
+user-provided cache locator comes before the in-tree ``__pycache__`` one), removed at the end.
+
+Memory: the sweep's peak is this driver plus every worker and its nanny process, each one's
+VmHWM (the peak since that process started), against the 1 GB goal; the children's peaks are
+printed beside it for reference. A last block says which of the issue's goals are met.
+Needs the dev extras.
 
     python bench/sweep_speed.py [--bars 1000000] [--rounds 3] [--skip-cli]
 """
@@ -17,23 +37,31 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 PERIODS = (7, 14, 21)
 OVERSOLD = (25.0, 30.0, 35.0)
 OVERBOUGHT = (65.0, 70.0, 75.0)
 CELLS = len(PERIODS) * len(OVERSOLD) * len(OVERBOUGHT)
+DEFAULT_CELL = (14, 30.0, 70.0)  # tapewatch's default strategy: the single backtest
 SMA = 50
+SIZE = 0.02
+CASH = 100_000.0
 SEED = 11
 START = date(1975, 1, 2)
+MEMORY_GOAL_MB = 1024.0
+SIDES = ("vectorbt", "tapewatch")
 
 
 def _peak_mb() -> float:
@@ -46,6 +74,15 @@ def _peak_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _bars(n: int) -> Any:
+    from tapewatch.engine.market.synthetic import generate
+
+    return generate("SPY", seed=SEED, start=START, n_bars=n)
+
+
+# --- tapewatch ------------------------------------------------------------------------------
 
 
 def tapewatch_sweep(client: Any, bars: Any) -> float:
@@ -68,39 +105,161 @@ def tapewatch_sweep(client: Any, bars: Any) -> float:
     return took
 
 
-def vectorbt_grid(bars: Any) -> float:
-    """RSI (simple averages, as tapewatch's default) and SMA 50 for every period, entries
-    RSI < oversold and close > SMA, exits RSI > overbought, 2% of equity per entry."""
+def tapewatch_single(bars: Any) -> float:
+    """One backtest of the default cell through the fast path, nothing reused from the last."""
+    from tapewatch.engine.backtest import memo
+    from tapewatch.engine.backtest.runner import run_backtest
+    from tapewatch.engine.settings.config import EngineConfig
+
+    config = EngineConfig().validate()
+    memo.forget()
+    t0 = time.perf_counter()
+    run_backtest(bars, config)
+    return time.perf_counter() - t0
+
+
+def tapewatch_path(bars: Any) -> str:
+    """Which loop the single backtest takes (the bench means the vector path)."""
+    from tapewatch.engine.backtest.runner import chosen_path
+    from tapewatch.engine.settings.config import EngineConfig
+
+    return chosen_path(bars, EngineConfig().validate(), lean=True, vector=True)
+
+
+# --- vectorbt -------------------------------------------------------------------------------
+
+
+def vectorbt_close(bars: Any) -> Any:
+    """The close as a Series on a tz-naive DatetimeIndex (vectorbt's fast case)."""
+    import pandas as pd
+
+    return pd.Series(bars.close, index=pd.to_datetime(bars.ts_ns))
+
+
+def _vectorbt_run(close: Any, columns: list[tuple[int, float, float]]) -> None:
+    """RSI (simple averages, as tapewatch's default) and SMA 50 for every period in
+    ``columns``, entries RSI < oversold and close > SMA, exits RSI > overbought, 2% of
+    equity per entry, one ``from_signals`` over all the columns, total return computed."""
     import numpy as np
     import pandas as pd
     import vectorbt as vbt
 
-    t0 = time.perf_counter()
-    index = pd.to_datetime(bars.ts_ns)  # tz-naive, vectorbt's fast case
-    close = pd.Series(bars.close, index=index)
+    periods = sorted({p for p, _, _ in columns})
     sma = close.rolling(SMA).mean().to_numpy()
-    rsi = vbt.RSI.run(close, window=list(PERIODS), ewm=False).rsi.to_numpy()  # (n, periods)
-    columns = list(itertools.product(range(len(PERIODS)), OVERSOLD, OVERBOUGHT))
-    c = bars.close[:, None]
-    pick = np.array([p for p, _, _ in columns])
+    rsi = vbt.RSI.run(close, window=periods, ewm=False).rsi.to_numpy().reshape(len(close), -1)
+    c = close.to_numpy()[:, None]
+    pick = np.array([periods.index(p) for p, _, _ in columns])
     low = np.array([o for _, o, _ in columns])
     high = np.array([h for _, _, h in columns])
     entries = (rsi[:, pick] < low) & (c > sma[:, None])
     exits = rsi[:, pick] > high
-    names = pd.MultiIndex.from_tuples(
-        [(PERIODS[p], o, h) for p, o, h in columns], names=["period", "oversold", "overbought"]
-    )
+    names = pd.MultiIndex.from_tuples(columns, names=["period", "oversold", "overbought"])
     portfolio = vbt.Portfolio.from_signals(
         close,
-        pd.DataFrame(entries, index=index, columns=names),
-        pd.DataFrame(exits, index=index, columns=names),
-        size=0.02,
+        pd.DataFrame(entries, index=close.index, columns=names),
+        pd.DataFrame(exits, index=close.index, columns=names),
+        size=SIZE,
         size_type="percent",
-        init_cash=100_000.0,
+        init_cash=CASH,
         freq="5min",
     )
     portfolio.total_return()
+
+
+def vectorbt_grid(close: Any) -> float:
+    t0 = time.perf_counter()
+    _vectorbt_run(close, list(itertools.product(PERIODS, OVERSOLD, OVERBOUGHT)))
     return time.perf_counter() - t0
+
+
+def vectorbt_single(close: Any) -> float:
+    t0 = time.perf_counter()
+    _vectorbt_run(close, [DEFAULT_CELL])
+    return time.perf_counter() - t0
+
+
+# --- the children ---------------------------------------------------------------------------
+
+
+def _handlers(side: str, n: int) -> dict[str, Callable[[], float]]:
+    """What a child answers to, over bars it builds itself (the same seed as the driver's)."""
+    bars = _bars(n)
+    if side == "vectorbt":
+        import vectorbt  # noqa: F401  (imported before "ready", not inside a timed call)
+
+        close = vectorbt_close(bars)
+        return {"grid": lambda: vectorbt_grid(close), "single": lambda: vectorbt_single(close)}
+    path = tapewatch_path(bars)
+    if path != "vector":
+        raise SystemExit(f"the default backtest takes the {path} loop, not the vector path")
+    return {"single": lambda: tapewatch_single(bars)}
+
+
+def serve(side: str, n: int) -> int:
+    """A child's loop: one reply line per request line, until "peak" or end of input.
+    Replies go to the real stdout; anything a library prints goes to stderr instead."""
+    out = sys.stdout
+    sys.stdout = sys.stderr
+    t0 = time.perf_counter()
+    handlers = _handlers(side, n)
+    print(f"ready {time.perf_counter() - t0:.6f}", file=out, flush=True)
+    for line in sys.stdin:
+        request = line.strip()
+        if request == "peak":
+            print(f"{_peak_mb():.6f}", file=out, flush=True)
+            return 0
+        if request not in handlers:
+            print(f"error unknown request {request!r}", file=out, flush=True)
+            return 2
+        print(f"{handlers[request]():.6f}", file=out, flush=True)
+    return 0
+
+
+class Child:
+    """A long-lived ``--child SIDE`` process that answers requests with a number."""
+
+    def __init__(self, side: str, n: int, env: dict[str, str] | None = None) -> None:
+        self.side = side
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--child", side, "--bars", str(n)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            env=env,
+        )
+        self.started = self._reply("ready")
+
+    def _reply(self, expected: str | None = None) -> float:
+        stdout: IO[str] = self.process.stdout  # type: ignore[assignment]
+        words = stdout.readline().split()
+        if expected is not None and words[:1] == [expected]:
+            words = words[1:]
+        try:
+            return float(words[0])
+        except (IndexError, ValueError):
+            code = self.process.poll()
+            raise RuntimeError(f"the {self.side} child answered {words!r} (exit {code})") from None
+
+    def ask(self, request: str) -> float:
+        stdin: IO[str] = self.process.stdin  # type: ignore[assignment]
+        stdin.write(request + "\n")
+        stdin.flush()
+        return self._reply()
+
+    def close(self) -> float:
+        """Its peak RSS in MB; the child exits."""
+        peak = self.ask("peak")
+        self.process.wait(timeout=60)
+        return peak
+
+
+def vectorbt_child(n: int, cache: Path) -> Child:
+    """The vectorbt child, its numba on-disk cache pointed at the empty ``cache`` dir."""
+    return Child("vectorbt", n, env={**os.environ, "NUMBA_CACHE_DIR": str(cache)})
+
+
+# --- the CLI per cell -----------------------------------------------------------------------
 
 
 def cli_per_cell(path: Path) -> float:
@@ -128,64 +287,150 @@ def cli_per_cell(path: Path) -> float:
     return time.perf_counter() - t0
 
 
-def _line(name: str, seconds: list[float], bars: int, reference: float | None) -> str:
+# --- the report -----------------------------------------------------------------------------
+
+
+def _sweep_line(name: str, seconds: list[float], bars: int, reference: float) -> str:
     median = statistics.median(seconds)
-    ratio = f"  {reference / median:5.2f}x vectorbt warm" if reference else ""
     return (
-        f"{name:<34} {median:8.2f} s  {CELLS / median:8.2f} cells/s  "
-        f"{bars * CELLS / median / 1e6:8.2f} M bar-cells/s{ratio}"
+        f"{name:<38} {median:8.2f} s  {CELLS / median:8.2f} cells/s  "
+        f"{bars * CELLS / median / 1e6:8.2f} M bar-cells/s  "
+        f"{reference / median:5.2f}x vectorbt warm"
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _single_line(name: str, seconds: list[float], bars: int, reference: float) -> str:
+    median = statistics.median(seconds)
+    return (
+        f"{name:<38} {median:8.3f} s  {bars / median / 1e6:8.2f} M bars/s  "
+        f"{reference / median:5.2f}x vectorbt warm"
+    )
+
+
+def _memory_line(driver: float, workers: dict[str, float], nannies: dict[str, float]) -> str:
+    total = driver + sum(workers.values()) + sum(nannies.values())
+    within = "within" if total <= MEMORY_GOAL_MB else "over"
+    return (
+        f"sweep peak memory (VmHWM): driver {driver:.0f} MB + workers "
+        f"{' + '.join(f'{v:.0f}' for v in workers.values())} MB + nannies "
+        f"{' + '.join(f'{v:.0f}' for v in nannies.values())} MB = {total:.0f} MB "
+        f"({within} the {MEMORY_GOAL_MB:.0f} MB goal)"
+    )
+
+
+def _goal(name: str, value: str, goal: str, met: bool) -> str:
+    return f"  {name:<36} {value:>10}  goal {goal:<10} {'met' if met else 'not met'}"
+
+
+def _goals(cold_ratio: float, warm_ratio: float, single_ratio: float, memory: float) -> str:
+    return "\n".join(
+        [
+            "goals:",
+            _goal("sweep vs vectorbt cold", f"{cold_ratio:.2f}x", "> 1x", cold_ratio > 1.0),
+            _goal("sweep vs vectorbt warm", f"{warm_ratio:.2f}x", ">= 0.5x", warm_ratio >= 0.5),
+            _goal(
+                "single backtest vs vectorbt warm",
+                f"{single_ratio:.2f}x",
+                ">= 1x",
+                single_ratio >= 1.0,
+            ),
+            _goal(
+                "sweep peak memory",
+                f"{memory:.0f} MB",
+                f"<= {MEMORY_GOAL_MB:.0f} MB",
+                memory <= MEMORY_GOAL_MB,
+            ),
+        ]
+    )
+
+
+# --- the driver -----------------------------------------------------------------------------
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--bars", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-cli", action="store_true", help="leave out the 27 processes")
-    args = parser.parse_args()
+    parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
+    return parser.parse_args()
 
-    from tapewatch.engine.market.loader import write_parquet
-    from tapewatch.engine.market.synthetic import generate
+
+def drive(n_bars: int, rounds: int, skip_cli: bool) -> None:
     from tapewatch.engine.research.executor import dask_client
 
-    bars = generate("SPY", seed=SEED, start=START, n_bars=args.bars)
-    folder = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
-    path = folder / "bars.parquet"
-    write_parquet(bars, path)
-    print(f"{CELLS} cells (RSI period x oversold x overbought) over {len(bars):,} bars")
-
-    t0 = time.perf_counter()
-    cold = vectorbt_grid(bars)  # the first call compiles vectorbt's numba kernels
-    print(f"vectorbt cold (numba compile included): {cold:.2f} s")
-    t0 = time.perf_counter()
-    with dask_client(workers=2) as client:
-        started = time.perf_counter() - t0
-        print(f"LocalCluster start (2 workers, not counted below): {started:.2f} s")
-        times: dict[str, list[float]] = {"tapewatch": [], "vectorbt": [], "cli": []}
-        for _ in range(args.rounds):  # interleaved: the machine is shared and noisy
-            times["tapewatch"].append(tapewatch_sweep(client, bars))
-            times["vectorbt"].append(vectorbt_grid(bars))
-            if not args.skip_cli:
-                times["cli"].append(cli_per_cell(path))
-        workers_peak = client.run(_peak_mb)
-    warm = statistics.median(times["vectorbt"])
-    compile_s = max(0.0, cold - warm)
-    print(f"vectorbt numba compile (cold - warm median): {compile_s:.2f} s")
+    bars = _bars(n_bars)
     n = len(bars)
-    print(_line("tapewatch sweep (2 workers)", times["tapewatch"], n, warm))
-    print(_line("vectorbt grid, warm", times["vectorbt"], n, warm))
-    print(_line("vectorbt grid, cold (compile incl.)", [cold], n, warm))
+    folder = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
+    cache = folder / "numba-cache"
+    cache.mkdir()
+    path = folder / "bars.parquet"
+    if not skip_cli:
+        from tapewatch.engine.market.loader import write_parquet
+
+        write_parquet(bars, path)
+    print(f"{CELLS} cells (RSI period x oversold x overbought) over {n:,} bars")
+    try:
+        vbt = vectorbt_child(n_bars, cache)
+        single = Child("tapewatch", n_bars)
+        print(
+            f"children up (imports and bars, not counted): vectorbt {vbt.started:.2f} s, "
+            f"tapewatch {single.started:.2f} s"
+        )
+        cold = vbt.ask("grid")  # its first call: vectorbt compiles its numba kernels
+        written = sum(1 for p in cache.rglob("*") if p.is_file())
+        print(f"vectorbt grid cold (numba compile included): {cold:.2f} s")
+        print(f"  numba cache: a fresh dir, {written} files written by the cold call")
+        vbt.ask("single")  # warm-ups, not counted
+        single.ask("single")
+        t0 = time.perf_counter()
+        with dask_client(workers=2) as client:
+            print(f"LocalCluster start (2 workers, not counted): {time.perf_counter() - t0:.2f} s")
+            times: dict[str, list[float]] = {
+                k: [] for k in ("sweep", "grid", "cli", "tw single", "vbt single")
+            }
+            for _ in range(rounds):  # interleaved: the machine is shared and noisy
+                times["sweep"].append(tapewatch_sweep(client, bars))
+                times["grid"].append(vbt.ask("grid"))
+                if not skip_cli:
+                    times["cli"].append(cli_per_cell(path))
+                times["tw single"].append(single.ask("single"))
+                times["vbt single"].append(vbt.ask("single"))
+            workers_peak = client.run(_peak_mb)
+            nannies_peak = client.run(_peak_mb, nanny=True)
+        driver_peak = _peak_mb()
+        vbt_peak, single_peak = vbt.close(), single.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    warm = statistics.median(times["grid"])
+    sweep = statistics.median(times["sweep"])
+    print(f"vectorbt numba compile (cold - warm median): {max(0.0, cold - warm):.2f} s")
+    print(_sweep_line("tapewatch sweep (2 workers)", times["sweep"], n, warm))
+    print(_sweep_line("vectorbt grid, warm", times["grid"], n, warm))
+    print(_sweep_line("vectorbt grid, cold (compile incl.)", [cold], n, warm))
     if times["cli"]:
-        print(_line("tapewatch backtest x 27 processes", times["cli"], n, warm))
-    sweep = statistics.median(times["tapewatch"])
-    print(f"tapewatch vs vectorbt cold: {cold / sweep:.2f}x; vs warm: {warm / sweep:.2f}x")
-    if times["cli"]:
-        print(f"tapewatch vs backtest per cell: {statistics.median(times['cli']) / sweep:.2f}x")
-    total = sum(workers_peak.values())
+        print(_sweep_line("tapewatch backtest x 27 processes", times["cli"], n, warm))
+        per_cell = statistics.median(times["cli"])
+        print(f"tapewatch sweep vs backtest per cell: {per_cell / sweep:.2f}x")
+    vbt_single = statistics.median(times["vbt single"])
+    print(_single_line("tapewatch backtest, 1 cell (vector)", times["tw single"], n, vbt_single))
+    print(_single_line("vectorbt from_signals, 1 cell, warm", times["vbt single"], n, vbt_single))
+    print(_memory_line(driver_peak, workers_peak, nannies_peak))
     print(
-        f"sweep peak memory: driver {_peak_mb():.0f} MB (vectorbt ran here too) + workers "
-        f"{' + '.join(f'{v:.0f}' for v in workers_peak.values())} MB = workers {total:.0f} MB"
+        f"for reference, children's peaks: vectorbt {vbt_peak:.0f} MB, "
+        f"tapewatch single backtests {single_peak:.0f} MB"
     )
+    memory = driver_peak + sum(workers_peak.values()) + sum(nannies_peak.values())
+    single_ratio = vbt_single / statistics.median(times["tw single"])
+    print(_goals(cold / sweep, warm / sweep, single_ratio, memory))
+
+
+def main() -> int:
+    args = _arguments()
+    if args.child:
+        return serve(args.child, args.bars)
+    drive(args.bars, args.rounds, args.skip_cli)
     return 0
 
 
