@@ -39,7 +39,7 @@ from tapewatch.engine.backtest.vector_step import BarStep
 from tapewatch.engine.core.clock import SimClock
 from tapewatch.engine.core.engine import Engine
 from tapewatch.engine.market.bars import BarArrays, datetime_from_ns
-from tapewatch.engine.model.types import TradingState
+from tapewatch.engine.model.types import Bar, TradingState
 from tapewatch.engine.risk.drawdown import DrawdownBreaker
 from tapewatch.engine.risk.gate import RiskGate
 from tapewatch.engine.settings.config import EngineConfig
@@ -301,6 +301,14 @@ async def drive_vector(
     # The loop visits a few bars in a hundred: numpy scalars, not million-element lists.
     ts_at = ts_all.item
     close_at = close_all.item
+    open_at, high_at, low_at, volume_at = (
+        bars.open.item,
+        bars.high.item,
+        bars.low.item,
+        bars.volume.item,
+    )
+    tf_delta = engine.timeframe.delta  # now - tf_delta is the bar's start, as bars.bar(i) gives
+    bar_symbol = bars.symbol
     accepted_at = accepted.item
     hole_set = set(holes.tolist())
     has_static = len(static) > 0
@@ -374,7 +382,10 @@ async def drive_vector(
         if not lazy_days:
             data_seen(datetime_from_ns(prev_close_ns))
         if step is not None:
-            last_equity, held = await step(bars.bar(i), now, *indicators)
+            bar = Bar(
+                bar_symbol, now - tf_delta, open_at(i), high_at(i), low_at(i), close, volume_at(i)
+            )
+            last_equity, held = await step(bar, now, *indicators)
         else:
             await process(bars.bar(i), indicators, schedule_stale_check=False)
             last_equity, held = engine.state.equity, bool(engine.state.positions)
