@@ -24,6 +24,7 @@ import pytest
 
 from tapewatch.console.cli import main
 from tapewatch.engine.api.backtest import generate
+from tapewatch.engine.backtest import memo
 from tapewatch.engine.research.executor import CellRunner, dask_client
 from tapewatch.engine.research.space import parse_grid
 from tapewatch.engine.research.store import FILE_NAME, CellStore
@@ -114,12 +115,21 @@ def test_a_local_cluster_of_two_workers_runs_the_cells(tmp_path: Path) -> None:
         workers = client.scheduler_info()["workers"]
         assert len(workers) == 2
         assert all(w["nthreads"] == 1 for w in workers.values())
-        result = run_sweep(
-            bars, EngineConfig().validate(), plan, CellRunner(client, bars, CellStore(tmp_path))
-        )
+        runner = CellRunner(client, bars, CellStore(tmp_path))
+        result = run_sweep(bars, EngineConfig().validate(), plan, runner)
         ran_on = client.run(lambda: os.getpid())
+        remembered = client.run(memo.entries)
+        runner.release()
+        left = client.run(memo.entries)
+        deadline = time.monotonic() + 30  # the scheduler forgets released data asynchronously
+        while any(client.has_what().values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        data_left = client.has_what()
     assert result.computed == 3 and len(result.rows) == 3
     assert len(set(ran_on.values())) == 2 and os.getpid() not in ran_on.values()
+    assert sum(remembered.values()) >= 1  # the cells' shared work, on the workers
+    assert set(left.values()) == {0}  # released: nothing stays on a cluster after the sweep
+    assert all(not keys for keys in data_left.values())
 
 
 def test_a_separately_started_scheduler_gives_the_same_answers_as_a_local_cluster(

@@ -50,5 +50,10 @@ def derived(bars: BarArrays) -> dict[Any, Any]:
 
 
 def forget() -> None:
-    """Drop every entry (tests, and a long-lived process done with its bars)."""
+    """Drop every entry (a worker at the end of a sweep, and tests)."""
     _ENTRIES.clear()
+
+
+def entries() -> int:
+    """How many bar sets are remembered now."""
+    return len(_ENTRIES)

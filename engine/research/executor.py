@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tapewatch.engine.backtest.memo import forget as forget_derived
 from tapewatch.engine.market.bars import BarArrays
 from tapewatch.engine.research.cells import CellOutcome, CellTask, evaluate
 from tapewatch.engine.research.progress import ProgressLine
@@ -99,6 +100,14 @@ class CellRunner:
         if self._scattered is None:
             self._scattered = self.client.scatter(self.bars, broadcast=True, hash=False)
         return self._scattered
+
+    def release(self) -> None:
+        """Free what the sweep left on the workers: the scattered bars and what each worker
+        derived from them (an existing cluster outlives the sweep; its workers stay small)."""
+        if self._scattered is not None:
+            self.client.cancel(self._scattered)
+            self._scattered = None
+        self.client.run(forget_derived)
 
     def skip(self) -> None:
         self.counts.skipped += 1

@@ -33,10 +33,12 @@ def sweep_on_dask(
         with dask_client(scheduler, workers) as client:
             runner = CellRunner(client, bars, store, progress)
             try:
-                return run_sweep(bars, base, plan, runner)
+                result = run_sweep(bars, base, plan, runner)
             finally:
                 if progress is not None:
                     progress.end()
+            runner.release()  # not after Ctrl+C or a lost scheduler: that exit stays quick
+            return result
     finally:
         if store is not None:
             store.close()
