@@ -6,7 +6,8 @@ ways, interleaved (A B C A B C ...), medians and ratios from the same run:
 - tapewatch: ``engine.research`` on a LocalCluster of 2 single-threaded workers, no store
   (every cell computed), the bars scattered once per sweep; cluster start-up shown apart.
 - vectorbt 1.2.0: one broadcast parameter grid (27 signal columns, one ``from_signals``).
-- ``tapewatch backtest`` once per cell: 27 processes reading the same Parquet file.
+- ``tapewatch backtest`` once per cell: 27 processes reading the same Parquet file (written
+  by a process of its own, so pyarrow's peak is not counted in the driver's).
 
 Then one 1M-bar backtest of the default cell (RSI 14 simple averages, SMA 50, entries
 RSI < 30 and close > SMA, exits RSI > 70, 2% of equity, 100,000 cash): tapewatch's fast path
@@ -25,9 +26,11 @@ compiles its kernels with ``njit(cache=True)``, so an on-disk cache from an earl
 make "cold" warm: the child's ``NUMBA_CACHE_DIR`` points at a fresh temp dir (numba's
 user-provided cache locator comes before the in-tree ``__pycache__`` one), removed at the end.
 
-Memory: the sweep's peak is this driver plus every worker and its nanny process, each one's
-VmHWM (the peak since that process started), against the 1 GB goal; the children's peaks are
-printed beside it for reference. A last block says which of the issue's goals are met.
+Memory: the sweep's peak is the sum of each of its processes' VmHWM (the peak since that
+process started): this driver (which also hosts the LocalCluster's scheduler and nannies),
+every worker, and any helper the cluster started (multiprocessing's resource tracker), read at
+the end of the last sweep, against the 1 GB goal; the children's peaks are printed beside it
+for reference. A last block says which of the issue's goals are met.
 Needs the dev extras.
 
     python bench/sweep_speed.py [--bars 1000000] [--rounds 3] [--skip-cli]
@@ -64,16 +67,36 @@ MEMORY_GOAL_MB = 1024.0
 SIDES = ("vectorbt", "tapewatch")
 
 
-def _peak_mb() -> float:
-    """This process's peak RSS (VmHWM: reset at exec, unlike ru_maxrss, which a spawned
-    worker would inherit from the process that forked it)."""
+def _peak_mb(pid: int | str = "self") -> float:
+    """A process's peak RSS (VmHWM: reset at exec, unlike ru_maxrss, which a spawned worker
+    would inherit from the process that forked it); this process's ru_maxrss without /proc."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def sweep_peaks(client: Any, exclude: set[int]) -> dict[str, float]:
+    """Peak MB of every process the sweep runs on: this driver (the scheduler and the
+    nannies live in it), each worker, and any other process the cluster started (the
+    multiprocessing resource tracker); the bench's own children in ``exclude`` left out."""
+    import psutil
+
+    workers = set(client.run(os.getpid).values())
+    peaks = {"driver": _peak_mb()}
+    found: set[int] = set()
+    for child in psutil.Process().children(recursive=True):
+        if child.pid in exclude:
+            continue
+        kind = "worker" if child.pid in workers else "helper"
+        found.add(child.pid)
+        peaks[f"{kind} {sum(name.startswith(kind) for name in peaks) + 1}"] = _peak_mb(child.pid)
+    if workers - found:
+        raise RuntimeError(f"workers {sorted(workers - found)} are not this process's children")
+    return peaks
 
 
 def _bars(n: int) -> Any:
@@ -259,6 +282,13 @@ def vectorbt_child(n: int, cache: Path) -> Child:
     return Child("vectorbt", n, env={**os.environ, "NUMBA_CACHE_DIR": str(cache)})
 
 
+def write_bars(n: int, path: Path) -> None:
+    """The bars as the Parquet file the per-cell ``tapewatch backtest`` processes read."""
+    from tapewatch.engine.market.loader import write_parquet
+
+    write_parquet(_bars(n), path)
+
+
 # --- the CLI per cell -----------------------------------------------------------------------
 
 
@@ -307,13 +337,12 @@ def _single_line(name: str, seconds: list[float], bars: int, reference: float) -
     )
 
 
-def _memory_line(driver: float, workers: dict[str, float], nannies: dict[str, float]) -> str:
-    total = driver + sum(workers.values()) + sum(nannies.values())
+def _memory_line(peaks: dict[str, float]) -> str:
+    total = sum(peaks.values())
     within = "within" if total <= MEMORY_GOAL_MB else "over"
+    parts = " + ".join(f"{name} {mb:.0f}" for name, mb in peaks.items())
     return (
-        f"sweep peak memory (VmHWM): driver {driver:.0f} MB + workers "
-        f"{' + '.join(f'{v:.0f}' for v in workers.values())} MB + nannies "
-        f"{' + '.join(f'{v:.0f}' for v in nannies.values())} MB = {total:.0f} MB "
+        f"sweep peak memory (VmHWM, MB): {parts} = {total:.0f} MB "
         f"({within} the {MEMORY_GOAL_MB:.0f} MB goal)"
     )
 
@@ -353,6 +382,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-cli", action="store_true", help="leave out the 27 processes")
     parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--parquet", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -365,10 +395,10 @@ def drive(n_bars: int, rounds: int, skip_cli: bool) -> None:
     cache = folder / "numba-cache"
     cache.mkdir()
     path = folder / "bars.parquet"
-    if not skip_cli:
-        from tapewatch.engine.market.loader import write_parquet
-
-        write_parquet(bars, path)
+    if not skip_cli:  # written by a process of its own: pyarrow's peak is not the sweep's
+        subprocess.run(
+            [sys.executable, __file__, "--bars", str(n_bars), "--parquet", str(path)], check=True
+        )
     print(f"{CELLS} cells (RSI period x oversold x overbought) over {n:,} bars")
     try:
         vbt = vectorbt_child(n_bars, cache)
@@ -396,9 +426,7 @@ def drive(n_bars: int, rounds: int, skip_cli: bool) -> None:
                     times["cli"].append(cli_per_cell(path))
                 times["tw single"].append(single.ask("single"))
                 times["vbt single"].append(vbt.ask("single"))
-            workers_peak = client.run(_peak_mb)
-            nannies_peak = client.run(_peak_mb, nanny=True)
-        driver_peak = _peak_mb()
+            peaks = sweep_peaks(client, {vbt.process.pid, single.process.pid})
         vbt_peak, single_peak = vbt.close(), single.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -416,12 +444,12 @@ def drive(n_bars: int, rounds: int, skip_cli: bool) -> None:
     vbt_single = statistics.median(times["vbt single"])
     print(_single_line("tapewatch backtest, 1 cell (vector)", times["tw single"], n, vbt_single))
     print(_single_line("vectorbt from_signals, 1 cell, warm", times["vbt single"], n, vbt_single))
-    print(_memory_line(driver_peak, workers_peak, nannies_peak))
+    print(_memory_line(peaks))
     print(
         f"for reference, children's peaks: vectorbt {vbt_peak:.0f} MB, "
         f"tapewatch single backtests {single_peak:.0f} MB"
     )
-    memory = driver_peak + sum(workers_peak.values()) + sum(nannies_peak.values())
+    memory = sum(peaks.values())
     single_ratio = vbt_single / statistics.median(times["tw single"])
     print(_goals(cold / sweep, warm / sweep, single_ratio, memory))
 
@@ -430,6 +458,9 @@ def main() -> int:
     args = _arguments()
     if args.child:
         return serve(args.child, args.bars)
+    if args.parquet:
+        write_bars(args.bars, args.parquet)
+        return 0
     drive(args.bars, args.rounds, args.skip_cli)
     return 0
 
