@@ -152,25 +152,49 @@ def accepted_bars(bars: BarArrays) -> Accepted:
     found: Accepted | None = memo.get("accepted")
     if found is None:
         mask = accepted_mask(bars)
-        index = np.flatnonzero(mask)
-        found = memo["accepted"] = Accepted(
-            mask, index, bars.close[index], bars.ts_ns[index], np.cumsum(mask) - 1
-        )
+        if mask.all():  # clean data: the columns themselves, no gathered copies
+            index = np.arange(len(mask))
+            found = Accepted(mask, index, bars.close, bars.ts_ns, index)
+        else:
+            index = np.flatnonzero(mask)
+            found = Accepted(mask, index, bars.close[index], bars.ts_ns[index], np.cumsum(mask) - 1)
+        memo["accepted"] = found
+    return found
+
+
+def _near_or_above_sma(bars: BarArrays, sma_period: int) -> np.ndarray:
+    """Accepted bars whose close may be above the SMA (within the band that defers to the
+    exact mean): the buy rule's SMA half, once per bar set and SMA period."""
+    memo = derived(bars)
+    found: np.ndarray | None = memo.get(("above", sma_period))
+    if found is None:
+        closes = accepted_bars(bars).closes
+        sma = _shared_sma(bars, sma_period)
+        with np.errstate(invalid="ignore"):
+            found = memo["above", sma_period] = sma < closes * (1.0 + SMA_BAND)
     return found
 
 
 def shared_indicators(bars: BarArrays, rsi_period: int, sma_period: int) -> Indicators:
     """``vector_indicators`` over the accepted closes of ``bars``, each series computed once
     per bar set and period (every threshold pair of a sweep reuses it)."""
+    return Indicators(_shared_rsi(bars, rsi_period), _shared_sma(bars, sma_period))
+
+
+def _shared_rsi(bars: BarArrays, period: int) -> np.ndarray:
     memo = derived(bars)
-    closes = accepted_bars(bars).closes
-    rsi = memo.get(("rsi", rsi_period))
+    rsi: np.ndarray | None = memo.get(("rsi", period))
     if rsi is None:
-        rsi = memo["rsi", rsi_period] = vector_rsi(closes, rsi_period)
-    sma = memo.get(("sma", sma_period))
+        rsi = memo["rsi", period] = vector_rsi(accepted_bars(bars).closes, period)
+    return rsi
+
+
+def _shared_sma(bars: BarArrays, period: int) -> np.ndarray:
+    memo = derived(bars)
+    sma: np.ndarray | None = memo.get(("sma", period))
     if sma is None:
-        sma = memo["sma", sma_period] = vector_sma(closes, sma_period)
-    return Indicators(rsi, sma)
+        sma = memo["sma", period] = vector_sma(accepted_bars(bars).closes, period)
+    return sma
 
 
 def window_sums(values: np.ndarray, period: int) -> np.ndarray:
@@ -284,9 +308,9 @@ async def drive_vector(
     static, holes = _static_bars(bars, door, tf_ns, stale_ns, holes_matter=not lazy_days)
     # Candidate signals, a superset of the rule's: the bands leave every near-threshold bar in.
     band = RSI_BAND_PER_PERIOD * strat.rsi_period
-    rsi_v, sma_v = ind.rsi, ind.sma
+    rsi_v = ind.rsi
     with np.errstate(invalid="ignore"):
-        buys = acc_idx[(rsi_v < oversold + band) & (sma_v < closes * (1.0 + SMA_BAND))]
+        buys = acc_idx[(rsi_v < oversold + band) & _near_or_above_sma(bars, strat.sma_period)]
         sells = acc_idx[rsi_v > overbought - band]
 
     rule = rule_action
@@ -357,46 +381,54 @@ async def drive_vector(
             last_equity = equity
             if qty:
                 exposed += 1
-            prev_close_ns = ts + tf_ns
-            i += 1
-            day_stop = total if lazy_days and _day_can_wait(qty, gate) else next_day
-            stop = min(day_stop, _signal_after(i, qty, buys, sells))
-            if has_static:
-                stop = min(stop, _next_at(static, i, total))
-            watch = drawdown if qty and not drawdown.tripped else None
-            n = _quiet_stretch(close_all[i:stop], cash, qty, watch, equity_out)
-            if n:
-                i += n
-                last_equity = equity_out[-1]
-                last_ts_ns = ts_at(i - 1)
-                prev_close_ns = last_ts_ns + tf_ns
-                if qty:
-                    exposed += n
-            if progress is not None and i - reported >= _PROGRESS_EVERY:
-                reported = i
-                progress(i, total)
-            continue
-        # Eventful: the engine's bar path, with decided indicator values.
-        now = datetime_from_ns(ts + tf_ns)
-        clock.advance_to(now)
-        if not lazy_days:
-            data_seen(datetime_from_ns(prev_close_ns))
-        if step is not None:
-            bar = Bar(
-                bar_symbol, now - tf_delta, open_at(i), high_at(i), low_at(i), close, volume_at(i)
-            )
-            last_equity, held = await step(bar, now, *indicators)
-        else:
-            await process(bars.bar(i), indicators, schedule_stale_check=False)
-            last_equity, held = engine.state.equity, bool(engine.state.positions)
-        equity_out.append(last_equity)
-        position = positions.get(symbol)
-        qty = position.qty if position is not None else 0.0
-        cash = portfolio.cash
-        if held:
-            exposed += 1
+        else:  # eventful: the engine's bar path, with decided indicator values
+            now = datetime_from_ns(ts + tf_ns)
+            clock.advance_to(now)
+            if not lazy_days:
+                data_seen(datetime_from_ns(prev_close_ns))
+            if step is not None:
+                bar = Bar(
+                    bar_symbol,
+                    now - tf_delta,
+                    open_at(i),
+                    high_at(i),
+                    low_at(i),
+                    close,
+                    volume_at(i),
+                )
+                last_equity, held = await step(bar, now, *indicators)
+            else:
+                await process(bars.bar(i), indicators, schedule_stale_check=False)
+                last_equity, held = engine.state.equity, bool(engine.state.positions)
+            equity_out.append(last_equity)
+            position = positions.get(symbol)
+            qty = position.qty if position is not None else 0.0
+            cash = portfolio.cash
+            if held:
+                exposed += 1
+            if symbol in pending:  # it fills at the next bar's open: that bar is eventful
+                prev_close_ns = ts + tf_ns
+                i += 1
+                continue
         prev_close_ns = ts + tf_ns
         i += 1
+        # The bars after this one where nothing can happen: their equity at once.
+        day_stop = total if lazy_days and _day_can_wait(qty, gate) else next_day
+        stop = min(day_stop, _signal_after(i, qty, buys, sells))
+        if has_static:
+            stop = min(stop, _next_at(static, i, total))
+        watch = drawdown if qty and not drawdown.tripped else None
+        n = _quiet_stretch(close_all[i:stop], cash, qty, watch, equity_out)
+        if n:
+            i += n
+            last_equity = equity_out[-1]
+            last_ts_ns = ts_at(i - 1)
+            prev_close_ns = last_ts_ns + tf_ns
+            if qty:
+                exposed += n
+        if progress is not None and i - reported >= _PROGRESS_EVERY:
+            reported = i
+            progress(i, total)
     if lazy_days and last_ts_ns >= boundary_ns:  # the last day's roll, which waited
         cross_gap(
             engine,
