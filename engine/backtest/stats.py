@@ -113,8 +113,10 @@ def max_drawdown(equity: Sequence[float]) -> float:
     if curve.size == 0:
         return 0.0
     peaks = np.maximum.accumulate(curve)
+    falls = peaks - curve  # then in place: a million-bar curve's temporaries cost
     with np.errstate(divide="ignore", invalid="ignore"):
-        falls = np.where(peaks > 0, (peaks - curve) / peaks, 0.0)
+        falls /= peaks
+    falls[~(peaks > 0)] = 0.0
     return float(falls.max())
 
 
@@ -125,7 +127,9 @@ def sharpe(equity: Sequence[float], bars_per_year: float) -> float:
         return 0.0
     prev = curve[:-1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        returns = np.where(prev != 0, curve[1:] / prev - 1.0, 0.0)
+        returns = curve[1:] / prev
+    returns -= 1.0
+    returns[~(prev != 0)] = 0.0
     std = float(returns.std(ddof=1))
     if not std > 1e-15:
         return 0.0

@@ -82,20 +82,27 @@ def uncovered(bars: BarArrays, config: EngineConfig) -> str | None:
 
 def accepted_mask(bars: BarArrays) -> np.ndarray:
     """Bars the engine's door lets through: ``price_problem`` is None and the stamp is newer
-    than every bar used before it (the same checks as ``bar_checks``, on whole arrays)."""
+    than every bar used before it (the same checks as ``bar_checks``, on whole arrays).
+    Written into two buffers: each fresh million-element temporary costs its page faults."""
     o, h, lo, c, v = bars.open, bars.high, bars.low, bars.close, bars.volume
+    fine = np.isfinite(o)
+    check = np.empty_like(fine)
     with np.errstate(invalid="ignore"):
-        finite = np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c)
-        positive = (o > 0) & (h > 0) & (lo > 0) & (c > 0)
-        contained = ~(h < lo) & (lo <= o) & (o <= h) & (lo <= c) & (c <= h)
-        volume_ok = (v >= 0) & np.isfinite(v)
-    fine = finite & positive & contained & volume_ok
+        for column in (h, lo, c, v):
+            fine &= np.isfinite(column, out=check)
+        for column in (o, h, lo, c):
+            fine &= np.greater(column, 0, out=check)
+        fine &= np.invert(np.less(h, lo, out=check), out=check)
+        for low, high in ((lo, o), (o, h), (lo, c), (c, h)):
+            fine &= np.less_equal(low, high, out=check)
+        fine &= np.greater_equal(v, 0, out=check)
     ts = bars.ts_ns
-    newest = np.maximum.accumulate(np.where(fine, ts, np.iinfo(np.int64).min))
-    before = np.empty_like(newest)
-    before[0] = -(2**62)
-    before[1:] = newest[:-1]
-    return fine & (ts > before)
+    newest = np.where(fine, ts, np.iinfo(np.int64).min)
+    np.maximum.accumulate(newest, out=newest)
+    if len(ts):  # newer than every accepted bar before it
+        fine[0] &= bool(ts[0] > -(2**62))
+        fine[1:] &= np.greater(ts[1:], newest[:-1], out=check[1:])
+    return fine
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,25 +120,30 @@ def vector_indicators(closes: np.ndarray, rsi_period: int, sma_period: int) -> I
 
 
 def vector_sma(closes: np.ndarray, period: int) -> np.ndarray:
-    sma = np.full(len(closes), np.nan)
+    sma = np.empty(len(closes))
+    sma[: period - 1] = np.nan
     if len(closes) >= period:
-        sma[period - 1 :] = window_sums(closes, period) / period
+        tail = sma[period - 1 :]
+        window_sums(closes, period, out=tail)
+        tail /= period
     return sma
 
 
 def vector_rsi(closes: np.ndarray, period: int) -> np.ndarray:
-    rsi = np.full(len(closes), np.nan)
+    """In three buffers (the result, the changes, the rises): fresh temporaries cost."""
+    rsi = np.empty(len(closes))
+    rsi[:period] = np.nan
     if len(closes) > period:
         change = np.diff(closes)
         up = np.maximum(change, 0.0)
-        gains = window_sums(up, period)
-        losses = window_sums(up - change, period)  # the falls, exactly: 0 - change or 0
-        total = gains + losses
+        falls = np.subtract(up, change, out=change)  # exactly: 0 - change, or 0
+        gains = window_sums(up, period, out=rsi[period:])
+        total = window_sums(falls, period, out=up[: len(gains)])  # the losses, then + gains
+        total += gains
         with np.errstate(invalid="ignore", divide="ignore"):
-            np.divide(gains, total, out=gains)  # in place: a million-bar run's temporaries
+            np.divide(gains, total, out=gains)
         gains *= 100.0
         gains[total <= 0.0] = 50.0
-        rsi[period:] = gains
     return rsi
 
 
@@ -197,16 +209,24 @@ def _shared_sma(bars: BarArrays, period: int) -> np.ndarray:
     return sma
 
 
-def window_sums(values: np.ndarray, period: int) -> np.ndarray:
+def window_sums(values: np.ndarray, period: int, out: np.ndarray | None = None) -> np.ndarray:
     """Sum of every ``period`` consecutive values (non-negative ones: relative error at most
-    about ``period`` ulps). Short windows as shifted whole-array adds, long ones by reduction."""
-    if period > _SHIFTED_ADDS_UP_TO:
-        return sliding_window_view(values, period).sum(axis=1)
+    about ``period`` ulps), into ``out`` when given (it must not overlap ``values``). Short
+    windows as shifted whole-array adds, long ones by reduction."""
     n = len(values) - period + 1
-    total = values[period - 1 :].copy()
+    if period > _SHIFTED_ADDS_UP_TO:
+        sums = sliding_window_view(values, period).sum(axis=1)
+        if out is None:
+            return sums
+        out[...] = sums
+        return out
+    if out is None:
+        out = values[period - 1 :].copy()
+    else:
+        out[...] = values[period - 1 :]
     for lag in range(1, period):
-        total += values[period - 1 - lag : period - 1 - lag + n]
-    return total
+        out += values[period - 1 - lag : period - 1 - lag + n]
+    return out
 
 
 class _StreamingRSI:
