@@ -515,7 +515,8 @@ def _quiet_stretch(
     bar that breaches. Returns how many bars were appended."""
     if not len(closes):
         return 0
-    equity = cash + qty * closes
+    equity = closes * qty  # cash + qty * close, in one buffer
+    equity += cash
     start = drawdown.day_start_equity if drawdown is not None else None
     if drawdown is not None and start is not None and start > 0:
         # A generous pre-filter, then the breaker's own arithmetic on each flagged bar.
@@ -524,5 +525,5 @@ def _quiet_stretch(
             if drawdown.breaches(float(equity[f])):
                 equity = equity[:f]
                 break
-    equity_out.frombytes(equity.tobytes())
+    equity_out.frombytes(memoryview(equity).cast("B"))  # no bytes copy in between
     return len(equity)

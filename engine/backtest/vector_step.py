@@ -54,6 +54,7 @@ class BarStep:
         self._engine = engine
         self._broker = broker
         self._gate = engine.gate
+        self._watch_staleness = engine.gate.watch_staleness
         self._entry_qty = engine.strategy.entry_qty
         self._symbol = engine.symbol
         self._name = config.strategy_name
@@ -86,7 +87,8 @@ class BarStep:
         portfolio = broker.portfolio
         equity = portfolio.equity
         exposed = bool(portfolio.positions)
-        gate.on_bar(now)  # the bar's close
+        if self._watch_staleness:  # history keeps no stale watch (see backtest/gaps.py)
+            gate.on_bar(now)  # the bar's close
         changes = gate.on_equity(equity, now)
         if changes:
             self.record(changes)
