@@ -156,6 +156,14 @@ class Accepted:
     closes: np.ndarray
     ts_ns: np.ndarray
     position: np.ndarray  # raw position -> accepted position (of the last accepted at or before)
+    raw_close: np.ndarray  # every bar's close and stamp, in aligned memory
+    raw_ts_ns: np.ndarray
+
+
+def _aligned(column: np.ndarray) -> np.ndarray:
+    """``column``, copied once if its memory is unaligned: bars a Dask worker unpickles sit at
+    any offset in a frame, and numpy then copies the whole array on every ``searchsorted``."""
+    return column if column.flags.aligned else np.require(column, requirements="A")
 
 
 def accepted_bars(bars: BarArrays) -> Accepted:
@@ -164,12 +172,14 @@ def accepted_bars(bars: BarArrays) -> Accepted:
     found: Accepted | None = memo.get("accepted")
     if found is None:
         mask = accepted_mask(bars)
+        close, ts = _aligned(bars.close), _aligned(bars.ts_ns)
         if mask.all():  # clean data: the columns themselves, no gathered copies
             index = np.arange(len(mask))
-            found = Accepted(mask, index, bars.close, bars.ts_ns, index)
+            found = Accepted(mask, index, close, ts, index, close, ts)
         else:
             index = np.flatnonzero(mask)
-            found = Accepted(mask, index, bars.close[index], bars.ts_ns[index], np.cumsum(mask) - 1)
+            position = np.cumsum(mask) - 1
+            found = Accepted(mask, index, close[index], ts[index], position, close, ts)
         memo["accepted"] = found
     return found
 
@@ -311,9 +321,8 @@ async def drive_vector(
     strat = config.strategy
     symbol = engine.symbol
     total = len(bars)
-    ts_all = bars.ts_ns
-    close_all = bars.close
     door = accepted_bars(bars)
+    ts_all, close_all = door.raw_ts_ns, door.raw_close
     accepted, acc_idx, closes, acc_ts = door.mask, door.index, door.closes, door.ts_ns
     kpos = door.position
     ind = shared_indicators(bars, strat.rsi_period, strat.sma_period)

@@ -362,3 +362,32 @@ def test_flat_days_roll_once_when_the_next_bar_is_visited(monkeypatch: pytest.Mo
     assert fast.fills == lean.fills == ()
     assert len(rolls) >= 55  # one a trading day
     assert vector_rolls <= 2
+
+
+def _unaligned(column: np.ndarray) -> np.ndarray:
+    raw = bytearray(column.nbytes + 1)
+    out = np.frombuffer(raw, dtype=column.dtype, offset=1, count=len(column))
+    out[...] = column
+    return out
+
+
+def test_bars_in_unaligned_memory_are_aligned_once_and_agree() -> None:
+    """A Dask worker unpickles the scattered bars at any offset in a frame; numpy then copies
+    an unaligned array on every searchsorted, so the path works on aligned copies."""
+    from tapewatch.engine.backtest import memo
+    from tapewatch.engine.backtest.vector import accepted_bars
+
+    memo.forget()
+    bars = generate("SPY", seed=5, start=date(2024, 1, 2), end=date(2024, 2, 28))
+    odd = BarArrays(
+        bars.symbol,
+        *(
+            _unaligned(c)
+            for c in (bars.ts_ns, bars.open, bars.high, bars.low, bars.close, bars.volume)
+        ),
+    )
+    assert not odd.ts_ns.flags.aligned and not odd.close.flags.aligned
+    door = accepted_bars(odd)
+    assert door.raw_ts_ns.flags.aligned and door.raw_close.flags.aligned
+    assert door.ts_ns.flags.aligned and door.closes.flags.aligned
+    assert run_backtest(odd, BUSY) == run_backtest(bars, BUSY)
