@@ -399,7 +399,7 @@ async def drive_vector(
                 last_equity=last_equity,
             )
             if rolled:
-                k_next = int(np.searchsorted(acc_ts, boundary_ns))
+                k_next = int(acc_ts.searchsorted(boundary_ns))
                 next_day = int(acc_idx[k_next]) if k_next < len(acc_idx) else total
         k = int(kpos[i])
         equity = cash + qty * close
