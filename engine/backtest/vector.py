@@ -274,9 +274,10 @@ class Decider:
         self._rsi_band = RSI_BAND_PER_PERIOD * strat.rsi_period
         self._streaming = _StreamingRSI(closes, strat.rsi_period)
         self.deferred = 0  # bars decided by the streaming values (for tests and curiosity)
+        self._rsi_at, self._sma_at, self._close_at = ind.rsi.item, ind.sma.item, closes.item
 
     def values(self, k: int) -> tuple[float | None, float | None]:
-        r = float(self._rsi[k])
+        r: float = self._rsi_at(k)
         rsi: float | None = None
         if r == r:
             band = self._rsi_band
@@ -285,10 +286,10 @@ class Decider:
                 rsi = self._streaming.at(k)
             else:
                 rsi = r
-        s = float(self._sma[k])
+        s: float = self._sma_at(k)
         sma: float | None = None
         if s == s:
-            close = float(self._closes[k])
+            close: float = self._close_at(k)
             if abs(s - close) <= close * SMA_BAND:
                 self.deferred += 1
                 window = self._closes[k - self._sma_period + 1 : k + 1].tolist()
@@ -353,6 +354,7 @@ async def drive_vector(
     pending = broker.pending_symbols
     # The loop visits a few bars in a hundred: numpy scalars, not million-element lists.
     ts_at = ts_all.item
+    kpos_at = kpos.item
     close_at = close_all.item
     open_at, high_at, low_at, volume_at = (
         bars.open.item,
@@ -401,7 +403,7 @@ async def drive_vector(
             if rolled:
                 k_next = int(acc_ts.searchsorted(boundary_ns))
                 next_day = int(acc_idx[k_next]) if k_next < len(acc_idx) else total
-        k = int(kpos[i])
+        k = kpos_at(i)
         equity = cash + qty * close
         indicators = decider.values(k)
         quiet = symbol not in pending and not (qty and breaches(equity))
@@ -534,5 +536,5 @@ def _quiet_stretch(
             if drawdown.breaches(float(equity[f])):
                 equity = equity[:f]
                 break
-    equity_out.frombytes(memoryview(equity).cast("B"))  # no bytes copy in between
+    equity_out.frombytes(equity.data.cast("B"))  # no bytes copy in between
     return len(equity)
