@@ -20,6 +20,7 @@ from tapewatch.engine.backtest.gaps import cross_gap
 from tapewatch.engine.backtest.memo import derived
 from tapewatch.engine.backtest.stats import BreakerTrip, Report, annualisation, build_report
 from tapewatch.engine.backtest.vector import drive_vector, uncovered
+from tapewatch.engine.backtest.vector_fills import FillStep, fills_uncovered
 from tapewatch.engine.backtest.vector_step import BarStep, step_uncovered
 from tapewatch.engine.core.clock import SimClock
 from tapewatch.engine.core.engine import Engine
@@ -119,7 +120,10 @@ async def _run(
     await engine.start(starting_cash=config.starting_cash)
     path = chosen_path(bars, config, lean=lean, vector=vector)
     if path == "vector":
-        step = BarStep(engine, broker) if step_uncovered(engine) is None else None
+        step: BarStep | FillStep | None = None
+        if step_uncovered(engine) is None:
+            light = fills_uncovered(engine, broker, bars.symbol) is None
+            step = FillStep(engine, broker) if light else BarStep(engine, broker)
         if step is None:
             engine.add_sink(_rare_sink(recorder))
         recorder.exposed = await drive_vector(

@@ -35,6 +35,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from tapewatch.engine.adapters.sim.broker import SimBroker
 from tapewatch.engine.backtest.gaps import cross_gap
 from tapewatch.engine.backtest.memo import derived
+from tapewatch.engine.backtest.vector_fills import FillStep
 from tapewatch.engine.backtest.vector_step import BarStep
 from tapewatch.engine.core.clock import SimClock
 from tapewatch.engine.core.engine import Engine
@@ -312,7 +313,7 @@ async def drive_vector(
     bars: BarArrays,
     equity_out: array[float],
     progress: Progress | None,
-    step: BarStep | None = None,
+    step: BarStep | FillStep | None = None,
 ) -> int:
     """Run ``bars`` through ``engine``, visiting only the bars where something can happen;
     appends every accepted bar's equity to ``equity_out`` and returns the exposed-bar count.
@@ -375,6 +376,9 @@ async def drive_vector(
     last_equity = portfolio.cash
     qty = 0.0
     cash = portfolio.cash
+    waiting = symbol in pending  # an order fills at the next bar's open
+    fills = step if isinstance(step, FillStep) else None
+    bar_step = step if isinstance(step, BarStep) else None
     exposed = 0
     reported = 0
     i = 0
@@ -406,7 +410,7 @@ async def drive_vector(
         k = kpos_at(i)
         equity = cash + qty * close
         indicators = decider.values(k)
-        quiet = symbol not in pending and not (qty and breaches(equity))
+        quiet = not waiting and not (qty and breaches(equity))
         if quiet and rule(*indicators, close, qty, oversold, overbought) == "hold":
             equity_out.append(equity)
             last_equity = equity
@@ -417,27 +421,32 @@ async def drive_vector(
             clock.advance_to(now)
             if not lazy_days:
                 data_seen(datetime_from_ns(prev_close_ns))
-            if step is not None:
-                bar = Bar(
-                    bar_symbol,
-                    now - tf_delta,
-                    open_at(i),
-                    high_at(i),
-                    low_at(i),
-                    close,
-                    volume_at(i),
-                )
-                last_equity, held = await step(bar, now, *indicators)
+            if fills is not None:
+                last_equity, held = fills(open_at(i), close, now - tf_delta, now, *indicators)
+                qty, cash, waiting = fills.qty, fills.cash, fills.waiting
             else:
-                await process(bars.bar(i), indicators, schedule_stale_check=False)
-                last_equity, held = engine.state.equity, bool(engine.state.positions)
+                if bar_step is not None:
+                    bar = Bar(
+                        bar_symbol,
+                        now - tf_delta,
+                        open_at(i),
+                        high_at(i),
+                        low_at(i),
+                        close,
+                        volume_at(i),
+                    )
+                    last_equity, held = await bar_step(bar, now, *indicators)
+                else:
+                    await process(bars.bar(i), indicators, schedule_stale_check=False)
+                    last_equity, held = engine.state.equity, bool(engine.state.positions)
+                position = positions.get(symbol)
+                qty = position.qty if position is not None else 0.0
+                cash = portfolio.cash
+                waiting = symbol in pending
             equity_out.append(last_equity)
-            position = positions.get(symbol)
-            qty = position.qty if position is not None else 0.0
-            cash = portfolio.cash
             if held:
                 exposed += 1
-            if symbol in pending:  # it fills at the next bar's open: that bar is eventful
+            if waiting:  # it fills at the next bar's open: that bar is eventful
                 prev_close_ns = ts + tf_ns
                 i += 1
                 continue

@@ -391,3 +391,46 @@ def test_bars_in_unaligned_memory_are_aligned_once_and_agree() -> None:
     assert door.raw_ts_ns.flags.aligned and door.raw_close.flags.aligned
     assert door.ts_ns.flags.aligned and door.closes.flags.aligned
     assert run_backtest(odd, BUSY) == run_backtest(bars, BUSY)
+
+
+def test_a_fresh_backtest_takes_the_numeric_fill_step() -> None:
+    from tapewatch.engine.backtest.vector_fills import fills_uncovered
+
+    parts = build_backtest(BUSY, BASE.bar(0).ts)
+    assert fills_uncovered(parts.engine, parts.broker, BUSY.strategy.symbol) is None
+    assert fills_uncovered(parts.engine, parts.broker, "QQQ") is not None
+
+
+@pytest.mark.parametrize(
+    "name", ["a 4:1 split", "a repeated bar", "three missing bars", "a NaN close"]
+)
+def test_the_simbroker_bar_step_agrees_too(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the numeric fill step does not apply, BarStep (the SimBroker's own objects)
+    takes the eventful bars: it agrees with the engine on the same inputs."""
+    monkeypatch.setattr(runner, "fills_uncovered", lambda *_: "forced for the test")
+    assert three_ways(arrays(CASES[name](columns(BASE)))) > 0
+
+
+@pytest.mark.parametrize("action", ["reduce", "halt", "flatten"])
+def test_both_light_steps_apply_the_drawdown_breaker_alike(
+    action: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bars = bars_to_arrays([*crash_day(), *next_day([100, 99, 98, 97, 96, 95, 96, 97, 98, 99])])
+    config = breaker_config(action)
+    numeric = run_backtest(bars, config)
+    monkeypatch.setattr(runner, "fills_uncovered", lambda *_: "forced for the test")
+    objects = run_backtest(bars, config)
+    assert numeric == objects
+    assert numeric.report.breaker_trips
+
+
+def test_a_buy_the_next_open_cannot_pay_for_is_rejected_alike() -> None:
+    """All in (100% of equity, no costs) and every open 1% above the last close: each buy is
+    accepted at submission and refused at the fill for want of cash, on every path."""
+    c = columns(BASE)
+    c[1] = np.concatenate(([c[1][0]], c[4][:-1] * 1.01))  # open above the previous close
+    c[2] = np.maximum(c[2], c[1])
+    all_in = replace(BUSY, strategy=replace(BUSY.strategy, position_pct=1.0)).validate()
+    assert three_ways(arrays(c), all_in) == 0  # nothing could be paid for
+    plain = replace(BUSY, strategy=replace(BUSY.strategy, position_pct=0.5)).validate()
+    assert three_ways(arrays(c), plain) > 0  # at half the equity the same buys fill

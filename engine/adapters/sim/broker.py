@@ -117,6 +117,20 @@ class SimBroker:
         return self._last.get(symbol)
 
     @property
+    def terms(self) -> tuple[float, float, float]:
+        """(slippage as a fraction, commission per order, commission per share)."""
+        return self._slip, self._fee_per_order, self._fee_per_share
+
+    @property
+    def id_prefix(self) -> str:
+        return self._id_prefix
+
+    @property
+    def orders_submitted(self) -> int:
+        """Orders taken so far (the next order id's number is one more)."""
+        return self._seq
+
+    @property
     def pending_symbols(self) -> Container[str]:
         """Symbols with orders waiting for their next bar (a live, read-only view)."""
         return self._pending.keys()
