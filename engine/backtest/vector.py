@@ -4,8 +4,10 @@ decides only those.
 The indicators are computed once over whole arrays, and every bar validity check, day roll,
 data hole, pending order, drawdown crossing and candidate signal is located with numpy. The
 loop in Python visits only those bars; each takes the engine's bar path as a backtest needs it
-(``vector_step.BarStep``: the SimBroker, the risk gate, the strategy's sizing and rule) or, for
-an engine the step does not cover, ``Engine.process_bar`` itself. Every other bar can only
+(``vector_fills.FillStep``: the SimBroker's execution as numbers, the risk gate, the strategy's
+sizing and rule; ``vector_step.BarStep``, the same through the SimBroker's own objects, where
+the numbers do not cover the run) or, for an engine neither step covers,
+``Engine.process_bar`` itself. Every other bar can only
 append ``cash + qty * close`` to the equity curve, which is done for a whole stretch at once
 with the same float operations the lean loop uses. History keeps no stale-data watch, so a
 hole in the data changes nothing there, and while the run is flat with no breaker tripped a day
