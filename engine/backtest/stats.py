@@ -130,10 +130,15 @@ def sharpe(equity: Sequence[float], bars_per_year: float) -> float:
         returns = curve[1:] / prev
     returns -= 1.0
     returns[~(prev != 0)] = 0.0
-    std = float(returns.std(ddof=1))
+    mean = float(returns.mean())
+    # returns.std(ddof=1), its steps in the returns' own buffer: deviations, squares, their
+    # sum over n - 1, the root (a fresh million-element temporary costs its page faults).
+    returns -= mean
+    np.multiply(returns, returns, out=returns)
+    std = math.sqrt(float(returns.sum()) / (curve.size - 2))
     if not std > 1e-15:
         return 0.0
-    return float(returns.mean()) / std * math.sqrt(bars_per_year)
+    return mean / std * math.sqrt(bars_per_year)
 
 
 def annualisation(ts_ns: np.ndarray, timeframe_seconds: int) -> tuple[str, float]:
