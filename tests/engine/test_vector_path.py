@@ -178,7 +178,7 @@ def test_the_accepted_mask_is_the_engines_door() -> None:
 
 
 @settings(
-    max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
 @given(
     rsi_period=st.integers(2, 16),
