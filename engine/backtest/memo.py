@@ -15,11 +15,14 @@ cannot go stale. The few most recent bar sets are kept; older ones are dropped.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
 
 import numpy as np
 
 from tapewatch.engine.market.bars import BarArrays
+
+T = TypeVar("T")
 
 KEPT = 4
 """Bar sets remembered at once: a sweep's windows are run one batch after another, and every
@@ -47,6 +50,15 @@ def derived(bars: BarArrays) -> dict[Any, Any]:
     else:
         _ENTRIES.move_to_end(key)
     return entry[1]
+
+
+def remembered(bars: BarArrays, key: Hashable, compute: Callable[[], T]) -> T:
+    """``compute()`` the first time for these bars and ``key``; what it gave, after that."""
+    memo = derived(bars)
+    if key not in memo:
+        memo[key] = compute()
+    found: T = memo[key]
+    return found
 
 
 def forget() -> None:

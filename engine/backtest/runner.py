@@ -17,7 +17,7 @@ from pathlib import Path
 from tapewatch.engine.adapters.sim.broker import SimBroker
 from tapewatch.engine.adapters.sim.replay import ReplayFeed
 from tapewatch.engine.backtest.gaps import cross_gap
-from tapewatch.engine.backtest.memo import derived
+from tapewatch.engine.backtest.memo import remembered
 from tapewatch.engine.backtest.stats import BreakerTrip, Report, annualisation, build_report
 from tapewatch.engine.backtest.vector import drive_vector, uncovered
 from tapewatch.engine.backtest.vector_fills import FillStep, fills_uncovered
@@ -160,13 +160,8 @@ async def _run(
 
 def _annualised(bars: BarArrays, timeframe_seconds: int) -> tuple[str, float]:
     """``annualisation`` of the bars' stamps, once per bar set (a sweep's cells share it)."""
-    memo = derived(bars)
-    found: tuple[str, float] | None = memo.get(("annualisation", timeframe_seconds))
-    if found is None:
-        found = memo["annualisation", timeframe_seconds] = annualisation(
-            bars.ts_ns, timeframe_seconds
-        )
-    return found
+    key = ("annualisation", timeframe_seconds)
+    return remembered(bars, key, lambda: annualisation(bars.ts_ns, timeframe_seconds))
 
 
 def _rare_sink(recorder: _Recorder) -> Callable[[Event], None]:

@@ -36,7 +36,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from tapewatch.engine.adapters.sim.broker import SimBroker
 from tapewatch.engine.backtest.gaps import cross_gap
-from tapewatch.engine.backtest.memo import derived
+from tapewatch.engine.backtest.memo import remembered
 from tapewatch.engine.backtest.vector_fills import FillStep
 from tapewatch.engine.backtest.vector_step import BarStep
 from tapewatch.engine.core.clock import SimClock
@@ -171,33 +171,29 @@ def _aligned(column: np.ndarray) -> np.ndarray:
 
 def accepted_bars(bars: BarArrays) -> Accepted:
     """``accepted_mask`` and what the vector path derives from it, once per bar set."""
-    memo = derived(bars)
-    found: Accepted | None = memo.get("accepted")
-    if found is None:
-        mask = accepted_mask(bars)
-        close, ts = _aligned(bars.close), _aligned(bars.ts_ns)
-        if mask.all():  # clean data: the columns themselves, no gathered copies
-            index = np.arange(len(mask))
-            found = Accepted(mask, index, close, ts, index, close, ts)
-        else:
-            index = np.flatnonzero(mask)
-            position = np.cumsum(mask) - 1
-            found = Accepted(mask, index, close[index], ts[index], position, close, ts)
-        memo["accepted"] = found
-    return found
+    return remembered(bars, "accepted", lambda: _accepted(bars))
+
+
+def _accepted(bars: BarArrays) -> Accepted:
+    mask = accepted_mask(bars)
+    close, ts = _aligned(bars.close), _aligned(bars.ts_ns)
+    if mask.all():  # clean data: the columns themselves, no gathered copies
+        index = np.arange(len(mask))
+        return Accepted(mask, index, close, ts, index, close, ts)
+    index = np.flatnonzero(mask)
+    return Accepted(mask, index, close[index], ts[index], np.cumsum(mask) - 1, close, ts)
 
 
 def _near_or_above_sma(bars: BarArrays, sma_period: int) -> np.ndarray:
     """Accepted bars whose close may be above the SMA (within the band that defers to the
     exact mean): the buy rule's SMA half, once per bar set and SMA period."""
-    memo = derived(bars)
-    found: np.ndarray | None = memo.get(("above", sma_period))
-    if found is None:
+
+    def compute() -> np.ndarray:
         closes = accepted_bars(bars).closes
-        sma = _shared_sma(bars, sma_period)
         with np.errstate(invalid="ignore"):
-            found = memo["above", sma_period] = sma < closes * (1.0 + SMA_BAND)
-    return found
+            return _shared_sma(bars, sma_period) < closes * (1.0 + SMA_BAND)
+
+    return remembered(bars, ("above", sma_period), compute)
 
 
 def shared_indicators(bars: BarArrays, rsi_period: int, sma_period: int) -> Indicators:
@@ -207,19 +203,11 @@ def shared_indicators(bars: BarArrays, rsi_period: int, sma_period: int) -> Indi
 
 
 def _shared_rsi(bars: BarArrays, period: int) -> np.ndarray:
-    memo = derived(bars)
-    rsi: np.ndarray | None = memo.get(("rsi", period))
-    if rsi is None:
-        rsi = memo["rsi", period] = vector_rsi(accepted_bars(bars).closes, period)
-    return rsi
+    return remembered(bars, ("rsi", period), lambda: vector_rsi(accepted_bars(bars).closes, period))
 
 
 def _shared_sma(bars: BarArrays, period: int) -> np.ndarray:
-    memo = derived(bars)
-    sma: np.ndarray | None = memo.get(("sma", period))
-    if sma is None:
-        sma = memo["sma", period] = vector_sma(accepted_bars(bars).closes, period)
-    return sma
+    return remembered(bars, ("sma", period), lambda: vector_sma(accepted_bars(bars).closes, period))
 
 
 def window_sums(values: np.ndarray, period: int, out: np.ndarray | None = None) -> np.ndarray:
@@ -471,17 +459,6 @@ async def drive_vector(
         if progress is not None and i - reported >= _PROGRESS_EVERY:
             reported = i
             progress(i, total)
-    if lazy_days and last_ts_ns >= boundary_ns:  # the last day's roll, which waited
-        cross_gap(
-            engine,
-            clock,
-            prev_close_ns=prev_close_ns,
-            stale_ns=stale_ns,
-            ts=last_ts_ns,
-            tf_ns=tf_ns,
-            boundary_ns=boundary_ns,
-            last_equity=last_equity,
-        )
     if progress is not None:
         progress(total, total)
     return exposed
@@ -492,10 +469,8 @@ def _static_bars(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bars always visited (refused ones, which the engine's door reports, and data holes
     where they matter), and the holes among them; once per bar set and bar length."""
-    memo = derived(bars)
-    key = ("static", tf_ns, stale_ns, holes_matter)
-    found: tuple[np.ndarray, np.ndarray] | None = memo.get(key)
-    if found is None:
+
+    def compute() -> tuple[np.ndarray, np.ndarray]:
         refused = np.flatnonzero(~door.mask)
         holes = np.empty(0, dtype=np.int64)
         if holes_matter and len(door.ts_ns):
@@ -504,8 +479,9 @@ def _static_bars(
             prev_close[0] = int(bars.ts_ns[0])
             prev_close[1:] = acc_ts[:-1] + tf_ns
             holes = door.index[(acc_ts - prev_close) > stale_ns]
-        found = memo[key] = (np.union1d(refused, holes), holes)
-    return found
+        return np.union1d(refused, holes), holes
+
+    return remembered(bars, ("static", tf_ns, stale_ns, holes_matter), compute)
 
 
 def _day_can_wait(qty: float, gate: RiskGate) -> bool:

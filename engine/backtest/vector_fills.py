@@ -20,12 +20,12 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from tapewatch.engine.adapters.sim.broker import SimBroker
+from tapewatch.engine.adapters.sim.broker import CASH_EPS, QTY_EPS, SimBroker
 from tapewatch.engine.backtest.stats import BreakerTrip
+from tapewatch.engine.backtest.vector_step import trips_among
 from tapewatch.engine.core.broker import DuplicateClientOrderId
-from tapewatch.engine.core.engine import Engine
+from tapewatch.engine.core.engine import MIN_EXIT_QTY, MIN_FLATTEN_QTY, Engine
 from tapewatch.engine.core.portfolio import PortfolioState, apply_fill
-from tapewatch.engine.model.events import BreakerChanged
 from tapewatch.engine.model.types import (
     Fill,
     Intent,
@@ -34,11 +34,6 @@ from tapewatch.engine.model.types import (
     client_order_id,
 )
 from tapewatch.engine.strategy.rsi_sma import rule_action
-
-_QTY_EPS = 1e-9  # the SimBroker's quantity tolerance
-_CASH_EPS = 1e-9  # and its cash tolerance
-_SELL_EPS = 1e-9  # an exit smaller than this is not sent (the engine's own cut-off)
-_FLAT_QTY = 1e-12  # flatten skips positions smaller than this (as ``preview_flatten``)
 
 
 def fills_uncovered(engine: Engine, broker: SimBroker, symbol: str) -> str | None:
@@ -76,7 +71,8 @@ class FillStep:
         self._name = config.strategy_name
         self._oversold = config.strategy.rsi_oversold
         self._overbought = config.strategy.rsi_overbought
-        self._slip, self._fee_per_order, self._fee_per_share = broker.terms
+        self._slip = broker.slippage
+        self._fee = broker.fee  # the SimBroker's own commission
         self._id_prefix = broker.id_prefix
         self._seq = broker.orders_submitted
         self._state = PortfolioState(cash=broker.portfolio.cash, positions={})
@@ -122,12 +118,12 @@ class FillStep:
         position = positions.get(self._symbol)
         exposed = position is not None
         position_qty = position.qty if position is not None else 0.0
-        # Equity as the SimBroker sums it: cash plus each position marked at this close.
-        equity = self._state.cash + sum([position_qty * close] if exposed else [])
+        # Equity as the SimBroker sums it: cash plus the position marked at this close.
+        equity = self._state.cash + (position_qty * close if exposed else 0)
         gate = self._gate
         changes = gate.on_equity(equity, now)
         if changes:
-            self._record(changes)
+            self.trips.extend(trips_among(changes))
             if gate.drawdown.tripped and gate.drawdown.action == "flatten":
                 self._flatten(now, close)
         action = rule_action(rsi, sma, close, position_qty, self._oversold, self._overbought)
@@ -140,7 +136,7 @@ class FillStep:
             side, intent = Side.BUY, Intent.ENTRY
         else:
             qty = position_qty
-            if qty <= _SELL_EPS:
+            if qty <= MIN_EXIT_QTY:
                 return equity, exposed
             side, intent = Side.SELL, Intent.EXIT
         cid = client_order_id(self._name, self._symbol, bar_ts, intent)
@@ -159,15 +155,7 @@ class FillStep:
             self.denied += 1
         return equity, exposed
 
-    def _record(self, changes: list[BreakerChanged]) -> None:
-        for change in changes:
-            if change.tripped:
-                self.trips.append(BreakerTrip(change.ts.isoformat(), change.name, change.reason))
-
     # -- the SimBroker's rules, on numbers -------------------------------------------------
-
-    def _fee(self, qty: float) -> float:
-        return self._fee_per_order + self._fee_per_share * qty
 
     def _submit(self, cid: str, side: Side, qty: float, last_close: float) -> None:
         """``SimBroker.submit_order``: a new order id, then the quantity, position or cash
@@ -181,11 +169,11 @@ class FillStep:
             return
         reserved = 0.0
         if side is Side.SELL:
-            if qty > self.qty + _QTY_EPS:  # nothing else is pending: all of it is available
+            if qty > self.qty + QTY_EPS:  # nothing else is pending: all of it is available
                 return
         elif math.isfinite(last_close) and last_close > 0:
             need = qty * last_close * (1.0 + self._slip) + self._fee(qty)
-            if need > self._state.cash - self._reserved + _CASH_EPS:
+            if need > self._state.cash - self._reserved + CASH_EPS:
                 return
             reserved = need
         self._pending = _Pending(side, qty, reserved, cid, order_id)
@@ -199,11 +187,11 @@ class FillStep:
         fee = self._fee(qty)
         if item.side is Side.BUY:
             price = open_price * (1.0 + self._slip)
-            if qty * price + fee > self._state.cash + _CASH_EPS:
+            if qty * price + fee > self._state.cash + CASH_EPS:
                 return
         else:
             price = open_price * (1.0 - self._slip)
-            if qty > self.qty + _QTY_EPS:
+            if qty > self.qty + QTY_EPS:
                 return
         fill = Fill(
             order_id=item.order_id,
@@ -223,7 +211,7 @@ class FillStep:
         self._pending = None
         self._reserved = 0.0
         qty = self.qty
-        if abs(qty) < _FLAT_QTY:
+        if abs(qty) < MIN_FLATTEN_QTY:
             return
         cid = client_order_id(self._name, self._symbol, now, Intent.FLATTEN)
         self._submit(f"{cid}-0", Side.SELL if qty > 0 else Side.BUY, abs(qty), close)

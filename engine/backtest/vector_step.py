@@ -16,7 +16,7 @@ from datetime import datetime
 
 from tapewatch.engine.adapters.sim.broker import SimBroker
 from tapewatch.engine.backtest.stats import BreakerTrip
-from tapewatch.engine.core.engine import Engine
+from tapewatch.engine.core.engine import MIN_EXIT_QTY, MIN_FLATTEN_QTY, Engine
 from tapewatch.engine.model.events import BreakerChanged, Event, OrderFilled
 from tapewatch.engine.model.types import (
     Bar,
@@ -29,8 +29,10 @@ from tapewatch.engine.model.types import (
 )
 from tapewatch.engine.strategy.rsi_sma import rule_action
 
-_SELL_EPS = 1e-9  # an exit smaller than this is not sent (the engine's own cut-off)
-_FLAT_QTY = 1e-12  # flatten skips positions smaller than this (as ``preview_flatten``)
+
+def trips_among(changes: list[BreakerChanged]) -> list[BreakerTrip]:
+    """The trips among breaker changes, as the backtest's report lists them."""
+    return [BreakerTrip(c.ts.isoformat(), c.name, c.reason) for c in changes if c.tripped]
 
 
 def step_uncovered(engine: Engine) -> str | None:
@@ -70,10 +72,7 @@ class BarStep:
             self.fills.append(event.fill)
 
     def record(self, changes: list[BreakerChanged]) -> None:
-        """Trips among breaker changes, as the backtest's recorder lists them."""
-        for change in changes:
-            if change.tripped:
-                self.trips.append(BreakerTrip(change.ts.isoformat(), change.name, change.reason))
+        self.trips.extend(trips_among(changes))
 
     async def __call__(
         self, bar: Bar, now: datetime, rsi: float | None, sma: float | None
@@ -108,7 +107,7 @@ class BarStep:
             side, intent = Side.BUY, Intent.ENTRY
         else:
             qty = position_qty  # nothing is pending here, so no open sell to subtract
-            if qty <= _SELL_EPS:
+            if qty <= MIN_EXIT_QTY:
                 return equity, exposed
             side, intent = Side.SELL, Intent.EXIT
         request = OrderRequest(
@@ -131,7 +130,7 @@ class BarStep:
         broker = self._broker
         await broker.cancel_all_orders()
         for symbol, pos in sorted(broker.portfolio.positions.items()):
-            if abs(pos.qty) < _FLAT_QTY:
+            if abs(pos.qty) < MIN_FLATTEN_QTY:
                 continue
             cid = client_order_id(self._name, symbol, now, Intent.FLATTEN)
             request = OrderRequest(

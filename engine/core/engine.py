@@ -71,6 +71,8 @@ T = TypeVar("T")
 ET = ZoneInfo("America/New_York")
 
 STOP_WAIT = 5.0  # seconds stop() waits for the bar in hand
+MIN_EXIT_QTY = 1e-9  # an exit of this many shares or fewer is not sent
+MIN_FLATTEN_QTY = 1e-12  # flatten leaves a position smaller than this alone
 
 
 class EngineCommandError(TapewatchError):
@@ -486,7 +488,7 @@ class Engine(OrderFlow):
         else:
             side, intent = Side.SELL, Intent.EXIT
             qty = position_qty - self.book.open_sell_qty(self.symbol)  # never more than held
-            if qty <= 1e-9:
+            if qty <= MIN_EXIT_QTY:
                 return None
         return OrderRequest(
             client_order_id=client_order_id(self.config.strategy_name, self.symbol, bar.ts, intent),
@@ -610,7 +612,7 @@ class Engine(OrderFlow):
         position_qty = position.qty if position is not None else 0.0
         if held.is_exit:
             left = min(request.qty, position_qty - self.book.open_sell_qty(request.symbol))
-            if left <= 1e-9:
+            if left <= MIN_EXIT_QTY:
                 self._skip_held(held, "not sent: nothing left to sell")
                 return None
             request = replace(request, qty=left)
@@ -791,7 +793,7 @@ class Engine(OrderFlow):
         stamp = self.journal.last_seq if self.journal is not None else 0
         requests = []
         for symbol, pos in sorted(self.portfolio.positions.items()):
-            if abs(pos.qty) < 1e-12:
+            if abs(pos.qty) < MIN_FLATTEN_QTY:
                 continue
             side = Side.SELL if pos.qty > 0 else Side.BUY
             last = self.state.positions.get(symbol)

@@ -33,9 +33,9 @@ from tapewatch.engine.model.types import (
 )
 from tapewatch.engine.settings.config import ExecutionConfig
 
-_QTY_EPS = 1e-9
+QTY_EPS = 1e-9
 """Quantities closer than this are equal (the portfolio drops positions below it too)."""
-_CASH_EPS = 1e-9
+CASH_EPS = 1e-9
 
 
 def _ignore(_event: Event) -> None:
@@ -117,9 +117,9 @@ class SimBroker:
         return self._last.get(symbol)
 
     @property
-    def terms(self) -> tuple[float, float, float]:
-        """(slippage as a fraction, commission per order, commission per share)."""
-        return self._slip, self._fee_per_order, self._fee_per_share
+    def slippage(self) -> float:
+        """How far a fill moves against the trader, as a fraction of the open."""
+        return self._slip
 
     @property
     def id_prefix(self) -> str:
@@ -250,7 +250,8 @@ class SimBroker:
         items.sort(key=lambda item: item.seq)
         return items
 
-    def _fee(self, qty: float) -> float:
+    def fee(self, qty: float) -> float:
+        """The commission on an order of ``qty`` shares."""
         return self._fee_per_order + self._fee_per_share * qty
 
     @staticmethod
@@ -266,7 +267,7 @@ class SimBroker:
             item.order.qty for item in self._pending.get(symbol, ()) if item.order.side is Side.SELL
         )
         available = self.position_qty(symbol) - pending_sells
-        if request.qty > available + _QTY_EPS:
+        if request.qty > available + QTY_EPS:
             return (
                 f"cannot sell {_fmt_qty(request.qty)} {symbol}: "
                 f"only {_fmt_qty(max(available, 0.0))} held"
@@ -281,9 +282,9 @@ class SimBroker:
         price = self._last.get(request.symbol, request.estimated_price)
         if price is None or not math.isfinite(price) or price <= 0:
             return 0.0, ""
-        need = request.qty * price * (1.0 + self._slip) + self._fee(request.qty)
+        need = request.qty * price * (1.0 + self._slip) + self.fee(request.qty)
         have = self._state.cash - self._reserved_cash
-        if need > have + _CASH_EPS:
+        if need > have + CASH_EPS:
             return 0.0, f"insufficient cash: need ${need:,.2f}, have ${max(have, 0.0):,.2f}"
         return need, ""
 
@@ -294,7 +295,7 @@ class SimBroker:
         order = item.order
         self._reserved_cash = max(0.0, self._reserved_cash - item.reserved)
         qty = order.qty
-        fee = self._fee(qty)
+        fee = self.fee(qty)
         now = self._clock.now()
         if order.side is Side.BUY:
             price = open_price * (1.0 + self._slip)
@@ -302,7 +303,7 @@ class SimBroker:
             have = self._state.cash
             reason = (
                 f"insufficient cash: need ${need:,.2f}, have ${have:,.2f}"
-                if need > have + _CASH_EPS
+                if need > have + CASH_EPS
                 else ""
             )
         else:
@@ -310,7 +311,7 @@ class SimBroker:
             held = self.position_qty(order.symbol)
             reason = (
                 f"cannot sell {_fmt_qty(qty)} {order.symbol}: only {_fmt_qty(held)} held"
-                if qty > held + _QTY_EPS
+                if qty > held + QTY_EPS
                 else ""
             )
         if reason:
