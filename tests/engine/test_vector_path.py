@@ -34,7 +34,15 @@ from tests.engine.test_backtest_breakers import (
     crash_day,
     next_day,
 )
-from tests.engine.test_one_path_corpus import BASE, BUSY, CASES, arrays, columns, daily
+from tests.engine.test_one_path_corpus import (
+    BASE,
+    BUSY,
+    CASES,
+    arrays,
+    columns,
+    daily,
+    damaged,
+)
 
 
 def three_ways(bars: BarArrays, config: EngineConfig = BUSY) -> int:
@@ -221,17 +229,7 @@ def test_random_configs_on_randomly_damaged_history_agree(
     if in_cents:  # prices as exchanges print them: ties of RSI and SMA with thresholds happen
         for k in (1, 2, 3, 4):
             c[k] = np.round(c[k], 2)
-    for i, kind in bad:
-        if kind == "hi":
-            c[4][i] = c[2][i] * 1.02
-        elif kind == "nan":
-            c[1][i] = float("nan")
-        elif kind == "zero":
-            c[3][i] = 0.0
-        else:
-            c[5][i] = -5.0
-    c = [np.delete(x, sorted(set(drops))) for x in c]
-    c[0] = c[0] + shift_s * 1_000_000_000
+    c = damaged(c, bad, drops, shift_s)
     config = EngineConfig(
         strategy=replace(
             BUSY.strategy,
